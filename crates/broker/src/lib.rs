@@ -1,0 +1,53 @@
+//! Queue transports of wasmq: where jobs come from and where results go.
+//!
+//! A [`Transport`] hands out job messages as [`Delivery`] values and publishes results;
+//! a delivery is acknowledged only after its result is published, or requeued when the
+//! host failed. The worker's run loop is written once against this interface.
+//!
+//! # Layout
+//! - [`memory`]: [`MemoryQueue`], the in-process queue behind `wasmq run` (no broker).
+
+pub mod memory;
+
+use std::future::Future;
+
+use wasmq_spec::JobResult;
+
+pub use memory::MemoryQueue;
+
+/// A transport failed: the host's fault, so the job is requeued, never reported as failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BrokerError(pub String);
+
+/// One job message handed to a worker.
+pub trait Delivery: Send + 'static {
+    /// The message body: a job as JSON.
+    fn body(&self) -> &[u8];
+
+    /// Which delivery of this message this is (1 for the first).
+    fn attempt(&self) -> u32;
+
+    /// The job is done and its result published: remove the message.
+    fn ack(self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// The host failed: give the message back to be delivered again.
+    fn requeue(self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+}
+
+/// A source of jobs and a sink for results.
+pub trait Transport: Send + Sync + 'static {
+    /// The deliveries this transport hands out.
+    type Delivery: Delivery;
+
+    /// The next job message; `None` once the source is closed and drained.
+    fn next(&self) -> impl Future<Output = Option<Self::Delivery>> + Send;
+
+    /// Publishes the result of `delivery`'s job; returns once the result is safely stored
+    /// (for a broker: confirmed), so the delivery may be acknowledged.
+    fn publish(
+        &self,
+        result: &JobResult,
+        delivery: &Self::Delivery,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+}

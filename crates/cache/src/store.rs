@@ -1,0 +1,599 @@
+//! [`Cache`]: the module store and the artifact store under one root directory.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::atomic::write_atomic;
+use crate::digest::Digest;
+
+/// A failure of the cache's disk: always the host's fault, never the job's.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A file or directory operation failed.
+    #[error("cache i/o failed on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Names one compiled artifact: the module it came from, the engine that built it, and
+/// what kind of artifact it is (`cwasm` for a core module).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArtifactKey {
+    /// Fingerprint of the engine (version, settings, target, CPU features).
+    pub engine: String,
+    /// sha256 of the WebAssembly bytes.
+    pub module: Digest,
+    /// The artifact kind, used as the file extension.
+    pub kind: &'static str,
+}
+
+/// What is stored beside each artifact: enough to check it and to know where it came from.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactMeta {
+    sha256: String,
+    size: u64,
+    module: String,
+    engine: String,
+    kind: String,
+}
+
+/// An artifact whose bytes matched their recorded digest, opened and rewound.
+///
+/// The same open file was hashed, so a rename over the path after the check cannot swap
+/// what is loaded.
+#[derive(Debug)]
+pub struct VerifiedArtifact {
+    /// The open file, positioned at its start.
+    pub file: File,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// What is on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiskStats {
+    /// Uploaded modules.
+    pub modules: u64,
+    /// Their total size.
+    pub module_bytes: u64,
+    /// Compiled artifacts, all engines.
+    pub artifacts: u64,
+    /// Their total size, with their metadata.
+    pub artifact_bytes: u64,
+    /// Engine fingerprints that have artifacts.
+    pub engines: Vec<String>,
+    /// Files set aside after failing a check.
+    pub quarantined: u64,
+    /// The artifact size cap, if any.
+    pub max_bytes: Option<u64>,
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Artifacts removed, least recently used first.
+    pub removed: u64,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+    /// Artifact bytes left.
+    pub remaining_bytes: u64,
+    /// Leftover temp files of interrupted writes removed.
+    pub stale_temp_files: u64,
+}
+
+/// What a full verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Modules checked.
+    pub modules: u64,
+    /// Artifacts checked.
+    pub artifacts: u64,
+    /// Files that failed their check and were quarantined.
+    pub quarantined: Vec<PathBuf>,
+}
+
+/// Counters of this process's use of the cache.
+#[derive(Debug, Default)]
+struct Counters {
+    disk_hits: AtomicU64,
+    disk_misses: AtomicU64,
+    artifact_writes: AtomicU64,
+    quarantined: AtomicU64,
+}
+
+/// The module store and artifact store under one root.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    /// Cap on artifact bytes; exceeding it triggers an LRU collection.
+    max_bytes: Option<u64>,
+    /// Artifact bytes on disk as this process believes (scanned at open, then tracked).
+    approx_artifact_bytes: AtomicU64,
+    counters: Counters,
+}
+
+const META_EXT: &str = "meta";
+/// Temp files older than this are leftovers of a crashed writer.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+impl Cache {
+    /// Opens (creating if needed) the cache at `root`, capped at `max_bytes` of artifacts.
+    pub fn open(root: impl Into<PathBuf>, max_bytes: Option<u64>) -> Result<Cache, CacheError> {
+        let root = root.into();
+        for sub in ["modules", "artifacts", "quarantine"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let cache = Cache {
+            root,
+            max_bytes,
+            approx_artifact_bytes: AtomicU64::new(0),
+            counters: Counters::default(),
+        };
+        if max_bytes.is_some() {
+            let bytes = cache.artifact_entries()?.iter().map(|e| e.bytes).sum();
+            cache.approx_artifact_bytes.store(bytes, Ordering::Relaxed);
+        }
+        Ok(cache)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    // ----- modules -------------------------------------------------------------------
+
+    fn module_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("modules")
+            .join(digest.prefix())
+            .join(format!("{}.wasm", digest.to_hex()))
+    }
+
+    /// Stores `bytes` as a module and returns its digest; a module already stored is not
+    /// written again.
+    pub fn put_module(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
+        let digest = Digest::of(bytes);
+        let path = self.module_path(&digest);
+        match fs::metadata(&path) {
+            Ok(m) if m.len() == bytes.len() as u64 => {}
+            _ => write_atomic(&path, bytes).map_err(io_err(&path))?,
+        }
+        Ok(digest)
+    }
+
+    /// True when the store holds a file for `digest` (its bytes are checked on read).
+    pub fn has_module(&self, digest: &Digest) -> bool {
+        self.module_path(digest).is_file()
+    }
+
+    /// The module with this digest, checked: `None` when absent, or when the stored bytes
+    /// no longer match (they are quarantined and a warning is logged).
+    pub fn get_module(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.module_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        if Digest::of(&bytes) != *digest {
+            warn!(path = %path.display(), "stored module does not match its digest; quarantined");
+            self.quarantine(&path);
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
+    // ----- artifacts -----------------------------------------------------------------
+
+    /// Where the artifact for `key` lives.
+    pub fn artifact_path(&self, key: &ArtifactKey) -> PathBuf {
+        self.root
+            .join("artifacts")
+            .join(&key.engine)
+            .join(key.module.prefix())
+            .join(format!("{}.{}", key.module.to_hex(), key.kind))
+    }
+
+    fn meta_path(artifact: &Path) -> PathBuf {
+        let mut p = artifact.as_os_str().to_owned();
+        p.push(".");
+        p.push(META_EXT);
+        PathBuf::from(p)
+    }
+
+    /// Opens the artifact for `key` if it is present and its bytes match the digest
+    /// recorded when it was written. A missing artifact is `None`; a corrupt or truncated
+    /// one is quarantined, logged, and also `None`, so the caller recompiles.
+    pub fn open_artifact(&self, key: &ArtifactKey) -> Result<Option<VerifiedArtifact>, CacheError> {
+        let path = self.artifact_path(key);
+        let meta_path = Self::meta_path(&path);
+        let meta_text = match fs::read(&meta_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err(&meta_path)(e)),
+        };
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let problem = match serde_json::from_slice::<ArtifactMeta>(&meta_text) {
+            Err(e) => Some(format!("unreadable metadata: {e}")),
+            Ok(meta) => {
+                let len = file.metadata().map_err(io_err(&path))?.len();
+                if meta.size != len {
+                    Some(format!("size {len} differs from the recorded {}", meta.size))
+                } else if meta.module != key.module.to_hex() || meta.engine != key.engine {
+                    Some("metadata names another module or engine".to_owned())
+                } else {
+                    let actual = Digest::of_reader(&mut file).map_err(io_err(&path))?;
+                    (actual.to_hex() != meta.sha256)
+                        .then(|| format!("sha256 {actual} differs from the recorded {}", meta.sha256))
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            warn!(path = %path.display(), %problem, "cached artifact failed its integrity check; quarantined, recompiling");
+            self.quarantine(&path);
+            self.quarantine(&meta_path);
+            self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        file.rewind().map_err(io_err(&path))?;
+        // Last use drives LRU eviction; failing to record it only makes eviction less exact.
+        let _ = file.set_modified(SystemTime::now());
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(VerifiedArtifact { file, path, len }))
+    }
+
+    /// Stores an artifact: its metadata first, then its bytes, each atomically, so a reader
+    /// that finds the bytes always finds the digest to check them against.
+    pub fn put_artifact(&self, key: &ArtifactKey, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        let path = self.artifact_path(key);
+        let meta = ArtifactMeta {
+            sha256: Digest::of(bytes).to_hex(),
+            size: bytes.len() as u64,
+            module: key.module.to_hex(),
+            engine: key.engine.clone(),
+            kind: key.kind.to_owned(),
+        };
+        let meta_path = Self::meta_path(&path);
+        let meta_json = serde_json::to_vec(&meta).expect("metadata serializes");
+        write_atomic(&meta_path, &meta_json).map_err(io_err(&meta_path))?;
+        write_atomic(&path, bytes).map_err(io_err(&path))?;
+        self.counters.artifact_writes.fetch_add(1, Ordering::Relaxed);
+        let added = (bytes.len() + meta_json.len()) as u64;
+        let total = self.approx_artifact_bytes.fetch_add(added, Ordering::Relaxed) + added;
+        if let Some(max) = self.max_bytes
+            && total > max
+        {
+            match self.gc(max - max / 10) {
+                Ok(r) => info!(removed = r.removed, freed_bytes = r.freed_bytes, "artifact cache over its cap; evicted least recently used"),
+                Err(e) => warn!(error = %e, "artifact cache eviction failed"),
+            }
+        }
+        Ok(path)
+    }
+
+    // ----- maintenance ---------------------------------------------------------------
+
+    /// Moves a file that failed its check out of the way (deleting it if that fails).
+    fn quarantine(&self, path: &Path) {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dest = self.root.join("quarantine").join(format!("{nanos}-{name}"));
+        if fs::rename(path, &dest).is_err() {
+            let _ = fs::remove_file(path);
+        }
+        self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every artifact with its size (bytes + metadata) and last use.
+    fn artifact_entries(&self) -> Result<Vec<ArtifactEntry>, CacheError> {
+        let mut out = Vec::new();
+        for file in files_below(&self.root.join("artifacts"), 3)? {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with(".tmp-") || name.ends_with(".meta") {
+                continue;
+            }
+            let Ok(md) = fs::metadata(&file) else { continue };
+            let meta_len = fs::metadata(Self::meta_path(&file)).map(|m| m.len()).unwrap_or(0);
+            out.push(ArtifactEntry {
+                last_used: md.modified().unwrap_or(UNIX_EPOCH),
+                bytes: md.len() + meta_len,
+                path: file,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes least recently used artifacts until at most `max_bytes` remain, and temp
+    /// files left by interrupted writers.
+    pub fn gc(&self, max_bytes: u64) -> Result<GcReport, CacheError> {
+        let mut report = GcReport::default();
+        for dir in ["modules", "artifacts"] {
+            for file in files_below(&self.root.join(dir), 3)? {
+                let is_temp = file
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+                let old = fs::metadata(&file)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_TEMP);
+                if is_temp && old && fs::remove_file(&file).is_ok() {
+                    report.stale_temp_files += 1;
+                }
+            }
+        }
+        let mut entries = self.artifact_entries()?;
+        entries.sort_by_key(|e| e.last_used);
+        let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
+        for e in entries {
+            if total <= max_bytes {
+                break;
+            }
+            // Bytes first, then metadata: a reader never finds bytes without their digest.
+            if fs::remove_file(&e.path).is_ok() {
+                let _ = fs::remove_file(Self::meta_path(&e.path));
+                total -= e.bytes;
+                report.removed += 1;
+                report.freed_bytes += e.bytes;
+                debug!(path = %e.path.display(), "evicted artifact");
+            }
+        }
+        report.remaining_bytes = total;
+        self.approx_artifact_bytes.store(total, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Checks every module and artifact against its digest, quarantining failures.
+    pub fn verify(&self) -> Result<VerifyReport, CacheError> {
+        let mut report = VerifyReport::default();
+        for file in files_below(&self.root.join("modules"), 2)? {
+            let Some(expected) = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            report.modules += 1;
+            let actual = File::open(&file).and_then(Digest::of_reader).map_err(io_err(&file))?;
+            if actual != expected {
+                warn!(path = %file.display(), "module does not match its digest; quarantined");
+                self.quarantine(&file);
+                report.quarantined.push(file);
+            }
+        }
+        for entry in self.artifact_entries()? {
+            report.artifacts += 1;
+            let meta_path = Self::meta_path(&entry.path);
+            let ok = fs::read(&meta_path)
+                .ok()
+                .and_then(|t| serde_json::from_slice::<ArtifactMeta>(&t).ok())
+                .is_some_and(|meta| {
+                    File::open(&entry.path)
+                        .and_then(Digest::of_reader)
+                        .is_ok_and(|d| d.to_hex() == meta.sha256)
+                });
+            if !ok {
+                warn!(path = %entry.path.display(), "artifact failed its integrity check; quarantined");
+                self.quarantine(&entry.path);
+                self.quarantine(&meta_path);
+                report.quarantined.push(entry.path);
+            }
+        }
+        Ok(report)
+    }
+
+    /// What is on disk now.
+    pub fn disk_stats(&self) -> Result<DiskStats, CacheError> {
+        let mut s = DiskStats {
+            max_bytes: self.max_bytes,
+            ..Default::default()
+        };
+        for file in files_below(&self.root.join("modules"), 2)? {
+            if file.extension().is_some_and(|e| e == "wasm") {
+                s.modules += 1;
+                s.module_bytes += fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        for e in self.artifact_entries()? {
+            s.artifacts += 1;
+            s.artifact_bytes += e.bytes;
+        }
+        if let Ok(rd) = fs::read_dir(self.root.join("artifacts")) {
+            s.engines = rd
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            s.engines.sort();
+        }
+        s.quarantined = fs::read_dir(self.root.join("quarantine"))
+            .map(|rd| rd.count() as u64)
+            .unwrap_or(0);
+        Ok(s)
+    }
+
+    /// Artifact loads from disk by this process that passed their check.
+    pub fn disk_hits(&self) -> u64 {
+        self.counters.disk_hits.load(Ordering::Relaxed)
+    }
+
+    /// Artifacts written by this process.
+    pub fn artifact_writes(&self) -> u64 {
+        self.counters.artifact_writes.load(Ordering::Relaxed)
+    }
+
+    /// Files this process quarantined.
+    pub fn quarantined(&self) -> u64 {
+        self.counters.quarantined.load(Ordering::Relaxed)
+    }
+}
+
+struct ArtifactEntry {
+    path: PathBuf,
+    bytes: u64,
+    last_used: SystemTime,
+}
+
+/// Regular files exactly `depth` directory levels below `dir` (missing dirs are empty).
+fn files_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, CacheError> {
+    let mut level = vec![dir.to_owned()];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for d in level {
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&d)(e)),
+            };
+            for entry in rd.flatten() {
+                next.push(entry.path());
+            }
+        }
+        level = next;
+    }
+    Ok(level
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .collect())
+}
+
+/// Reads a whole file; a small helper for callers that hold a [`VerifiedArtifact`].
+pub fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(module: &[u8]) -> ArtifactKey {
+        ArtifactKey {
+            engine: "e1".into(),
+            module: Digest::of(module),
+            kind: "cwasm",
+        }
+    }
+
+    #[test]
+    fn module_round_trip_and_tamper_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let d = cache.put_module(b"\0asm module").unwrap();
+        assert_eq!(cache.get_module(&d).unwrap().as_deref(), Some(&b"\0asm module"[..]));
+        fs::write(cache.module_path(&d), b"\0asm modulX").unwrap();
+        assert_eq!(cache.get_module(&d).unwrap(), None);
+        assert_eq!(cache.quarantined(), 1);
+        assert!(!cache.has_module(&d));
+    }
+
+    #[test]
+    fn artifact_hit_corrupt_and_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let k = key(b"m");
+        assert!(cache.open_artifact(&k).unwrap().is_none());
+        let path = cache.put_artifact(&k, b"compiled code").unwrap();
+        let hit = cache.open_artifact(&k).unwrap().unwrap();
+        assert_eq!(read_all(&hit.file).unwrap(), b"compiled code");
+
+        // Same length, one byte changed.
+        fs::write(&path, b"compiled codX").unwrap();
+        assert!(cache.open_artifact(&k).unwrap().is_none());
+        assert!(!path.exists(), "corrupt artifact must be moved away");
+
+        cache.put_artifact(&k, b"compiled code").unwrap();
+        fs::write(&path, b"compiled").unwrap();
+        assert!(cache.open_artifact(&k).unwrap().is_none());
+        assert_eq!(cache.quarantined(), 4, "bytes and metadata, twice");
+    }
+
+    #[test]
+    fn artifact_without_metadata_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let k = key(b"m");
+        let path = cache.artifact_path(&k);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"unverified").unwrap();
+        assert!(cache.open_artifact(&k).unwrap().is_none());
+    }
+
+    #[test]
+    fn gc_evicts_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let (a, b) = (key(b"a"), key(b"b"));
+        cache.put_artifact(&a, &[1u8; 1000]).unwrap();
+        cache.put_artifact(&b, &[2u8; 1000]).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(100);
+        File::options().write(true).open(cache.artifact_path(&a)).unwrap().set_modified(old).unwrap();
+        let report = cache.gc(1500).unwrap();
+        assert_eq!(report.removed, 1);
+        assert!(cache.open_artifact(&a).unwrap().is_none());
+        assert!(cache.open_artifact(&b).unwrap().is_some());
+    }
+
+    #[test]
+    fn cap_triggers_eviction_on_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(2500)).unwrap();
+        for i in 0..5u8 {
+            cache.put_artifact(&key(&[i]), &[i; 1000]).unwrap();
+        }
+        let s = cache.disk_stats().unwrap();
+        assert!(s.artifact_bytes <= 2500, "{s:?}");
+        assert!(cache.open_artifact(&key(&[4])).unwrap().is_some(), "newest stays");
+    }
+
+    #[test]
+    fn verify_quarantines_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let d = cache.put_module(b"good").unwrap();
+        let k = key(b"good");
+        let p = cache.put_artifact(&k, b"art").unwrap();
+        assert!(cache.verify().unwrap().quarantined.is_empty());
+        fs::write(&p, b"bad").unwrap();
+        fs::write(cache.module_path(&d), b"evil").unwrap();
+        let r = cache.verify().unwrap();
+        assert_eq!((r.modules, r.artifacts, r.quarantined.len()), (1, 1, 2));
+    }
+}

@@ -1,0 +1,163 @@
+//! The wasmtime engines of a process, their linkers, fingerprints and epoch tickers.
+//!
+//! Artifacts compiled with fuel metering and without it are not interchangeable, so a
+//! process has up to two engines: the plain one (created at start) and a fuel-metering one
+//! (created on the first job that asks for fuel). Each has its own fingerprint, hence its
+//! own artifact directory, and its own epoch ticker thread that stops when the engine is
+//! dropped.
+
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use wasmtime::{Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::limiter::JobLimiter;
+
+/// What the store of one job holds.
+pub(crate) struct State {
+    /// The guest's WASI view: args, env, stdio pipes, preopened directories.
+    pub(crate) wasi: WasiP1Ctx,
+    /// The job's memory and table limits, and what it used.
+    pub(crate) limiter: JobLimiter,
+}
+
+/// Which engine a job runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum EngineKind {
+    Plain,
+    Fuel,
+}
+
+/// Engine settings fixed at start.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineOptions {
+    pub(crate) pooling: bool,
+    pub(crate) slots: u32,
+    pub(crate) max_memory_bytes: u64,
+    pub(crate) max_table_elements: usize,
+    pub(crate) keep_resident_bytes: usize,
+    pub(crate) epoch_tick: Duration,
+}
+
+/// One engine with everything bound to it.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    /// WASI preview 1, async, on this engine.
+    pub(crate) linker: Linker<State>,
+    /// Which artifacts this engine can load (see [`fingerprint`]).
+    pub(crate) fingerprint: String,
+}
+
+/// The plain engine and, once needed, the fuel-metering one.
+pub(crate) struct Engines {
+    options: EngineOptions,
+    plain: Runtime,
+    fuel: OnceLock<Runtime>,
+}
+
+impl Engines {
+    pub(crate) fn new(options: EngineOptions) -> anyhow::Result<Engines> {
+        let plain = Runtime::new(&options, false)?;
+        Ok(Engines {
+            options,
+            plain,
+            fuel: OnceLock::new(),
+        })
+    }
+
+    /// The engine for `kind`, creating the fuel engine on first use.
+    pub(crate) fn get(&self, kind: EngineKind) -> anyhow::Result<&Runtime> {
+        match kind {
+            EngineKind::Plain => Ok(&self.plain),
+            EngineKind::Fuel => {
+                if let Some(rt) = self.fuel.get() {
+                    return Ok(rt);
+                }
+                let rt = Runtime::new(&self.options, true)?;
+                // A racing creator may win; its engine is as good as ours.
+                Ok(self.fuel.get_or_init(|| rt))
+            }
+        }
+    }
+}
+
+impl Runtime {
+    fn new(options: &EngineOptions, fuel: bool) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .strategy(wasmtime::Strategy::Cranelift)
+            .epoch_interruption(true)
+            .consume_fuel(fuel);
+        if options.pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            let n = options.slots;
+            pool.total_core_instances(n)
+                .total_memories(n)
+                .total_tables(n)
+                .total_stacks(n)
+                .total_component_instances(n)
+                .max_memory_size(usize::try_from(options.max_memory_bytes)?)
+                .table_elements(options.max_table_elements)
+                // Resetting a reused slot by memset instead of madvise keeps parallel jobs
+                // from serialising on the kernel's mmap lock (see docs/architecture.md).
+                .linear_memory_keep_resident(options.keep_resident_bytes)
+                .table_keep_resident(options.keep_resident_bytes)
+                .pagemap_scan(Enabled::Auto);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)?;
+        spawn_epoch_ticker(engine.weak(), options.epoch_tick);
+        let fingerprint = fingerprint(&engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            fingerprint,
+        })
+    }
+}
+
+/// Feeds `Hash` output into sha256.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        unreachable!("only the sha256 of the written bytes is used")
+    }
+}
+
+/// A short stable name for everything that makes an artifact loadable by `engine`:
+/// wasmtime's own compatibility hash (its version, compiler settings, enabled features,
+/// target and CPU flags) plus the layout version of this cache.
+pub(crate) fn fingerprint(engine: &Engine) -> String {
+    let mut h = ShaHasher(Sha256::new());
+    "wasmq-artifact-v1".hash(&mut h);
+    std::env::consts::ARCH.hash(&mut h);
+    std::env::consts::OS.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    hex::encode(&h.0.finalize()[..12])
+}
+
+/// Advances `engine`'s epoch every `tick` until the engine is dropped.
+fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) {
+    std::thread::Builder::new()
+        .name("wasmq-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(e) => e.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

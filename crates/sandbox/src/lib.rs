@@ -1,0 +1,139 @@
+//! Runs one job in a fresh WebAssembly sandbox, with the module compiled ahead of time
+//! through the artifact cache.
+//!
+//! This is the only crate that touches wasmtime. It narrows wasmtime to what wasmq needs:
+//! [`Sandbox::new`] builds the engine(s) once per process, [`Sandbox::run`] turns a
+//! [`Job`](wasmq_spec::Job) into a [`JobResult`](wasmq_spec::JobResult), and
+//! [`Sandbox::prewarm`] compiles a module into the cache without running it. Every way a
+//! guest can misbehave ends in a result status; none of them takes the process down.
+//!
+//! # Layout
+//! - [`config`]: [`SandboxConfig`] and [`Volume`], fixed at start.
+//! - `engine`: the engines (plain and fuel-metering), pooling allocator, epoch tickers,
+//!   fingerprints.
+//! - `modules`: the hot set, single-flight compile, load-from-disk (the one `unsafe`).
+//! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
+//! - `limiter`: the per-job memory/table limiter.
+//! - `pipe`: capped stdout/stderr capture.
+//! - `files`: the job's `/work` directory: inputs in, collected files out.
+
+pub mod config;
+mod engine;
+mod files;
+mod limiter;
+mod modules;
+mod pipe;
+mod run;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use wasmq_cache::{Cache, Digest};
+use wasmq_spec::CacheOutcome;
+
+pub use config::{SandboxConfig, Volume};
+
+use engine::{EngineKind, EngineOptions, Engines};
+use modules::{Modules, ResolveError, Source};
+
+/// The sandbox could not be set up (bad configuration, engine refused its settings).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(String);
+
+/// What a prewarm did for one module.
+#[derive(Debug, Clone)]
+pub struct Prewarmed {
+    /// The module's digest.
+    pub digest: Digest,
+    /// Whether it was compiled now or was already cached.
+    pub outcome: CacheOutcome,
+    /// Time spent compiling, in microseconds (0 when cached).
+    pub compile_us: u64,
+}
+
+/// Runs jobs; one per process, shared by every task (it is cheap to clone).
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    engines: Engines,
+    modules: Modules,
+    /// One permit per pooled instance slot: a job holds one while its store lives.
+    slots: Semaphore,
+}
+
+impl Sandbox {
+    /// Builds the engine and checks the configuration; call once per process.
+    pub fn new(config: SandboxConfig, cache: Arc<Cache>) -> Result<Sandbox, SetupError> {
+        config.check().map_err(SetupError)?;
+        let slots = config.instance_slots();
+        let engines = Engines::new(EngineOptions {
+            pooling: config.pooling,
+            slots,
+            max_memory_bytes: config.limits.maximum.memory_bytes,
+            max_table_elements: config.max_table_elements,
+            keep_resident_bytes: config.keep_resident_bytes,
+            epoch_tick: config.epoch_tick,
+        })
+        .map_err(|e| SetupError(format!("the wasm engine refused its configuration: {e:#}")))?;
+        let modules = Modules::new(cache, config.hot_set_size);
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(slots as usize),
+                config,
+                engines,
+                modules,
+            }),
+        })
+    }
+
+    /// The fingerprint of the default (no fuel) engine: which artifacts it can load.
+    pub fn fingerprint(&self) -> &str {
+        &self
+            .inner
+            .engines
+            .get(EngineKind::Plain)
+            .expect("the plain engine exists from the start")
+            .fingerprint
+    }
+
+    /// Modules compiled by this process so far.
+    pub fn compiles(&self) -> u64 {
+        self.inner.modules.compiles()
+    }
+
+    /// The configuration this sandbox runs with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Compiles `bytes` into the cache for the default engine, without running anything.
+    ///
+    /// Returns the rejection message when the bytes are not a module that can run here.
+    pub async fn prewarm(&self, bytes: Vec<u8>) -> Result<Prewarmed, String> {
+        let digest = Digest::of(&bytes);
+        let rt = self
+            .inner
+            .engines
+            .get(EngineKind::Plain)
+            .map_err(|e| format!("{e:#}"))?;
+        match self
+            .inner
+            .modules
+            .resolve(rt, EngineKind::Plain, digest, Source::Bytes(bytes))
+            .await
+        {
+            Ok(r) => Ok(Prewarmed {
+                digest,
+                outcome: r.outcome,
+                compile_us: r.compile_us,
+            }),
+            Err(ResolveError::Rejected(r)) => Err(r.message),
+            Err(ResolveError::Internal(m)) => Err(m),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Finding a job's compiled module: the in-memory hot set, then the artifact cache on disk,
+//! then the compiler, with one compile per module however many jobs ask at once.
+//!
+//! The only `unsafe` of wasmq lives here: loading a precompiled artifact, which is sound
+//! only for bytes this engine produced. The artifact's digest is checked (on the same open
+//! file) before it is handed to wasmtime.
+#![allow(unsafe_code)]
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use lru::LruCache;
+use tokio::sync::OnceCell;
+use tracing::{debug, info, warn};
+use wasmq_cache::{ArtifactKey, Cache, Digest};
+use wasmq_spec::{CacheOutcome, Rejection, codes};
+use wasmtime::{InstancePre, Module};
+
+use crate::engine::{EngineKind, Runtime, State};
+
+/// The artifact kind of a precompiled core module.
+pub(crate) const CORE_MODULE: &str = "cwasm";
+
+/// A module ready to instantiate.
+pub(crate) struct Loaded {
+    /// Imports resolved against the WASI linker, checked once.
+    pub(crate) pre: InstancePre<State>,
+}
+
+/// Why a module could not be had for a job.
+#[derive(Debug)]
+pub(crate) enum ResolveError {
+    /// The job's fault: a result is published, no retry.
+    Rejected(Rejection),
+    /// The host's fault (disk, runtime).
+    Internal(String),
+}
+
+/// Where a module's bytes come from when they are needed.
+pub(crate) enum Source {
+    /// The module store, by digest.
+    Store,
+    /// Bytes the job carried.
+    Bytes(Vec<u8>),
+}
+
+/// A resolved module and how it was found.
+pub(crate) struct Resolved {
+    pub(crate) loaded: Arc<Loaded>,
+    pub(crate) outcome: CacheOutcome,
+    pub(crate) compile_us: u64,
+}
+
+/// Permanent outcomes are remembered: a module that does not compile or link never will.
+type Slot = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
+
+/// The hot set: loaded modules by (digest, engine), bounded, least recently used out.
+pub(crate) struct Modules {
+    hot: Mutex<LruCache<(Digest, EngineKind), Slot>>,
+    cache: Arc<Cache>,
+    compiles: AtomicU64,
+}
+
+impl Modules {
+    pub(crate) fn new(cache: Arc<Cache>, capacity: usize) -> Modules {
+        let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
+        Modules {
+            hot: Mutex::new(LruCache::new(cap)),
+            cache,
+            compiles: AtomicU64::new(0),
+        }
+    }
+
+    /// Modules compiled by this process.
+    pub(crate) fn compiles(&self) -> u64 {
+        self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// The loaded module for `digest` on `rt`, loading or compiling it if needed.
+    pub(crate) async fn resolve(
+        &self,
+        rt: &Runtime,
+        kind: EngineKind,
+        digest: Digest,
+        source: Source,
+    ) -> Result<Resolved, ResolveError> {
+        let slot = {
+            let mut hot = self.hot.lock().expect("hot set lock");
+            hot.get_or_insert((digest, kind), || Arc::new(OnceCell::new()))
+                .clone()
+        };
+        if let Some(done) = slot.get() {
+            return hot_hit(done);
+        }
+        let mut first: Option<(CacheOutcome, u64)> = None;
+        let done = slot
+            .get_or_try_init(|| async {
+                let (loaded, outcome, us) = self.load(rt, digest, source).await?;
+                first = Some((outcome, us));
+                Ok::<_, ResolveError>(loaded)
+            })
+            .await?;
+        match first {
+            // This call did the loading.
+            Some((outcome, compile_us)) => match done {
+                Ok(loaded) => Ok(Resolved {
+                    loaded: loaded.clone(),
+                    outcome,
+                    compile_us,
+                }),
+                Err(r) => Err(ResolveError::Rejected(r.clone())),
+            },
+            // Another job loaded it while this one waited.
+            None => hot_hit(done),
+        }
+    }
+
+    /// Loads from disk or compiles. The outer error is not remembered (the module may be
+    /// uploaded later, the disk may recover); the inner one is.
+    async fn load(
+        &self,
+        rt: &Runtime,
+        digest: Digest,
+        source: Source,
+    ) -> Result<(Result<Arc<Loaded>, Rejection>, CacheOutcome, u64), ResolveError> {
+        let key = ArtifactKey {
+            engine: rt.fingerprint.clone(),
+            module: digest,
+            kind: CORE_MODULE,
+        };
+        let engine = rt.engine.clone();
+        let cache = self.cache.clone();
+        let k = key.clone();
+        let from_disk = tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k))
+            .await
+            .map_err(|e| ResolveError::Internal(format!("loading an artifact panicked: {e}")))?;
+        if let Some(module) = from_disk {
+            debug!(module = %digest, "artifact loaded from disk");
+            return Ok((link(rt, &module), CacheOutcome::HitDisk, 0));
+        }
+
+        let bytes = match source {
+            Source::Bytes(b) => b,
+            Source::Store => {
+                let cache = self.cache.clone();
+                let got = tokio::task::spawn_blocking(move || cache.get_module(&digest))
+                    .await
+                    .map_err(|e| ResolveError::Internal(format!("reading the module store panicked: {e}")))?;
+                match got {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        return Err(ResolveError::Rejected(Rejection::new(
+                            codes::MODULE_NOT_FOUND,
+                            format!(
+                                "module sha256:{digest} is not in the module store; upload it with `wasmq submit` or `wasmq prewarm`"
+                            ),
+                        )));
+                    }
+                    Err(e) => return Err(ResolveError::Internal(e.to_string())),
+                }
+            }
+        };
+
+        let started = Instant::now();
+        let engine = rt.engine.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let module = Module::new(&engine, &bytes)?;
+            let serialized = module.serialize()?;
+            Ok::<_, wasmtime::Error>((module, serialized))
+        })
+        .await
+        .map_err(|e| ResolveError::Internal(format!("compiling panicked: {e}")))?;
+        let compile_us = started.elapsed().as_micros() as u64;
+        let (module, serialized) = match compiled {
+            Ok(m) => m,
+            Err(e) => {
+                let r = Rejection::new(codes::INVALID_MODULE, format!("the module is not valid WebAssembly: {e:#}"));
+                return Ok((Err(r), CacheOutcome::Compiled, compile_us));
+            }
+        };
+        self.compiles.fetch_add(1, Ordering::Relaxed);
+        info!(module = %digest, compile_ms = compile_us / 1000, "compiled module");
+        let cache = self.cache.clone();
+        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&key, &serialized)).await;
+        // A cache that cannot be written costs a recompile later, never this job.
+        match stored {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache"),
+            Err(e) => warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache"),
+        }
+        Ok((link(rt, &module), CacheOutcome::Compiled, compile_us))
+    }
+}
+
+fn hot_hit(done: &Result<Arc<Loaded>, Rejection>) -> Result<Resolved, ResolveError> {
+    match done {
+        Ok(loaded) => Ok(Resolved {
+            loaded: loaded.clone(),
+            outcome: CacheOutcome::HitMemory,
+            compile_us: 0,
+        }),
+        Err(r) => Err(ResolveError::Rejected(r.clone())),
+    }
+}
+
+/// A verified artifact from disk, deserialized; `None` on a miss, a failed check, or an
+/// artifact this engine refuses (each is logged and ends in a recompile).
+fn load_artifact(cache: &Cache, engine: &wasmtime::Engine, key: &ArtifactKey) -> Option<Module> {
+    let verified = match cache.open_artifact(key) {
+        Ok(Some(v)) => v,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(error = %e, "artifact cache unreadable; compiling instead");
+            return None;
+        }
+    };
+    let path = verified.path.clone();
+    // SAFETY: the file holds exactly the bytes whose sha256 was recorded when this process
+    // (or another wasmq process) serialized a module compiled by an engine with the same
+    // fingerprint; the digest was checked on this same open file just now, and cache
+    // writers only ever replace files by rename, never in place.
+    match unsafe { Module::deserialize_open_file(engine, verified.file) } {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "engine refused a cached artifact; recompiling");
+            None
+        }
+    }
+}
+
+/// Resolves a module's imports against the WASI linker and checks its entry point.
+fn link(rt: &Runtime, module: &Module) -> Result<Arc<Loaded>, Rejection> {
+    match module.get_export("_start") {
+        Some(wasmtime::ExternType::Func(_)) => {}
+        _ => {
+            return Err(Rejection::new(
+                codes::NO_ENTRY_POINT,
+                "the module exports no `_start` function; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)",
+            ));
+        }
+    }
+    match rt.linker.instantiate_pre(module) {
+        Ok(pre) => Ok(Arc::new(Loaded { pre })),
+        Err(e) => Err(Rejection::new(
+            codes::UNKNOWN_IMPORT,
+            format!("the module imports something this sandbox does not provide (only WASI preview 1 is available): {e:#}"),
+        )),
+    }
+}

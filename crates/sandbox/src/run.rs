@@ -1,0 +1,360 @@
+//! Running one job: from a decoded [`Job`] to its [`JobResult`].
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tracing::debug;
+use wasmq_cache::Digest;
+use wasmq_spec::{Job, JobResult, Limits, ModuleRef, Rejection, Status, WORK_DIR, codes};
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::engine::{EngineKind, Runtime, State};
+use crate::files;
+use crate::limiter::JobLimiter;
+use crate::modules::{Loaded, ResolveError, Source};
+use crate::pipe::CappedPipe;
+use crate::Sandbox;
+
+/// argv\[0\] as the guest sees it.
+const ARGV0: &str = "main.wasm";
+/// Longest result message kept (trap backtraces can be long).
+const MAX_MESSAGE: usize = 4096;
+
+/// A directory mounted into the guest.
+struct Mount {
+    guest: String,
+    host: std::path::PathBuf,
+    perms: FsPerms,
+}
+
+/// Everything a run needs besides the module, prepared before a slot is taken.
+struct Prepared<'a> {
+    job: &'a Job,
+    limits: Limits,
+    stdin: Vec<u8>,
+    inputs: Vec<(&'a str, Vec<u8>)>,
+    mounts: Vec<Mount>,
+}
+
+impl Sandbox {
+    /// Runs `job` and returns its result; never fails: every problem is a status.
+    pub async fn run(&self, job: &Job) -> JobResult {
+        let started = Instant::now();
+        let mut result = JobResult::new(job.id(), job.batch.clone());
+        if let Err(r) = self.run_into(job, &mut result).await {
+            result.set_outcome(Status::Rejected, r.code, r.message);
+        }
+        result.timings.total_us = started.elapsed().as_micros() as u64;
+        debug!(job = job.id(), status = %result.status, us = result.timings.total_us, "job finished");
+        result
+    }
+
+    async fn run_into(&self, job: &Job, result: &mut JobResult) -> Result<(), Rejection> {
+        let inner = &self.inner;
+        let prepared = self.prepare(job)?;
+        let kind = if prepared.limits.fuel.is_some() {
+            EngineKind::Fuel
+        } else {
+            EngineKind::Plain
+        };
+        let rt = match inner.engines.get(kind) {
+            Ok(rt) => rt,
+            Err(e) => {
+                result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not create the fuel engine: {e:#}"));
+                return Ok(());
+            }
+        };
+        result.engine = Some(rt.fingerprint.clone());
+
+        let (digest, source) = self.module_source(&job.module)?;
+        result.module = Some(digest.to_hex());
+        let t = Instant::now();
+        let resolved = inner.modules.resolve(rt, kind, digest, source).await;
+        result.timings.resolve_us = t.elapsed().as_micros() as u64;
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(ResolveError::Rejected(r)) => return Err(r),
+            Err(ResolveError::Internal(m)) => {
+                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                return Ok(());
+            }
+        };
+        result.cache = Some(resolved.outcome);
+        result.timings.compile_us = resolved.compile_us;
+
+        let _slot = inner.slots.acquire().await.expect("the slot semaphore is never closed");
+        let dir = match self.job_dir(&prepared) {
+            Ok(d) => d,
+            Err(e) => {
+                result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not prepare the job directory: {e}"));
+                return Ok(());
+            }
+        };
+        self.execute(rt, &resolved.loaded, &prepared, dir.path(), result).await;
+        if let Err(e) = files::collect(dir.path(), &job.collect, prepared.limits.output_bytes, result) {
+            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not collect output files: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Checks limits, volumes, stdin and files before any work is done.
+    fn prepare<'a>(&self, job: &'a Job) -> Result<Prepared<'a>, Rejection> {
+        let config = &self.inner.config;
+        job.validate()?;
+        let limits = config.limits.resolve(&job.limits)?;
+        let mut mounts = Vec::with_capacity(job.volumes.len());
+        for (guest, name) in &job.volumes {
+            let Some(v) = config.volumes.get(name) else {
+                let declared: Vec<&str> = config.volumes.keys().map(String::as_str).collect();
+                return Err(Rejection::new(
+                    codes::UNKNOWN_VOLUME,
+                    format!(
+                        "volume {name:?} (mounted at {guest}) is not declared by this worker; declared volumes: [{}]",
+                        declared.join(", ")
+                    ),
+                ));
+            };
+            mounts.push(Mount {
+                guest: guest.clone(),
+                host: v.host.clone(),
+                perms: if v.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly },
+            });
+        }
+        let stdin = match (&job.stdin, &job.stdin_base64) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(b)) => BASE64
+                .decode(b)
+                .map_err(|e| Rejection::new(codes::INVALID_BASE64, format!("stdin_base64 does not decode: {e}")))?,
+            (None, None) => Vec::new(),
+        };
+        let inputs = files::decode_inputs(&job.files)?;
+        Ok(Prepared {
+            job,
+            limits,
+            stdin,
+            inputs,
+            mounts,
+        })
+    }
+
+    /// The digest of the job's module and where its bytes are.
+    fn module_source(&self, module: &ModuleRef) -> Result<(Digest, Source), Rejection> {
+        let max = self.inner.config.max_module_bytes;
+        match module {
+            ModuleRef::Sha256(hex) => {
+                let d = hex
+                    .parse::<Digest>()
+                    .map_err(|e| Rejection::new(codes::INVALID_FIELD, format!("module.sha256: {e}")))?;
+                Ok((d, Source::Store))
+            }
+            ModuleRef::Base64(text) => {
+                if text.len() / 4 * 3 > max {
+                    return Err(Rejection::new(
+                        codes::MODULE_TOO_LARGE,
+                        format!("the inline module is larger than this worker's maximum of {max} bytes; upload it and refer to it by sha256"),
+                    ));
+                }
+                let bytes = BASE64
+                    .decode(text)
+                    .map_err(|e| Rejection::new(codes::INVALID_BASE64, format!("module.base64 does not decode: {e}")))?;
+                Ok((Digest::of(&bytes), Source::Bytes(bytes)))
+            }
+            ModuleRef::Path(p) => Err(Rejection::new(
+                codes::MODULE_PATH_NOT_ALLOWED,
+                format!(
+                    "module.path {} names a file on the submitter's machine; submit it with `wasmq submit` (which uploads it) or refer to it by sha256",
+                    p.display()
+                ),
+            )),
+        }
+    }
+
+    /// A fresh, empty directory for the job, with its input files written.
+    fn job_dir(&self, prepared: &Prepared<'_>) -> std::io::Result<tempfile::TempDir> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("wasmq-job-");
+        let dir = match &self.inner.config.work_root {
+            Some(root) => b.tempdir_in(root)?,
+            None => b.tempdir()?,
+        };
+        files::write_inputs(dir.path(), &prepared.inputs)?;
+        Ok(dir)
+    }
+
+    /// Instantiates and runs the guest, filling in status, output and usage.
+    async fn execute(&self, rt: &Runtime, loaded: &Loaded, p: &Prepared<'_>, dir: &std::path::Path, result: &mut JobResult) {
+        let limits = &p.limits;
+        let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
+        let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(ARGV0)
+            .args(&p.job.args)
+            .envs(&p.job.env.iter().collect::<Vec<_>>())
+            .stdin(MemoryInputPipe::new(p.stdin.clone()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        if let Err(e) = wasi.preopened_dir(dir, WORK_DIR, FsPerms::ReadWrite) {
+            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not open the job directory: {e:#}"));
+            return;
+        }
+        for m in &p.mounts {
+            if let Err(e) = wasi.preopened_dir(&m.host, &m.guest, m.perms) {
+                result.set_outcome(
+                    Status::InternalError,
+                    codes::INTERNAL,
+                    format!("could not open the volume at {} (host {}): {e:#}", m.guest, m.host.display()),
+                );
+                return;
+            }
+        }
+        let state = State {
+            wasi: wasi.build_p1(),
+            limiter: JobLimiter::new(limits.memory_bytes, self.inner.config.max_table_elements),
+        };
+        let mut store = Store::new(&rt.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if let Some(fuel) = limits.fuel
+            && let Err(e) = store.set_fuel(fuel)
+        {
+            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not set fuel: {e:#}"));
+            return;
+        }
+        let timeout = std::time::Duration::from_millis(limits.timeout_ms);
+        let deadline = Instant::now() + timeout;
+        // Every tick: past the deadline, stop the guest; otherwise let other tasks run.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let mut instantiate_us = 0;
+        let t = Instant::now();
+        let outcome = {
+            let run = async {
+                let instance = loaded.pre.instantiate_async(&mut store).await;
+                instantiate_us = t.elapsed().as_micros() as u64;
+                let start = instance?.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            };
+            // The epoch stops a guest that computes; this stops one blocked in a host call
+            // (a long sleep, say).
+            tokio::time::timeout(timeout, run).await
+        };
+        result.timings.instantiate_us = instantiate_us;
+        result.timings.run_us = (t.elapsed().as_micros() as u64).saturating_sub(instantiate_us);
+
+        let (out, out_cut) = stdout.take();
+        let (err, err_cut) = stderr.take();
+        result.set_stdout(&out, out_cut);
+        result.set_stderr(&err, err_cut);
+        if let Some(fuel) = limits.fuel {
+            result.fuel_consumed = Some(fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+        }
+        let limiter = &store.data().limiter;
+        result.memory_peak_bytes = limiter.peak_memory as u64;
+        classify(outcome, limiter.refused.as_deref(), limits, result);
+    }
+}
+
+/// Turns how the guest ended into a status, code and message.
+fn classify(
+    outcome: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    refused: Option<&str>,
+    limits: &Limits,
+    result: &mut JobResult,
+) {
+    let timed_out = || {
+        (
+            Status::TimedOut,
+            codes::TIMEOUT.to_owned(),
+            format!("the job ran past its time limit of {} ms", limits.timeout_ms),
+        )
+    };
+    let (status, code, message) = match outcome {
+        Err(_elapsed) => timed_out(),
+        Ok(Ok(())) => {
+            result.exit_code = Some(0);
+            (Status::Succeeded, codes::OK.to_owned(), "the guest exited with status 0".to_owned())
+        }
+        Ok(Err(e)) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                result.exit_code = Some(exit.0);
+                if exit.0 == 0 {
+                    (Status::Succeeded, codes::OK.to_owned(), "the guest exited with status 0".to_owned())
+                } else {
+                    (
+                        Status::Failed,
+                        codes::EXIT_NONZERO.to_owned(),
+                        format!("the guest exited with status {}", exit.0),
+                    )
+                }
+            } else if let Some(trap) = e.downcast_ref::<Trap>() {
+                match trap {
+                    Trap::Interrupt => timed_out(),
+                    Trap::OutOfFuel => (
+                        Status::FuelExhausted,
+                        codes::OUT_OF_FUEL.to_owned(),
+                        format!("the guest used all of its fuel ({})", limits.fuel.unwrap_or(0)),
+                    ),
+                    other => (
+                        Status::Trapped,
+                        format!("trap_{}", snake_case(&format!("{other:?}"))),
+                        format!("the guest trapped: {e:#}"),
+                    ),
+                }
+            } else {
+                (Status::Trapped, "trap_host".to_owned(), format!("the guest failed in a host call: {e:#}"))
+            }
+        }
+    };
+    // A refused growth explains a later failure better than the failure itself.
+    let (status, code, message) = match (status, refused) {
+        (Status::Failed | Status::Trapped, Some(why)) => (
+            Status::MemoryExceeded,
+            codes::MEMORY_LIMIT.to_owned(),
+            format!("{why}; then {message}"),
+        ),
+        other => (other.0, code, message),
+    };
+    let mut message = message;
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" ...");
+    }
+    result.set_outcome(status, &code, message);
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trap_names_become_codes() {
+        assert_eq!(super::snake_case("StackOverflow"), "stack_overflow");
+        assert_eq!(super::snake_case("UnreachableCodeReached"), "unreachable_code_reached");
+    }
+}

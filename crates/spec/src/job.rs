@@ -1,0 +1,340 @@
+//! A job: which module to run, with what arguments, input, files and limits.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::LimitsRequest;
+use crate::reject::{Rejection, codes};
+
+/// Longest accepted job id, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted batch name, in bytes.
+pub const MAX_BATCH_LEN: usize = 128;
+
+/// One job, as submitted.
+///
+/// Unknown fields are refused: a misspelt field (`limit` for `limits`) would otherwise be
+/// ignored silently and the job would run under limits its author did not mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Unique id; generated (a UUID) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Batch this job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// The module to run.
+    pub module: ModuleRef,
+    /// Arguments after argv\[0\] (which the runner supplies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The guest's environment; the host's is never visible.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Standard input as UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// Standard input as base64 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_base64: Option<String>,
+    /// Files written into the job's `/work` directory before it starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileContent>,
+    /// Paths (globs allowed) under `/work` returned in the result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collect: Vec<String>,
+    /// Guest path -> name of an operator-declared volume.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, String>,
+    /// Resource limits asked for.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: LimitsRequest,
+}
+
+fn is_default(l: &LimitsRequest) -> bool {
+    *l == LimitsRequest::default()
+}
+
+/// Where a job's module comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleRef {
+    /// The sha256 (64 lowercase hex digits) of a module in the module store.
+    Sha256(String),
+    /// The module's bytes, base64-encoded.
+    Base64(String),
+    /// A local file; accepted only by the local tools, which turn it into a `sha256`.
+    Path(PathBuf),
+}
+
+/// The content of an input or collected file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FileContent {
+    /// UTF-8 text.
+    Text(String),
+    /// Arbitrary bytes.
+    Binary {
+        /// The bytes, base64-encoded.
+        base64: String,
+    },
+}
+
+impl FileContent {
+    /// Text when `bytes` are UTF-8, base64 otherwise.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(s) => FileContent::Text(s),
+            Err(e) => FileContent::Binary {
+                base64: BASE64.encode(e.as_bytes()),
+            },
+        }
+    }
+
+    /// The raw bytes, or why the base64 does not decode.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        match self {
+            FileContent::Text(s) => Ok(s.as_bytes().to_vec()),
+            FileContent::Binary { base64 } => BASE64.decode(base64),
+        }
+    }
+}
+
+/// Decodes one job from JSON and checks it; the id is filled in when absent.
+///
+/// On failure the rejection says what is wrong; the id and batch, when the text had them,
+/// are returned too so the result can still be matched to what was sent.
+pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Option<String>)> {
+    match serde_json::from_slice::<Job>(bytes) {
+        Ok(mut job) => {
+            if job.id.is_none() {
+                job.id = Some(uuid::Uuid::new_v4().to_string());
+            }
+            match job.validate() {
+                Ok(()) => Ok(job),
+                Err(r) => Err((r, job.id, job.batch)),
+            }
+        }
+        Err(e) => {
+            let (id, batch) = salvage_id(bytes);
+            Err((
+                Rejection::new(codes::INVALID_JOB, format!("invalid job: {e}")),
+                id,
+                batch,
+            ))
+        }
+    }
+}
+
+/// The `id` and `batch` strings of a JSON object that is not a valid job, if present.
+fn salvage_id(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(bytes) else {
+        return (None, None);
+    };
+    let field = |k: &str| {
+        map.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| valid_name(s, MAX_ID_LEN))
+            .map(str::to_owned)
+    };
+    (field("id"), field("batch"))
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+}
+
+fn invalid(message: String) -> Rejection {
+    Rejection::new(codes::INVALID_FIELD, message)
+}
+
+impl Job {
+    /// The job's id; every decoded job has one.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or("")
+    }
+
+    /// Structural checks that need no worker state: names, paths, exclusive fields.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if let Some(id) = &self.id
+            && !valid_name(id, MAX_ID_LEN)
+        {
+            return Err(invalid(format!(
+                "id must be 1 to {MAX_ID_LEN} bytes with no control characters"
+            )));
+        }
+        if let Some(batch) = &self.batch
+            && (batch.is_empty()
+                || batch.len() > MAX_BATCH_LEN
+                || !batch
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':')))
+        {
+            return Err(invalid(format!(
+                "batch {batch:?} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'"
+            )));
+        }
+        if let ModuleRef::Sha256(hex) = &self.module
+            && !is_sha256_hex(hex)
+        {
+            return Err(invalid(format!(
+                "module.sha256 {hex:?} is not 64 lowercase hex digits"
+            )));
+        }
+        for (i, a) in self.args.iter().enumerate() {
+            if a.contains('\0') {
+                return Err(invalid(format!("args[{i}] contains a NUL byte")));
+            }
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(invalid(format!(
+                    "env key {k:?} must be non-empty, without '=' or NUL, and its value without NUL"
+                )));
+            }
+        }
+        if self.stdin.is_some() && self.stdin_base64.is_some() {
+            return Err(invalid("give stdin or stdin_base64, not both".into()));
+        }
+        for path in self.files.keys() {
+            check_relative(path).map_err(|why| invalid(format!("files key {path:?} {why}")))?;
+        }
+        for pattern in &self.collect {
+            check_relative(pattern)
+                .map_err(|why| invalid(format!("collect entry {pattern:?} {why}")))?;
+        }
+        for (guest, name) in &self.volumes {
+            check_volume_mount(guest)
+                .map_err(|why| invalid(format!("volume mount point {guest:?} {why}")))?;
+            if name.is_empty() {
+                return Err(invalid(format!("volume at {guest:?} names no volume")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A path inside `/work`: relative, non-empty, no `..`, no NUL.
+fn check_relative(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("is empty");
+    }
+    if path.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    let p = Path::new(path);
+    for c in p.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("must not contain '..'"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative to /work");
+            }
+        }
+    }
+    if p.components().all(|c| c == Component::CurDir) {
+        return Err("names no file");
+    }
+    Ok(())
+}
+
+/// A volume mount point: absolute, no `..`, and not `/work` or inside it.
+fn check_volume_mount(guest: &str) -> Result<(), &'static str> {
+    let p = Path::new(guest);
+    if !p.is_absolute() {
+        return Err("must be an absolute guest path such as /data");
+    }
+    if guest.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err("must not contain '..'");
+    }
+    if p == Path::new("/") {
+        return Err("must not be /");
+    }
+    if p.starts_with(crate::WORK_DIR) {
+        return Err("must not be /work or inside it");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Result<Job, Rejection> {
+        decode_job(s.as_bytes()).map_err(|(r, _, _)| r)
+    }
+
+    #[test]
+    fn minimal_job_gets_an_id() {
+        let job = decode(r#"{"module":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#)
+            .unwrap();
+        assert_eq!(job.id().len(), 36);
+        assert!(job.args.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_name() {
+        let err = decode(r#"{"module":{"base64":""},"limit":{}}"#).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_JOB);
+        assert!(err.message.contains("`limit`"), "{}", err.message);
+    }
+
+    #[test]
+    fn salvages_id_of_a_broken_job() {
+        let (r, id, batch) = decode_job(br#"{"id":"j1","batch":"b","module":7}"#).unwrap_err();
+        assert_eq!(r.code, codes::INVALID_JOB);
+        assert_eq!(id.as_deref(), Some("j1"));
+        assert_eq!(batch.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        for bad in ["../x", "/etc/passwd", "a/../../b", "", "."] {
+            let json = serde_json::json!({"module": {"base64": ""}, "files": {bad: "x"}});
+            let err = decode(&json.to_string()).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_FIELD, "{bad}: {}", err.message);
+        }
+        let json = serde_json::json!({"module": {"base64": ""}, "collect": ["../*"]});
+        assert!(decode(&json.to_string()).is_err());
+    }
+
+    #[test]
+    fn volume_mount_points_are_checked() {
+        for bad in ["data", "/work", "/work/x", "/", "/a/../b"] {
+            let json = serde_json::json!({"module": {"base64": ""}, "volumes": {bad: "v"}});
+            assert!(decode(&json.to_string()).is_err(), "{bad}");
+        }
+        let json = serde_json::json!({"module": {"base64": ""}, "volumes": {"/data": "v"}});
+        assert!(decode(&json.to_string()).is_ok());
+    }
+
+    #[test]
+    fn bad_sha256_and_batch_are_refused() {
+        assert!(decode(r#"{"module":{"sha256":"ABC"}}"#).is_err());
+        assert!(decode(r#"{"batch":"a.b","module":{"base64":""}}"#).is_err());
+        assert!(decode(r#"{"batch":"nightly-2026:01","module":{"base64":""}}"#).is_ok());
+    }
+
+    #[test]
+    fn file_content_round_trips_binary() {
+        let bytes = vec![0xff, 0x00, 0x10];
+        let c = FileContent::from_bytes(bytes.clone());
+        assert!(matches!(c, FileContent::Binary { .. }));
+        assert_eq!(c.to_bytes().unwrap(), bytes);
+        let t = FileContent::from_bytes(b"hi".to_vec());
+        assert_eq!(t, FileContent::Text("hi".into()));
+    }
+}

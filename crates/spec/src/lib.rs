@@ -1,0 +1,26 @@
+//! Wire types of wasmq: what a job says, what a result says, and the checks that make a
+//! job safe to hand to a sandbox.
+//!
+//! This crate is the public contract between submitters, workers and result readers.
+//! It depends on serde alone (plus the codecs the format names), so any tool can speak
+//! it without pulling in a runtime.
+//!
+//! # Layout
+//! - [`job`]: [`Job`], [`ModuleRef`], [`FileContent`], decoding and structural validation.
+//! - [`limits`]: what a job may ask for ([`LimitsRequest`]), what a worker allows
+//!   ([`LimitPolicy`]) and what a run gets ([`Limits`]).
+//! - [`result`]: [`JobResult`], [`Status`], [`Timings`], [`CacheOutcome`].
+//! - [`reject`]: [`Rejection`], the reason a job is refused, and the machine [`codes`].
+
+pub mod job;
+pub mod limits;
+pub mod reject;
+pub mod result;
+
+pub use job::{FileContent, Job, ModuleRef, decode_job};
+pub use limits::{LimitPolicy, Limits, LimitsRequest};
+pub use reject::{Rejection, codes};
+pub use result::{CacheOutcome, JobResult, Status, Timings};
+
+/// The guest path at which every job sees its own read-write directory.
+pub const WORK_DIR: &str = "/work";

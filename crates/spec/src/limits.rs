@@ -1,0 +1,210 @@
+//! Resource limits: what a job asks for, what a worker allows, what a run gets.
+//!
+//! Every limit has a worker default (used when the job is silent) and a worker maximum.
+//! A job asking above a maximum is rejected with a reason that names the limit and both
+//! values; it is never clamped silently.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reject::{Rejection, codes};
+
+/// The limits a job asks for; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsRequest {
+    /// Wall-clock budget for instantiate + run, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Instruction budget; turns fuel metering on for this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Largest linear memory the guest may grow to, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Bytes of stdout kept in the result (the head is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_bytes: Option<u64>,
+    /// Bytes of stderr kept in the result (the head is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_bytes: Option<u64>,
+    /// Total bytes of collected files returned in the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+}
+
+/// The limits one run gets, after defaults and maximums are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock budget in milliseconds.
+    pub timeout_ms: u64,
+    /// Instruction budget; `None` runs without fuel metering.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Largest linear memory in bytes.
+    pub memory_bytes: u64,
+    /// Bytes of stdout kept.
+    pub stdout_bytes: u64,
+    /// Bytes of stderr kept.
+    pub stderr_bytes: u64,
+    /// Total bytes of collected files returned.
+    pub output_bytes: u64,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Limits {
+    /// The built-in defaults a worker applies when a job is silent.
+    pub const DEFAULT: Limits = Limits {
+        timeout_ms: 10_000,
+        fuel: None,
+        memory_bytes: 256 * MIB,
+        stdout_bytes: MIB,
+        stderr_bytes: MIB,
+        output_bytes: 16 * MIB,
+    };
+
+    /// The built-in maximums; `fuel: None` means any fuel budget is accepted.
+    pub const MAXIMUM: Limits = Limits {
+        timeout_ms: 300_000,
+        fuel: None,
+        memory_bytes: 4096 * MIB,
+        stdout_bytes: 64 * MIB,
+        stderr_bytes: 64 * MIB,
+        output_bytes: 256 * MIB,
+    };
+}
+
+/// A worker's defaults and maximums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitPolicy {
+    /// Applied to every limit a job does not set.
+    pub default: Limits,
+    /// The most a job may ask for.
+    pub maximum: Limits,
+}
+
+impl Default for LimitPolicy {
+    fn default() -> Self {
+        LimitPolicy {
+            default: Limits::DEFAULT,
+            maximum: Limits::MAXIMUM,
+        }
+    }
+}
+
+impl LimitPolicy {
+    /// Checks that every default is within its maximum; run once when a worker starts.
+    pub fn check(&self) -> Result<(), String> {
+        let d = &self.default;
+        let m = &self.maximum;
+        let pairs = [
+            ("timeout_ms", d.timeout_ms, m.timeout_ms),
+            ("memory_bytes", d.memory_bytes, m.memory_bytes),
+            ("stdout_bytes", d.stdout_bytes, m.stdout_bytes),
+            ("stderr_bytes", d.stderr_bytes, m.stderr_bytes),
+            ("output_bytes", d.output_bytes, m.output_bytes),
+        ];
+        for (name, default, max) in pairs {
+            if default > max {
+                return Err(format!(
+                    "default limit {name} = {default} is above the maximum {max}"
+                ));
+            }
+        }
+        if let (Some(d), Some(m)) = (d.fuel, m.fuel)
+            && d > m
+        {
+            return Err(format!("default limit fuel = {d} is above the maximum {m}"));
+        }
+        if d.timeout_ms == 0 {
+            return Err("default limit timeout_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The limits for a job that asks for `req`, or why it may not have them.
+    pub fn resolve(&self, req: &LimitsRequest) -> Result<Limits, Rejection> {
+        fn pick(name: &str, asked: Option<u64>, default: u64, max: u64) -> Result<u64, Rejection> {
+            match asked {
+                None => Ok(default),
+                Some(v) if v > max => Err(Rejection::new(
+                    codes::LIMIT_ABOVE_MAXIMUM,
+                    format!(
+                        "limits.{name} = {v} is above this worker's maximum of {max}; ask for at most {max}"
+                    ),
+                )),
+                Some(v) => Ok(v),
+            }
+        }
+        let (d, m) = (&self.default, &self.maximum);
+        let timeout_ms = pick("timeout_ms", req.timeout_ms, d.timeout_ms, m.timeout_ms)?;
+        if timeout_ms == 0 {
+            return Err(Rejection::new(
+                codes::INVALID_FIELD,
+                "limits.timeout_ms must be at least 1",
+            ));
+        }
+        let fuel = match (req.fuel, m.fuel) {
+            (None, _) => d.fuel,
+            (Some(v), Some(max)) => Some(pick("fuel", Some(v), 0, max)?),
+            (Some(v), None) => Some(v),
+        };
+        Ok(Limits {
+            timeout_ms,
+            fuel,
+            memory_bytes: pick("memory_bytes", req.memory_bytes, d.memory_bytes, m.memory_bytes)?,
+            stdout_bytes: pick("stdout_bytes", req.stdout_bytes, d.stdout_bytes, m.stdout_bytes)?,
+            stderr_bytes: pick("stderr_bytes", req.stderr_bytes, d.stderr_bytes, m.stderr_bytes)?,
+            output_bytes: pick("output_bytes", req.output_bytes, d.output_bytes, m.output_bytes)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_job_gets_defaults() {
+        let p = LimitPolicy::default();
+        assert_eq!(p.resolve(&LimitsRequest::default()).unwrap(), Limits::DEFAULT);
+    }
+
+    #[test]
+    fn above_maximum_is_rejected_not_clamped() {
+        let p = LimitPolicy::default();
+        let req = LimitsRequest {
+            memory_bytes: Some(Limits::MAXIMUM.memory_bytes + 1),
+            ..Default::default()
+        };
+        let err = p.resolve(&req).unwrap_err();
+        assert_eq!(err.code, codes::LIMIT_ABOVE_MAXIMUM);
+        assert!(err.message.contains("limits.memory_bytes"), "{}", err.message);
+    }
+
+    #[test]
+    fn fuel_maximum_applies_when_set() {
+        let mut p = LimitPolicy::default();
+        p.maximum.fuel = Some(1000);
+        let ok = LimitsRequest {
+            fuel: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(p.resolve(&ok).unwrap().fuel, Some(1000));
+        let over = LimitsRequest {
+            fuel: Some(1001),
+            ..Default::default()
+        };
+        assert_eq!(p.resolve(&over).unwrap_err().code, codes::LIMIT_ABOVE_MAXIMUM);
+    }
+
+    #[test]
+    fn zero_timeout_is_refused() {
+        let req = LimitsRequest {
+            timeout_ms: Some(0),
+            ..Default::default()
+        };
+        assert!(LimitPolicy::default().resolve(&req).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The wasmq run loop: take a job from a transport, run it in the sandbox with bounded
+//! concurrency, publish its result, then acknowledge it.
+//!
+//! The loop is the same for the in-process queue (`wasmq run`) and a broker
+//! (`wasmq worker`). A job's own fault is a result and an ack; a host fault (the result
+//! could not be published, the runner panicked) is a requeue, so the job is tried again.
+//!
+//! # Layout
+//! - [`Worker`]: the loop, its [`WorkerConfig`], and graceful shutdown: on cancellation it
+//!   stops taking jobs, lets every job in flight finish, publish and ack, then returns.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+use wasmq_broker::{Delivery, Transport};
+use wasmq_sandbox::Sandbox;
+use wasmq_spec::{JobResult, Rejection, codes, decode_job};
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Name written into every result.
+    pub worker_id: String,
+    /// Largest job message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// After this many deliveries of one message ending in a host fault, publish an
+    /// `internal_error` result instead of requeueing (`None`: the transport's own limit,
+    /// such as a broker's delivery limit, decides).
+    pub max_attempts: Option<u32>,
+}
+
+/// The run loop over one transport.
+pub struct Worker<T: Transport> {
+    sandbox: Sandbox,
+    transport: Arc<T>,
+    config: Arc<WorkerConfig>,
+}
+
+impl<T: Transport> Worker<T> {
+    /// A worker that runs jobs from `transport` in `sandbox`.
+    pub fn new(sandbox: Sandbox, transport: Arc<T>, config: WorkerConfig) -> Self {
+        Worker {
+            sandbox,
+            transport,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Runs until the transport has no more jobs or `shutdown` is cancelled; either way,
+    /// every job already taken is finished, published and acked before this returns.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        loop {
+            // A permit first, so no job is taken from the queue that cannot start now.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("the permit semaphore is never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let delivery = tokio::select! {
+                d = self.transport.next() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let sandbox = self.sandbox.clone();
+            let transport = self.transport.clone();
+            let config = self.config.clone();
+            tracker.spawn(async move {
+                handle(&sandbox, &*transport, &config, delivery).await;
+                drop(permit);
+            });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+/// Runs one delivery to its end: published and acked, or requeued.
+async fn handle<T: Transport>(sandbox: &Sandbox, transport: &T, config: &WorkerConfig, delivery: T::Delivery) {
+    let attempt = delivery.attempt();
+    let mut result = match decode(delivery.body(), config.max_message_bytes) {
+        Err(rejected) => rejected,
+        Ok(job) => {
+            let span = info_span!("job", id = job.id(), batch = job.batch.as_deref().unwrap_or(""));
+            let sandbox = sandbox.clone();
+            // Its own task, so that a panic in the runner is caught here as a host fault.
+            let run = tokio::spawn(async move { sandbox.run(&job).await }.instrument(span));
+            match run.await {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = format!("the runner failed: {e}");
+                    if config.max_attempts.is_some_and(|max| attempt >= max) {
+                        let (id, batch) = decode_job(delivery.body())
+                            .map(|j| (j.id().to_owned(), j.batch))
+                            .unwrap_or_default();
+                        JobResult::internal(id, batch, format!("{why} (attempt {attempt}, giving up)"))
+                    } else {
+                        warn!(attempt, error = %why, "host fault; requeueing the job");
+                        if let Err(e) = delivery.requeue().await {
+                            warn!(error = %e, "could not requeue the job; the broker will redeliver it");
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    result.attempt = attempt;
+    result.worker = Some(config.worker_id.clone());
+    info!(job = %result.id, batch = result.batch.as_deref().unwrap_or(""), status = %result.status, total_us = result.timings.total_us, "job done");
+    match transport.publish(&result, &delivery).await {
+        Ok(()) => {
+            if let Err(e) = delivery.ack().await {
+                warn!(job = %result.id, error = %e, "could not ack a published job; it may run again");
+            }
+        }
+        Err(e) => {
+            warn!(job = %result.id, error = %e, "could not publish the result; requeueing the job");
+            if let Err(e) = delivery.requeue().await {
+                warn!(error = %e, "could not requeue the job; the broker will redeliver it");
+            }
+        }
+    }
+}
+
+/// A job from a message body, or the `rejected` result that says why it is not one.
+fn decode(body: &[u8], max: usize) -> Result<wasmq_spec::Job, JobResult> {
+    if body.len() > max {
+        let r = Rejection::new(
+            codes::INVALID_JOB,
+            format!("the job message is {} bytes, above this worker's maximum of {max}", body.len()),
+        );
+        return Err(JobResult::rejected("", None, &r));
+    }
+    decode_job(body).map_err(|(r, id, batch)| JobResult::rejected(id.unwrap_or_default(), batch, &r))
+}
