@@ -101,7 +101,11 @@ impl Transport for MemoryQueue {
         self.jobs_rx.lock().await.recv().await
     }
 
-    async fn publish(&self, result: &JobResult, _delivery: &MemoryDelivery) -> Result<(), BrokerError> {
+    async fn publish(
+        &self,
+        result: &JobResult,
+        _delivery: &MemoryDelivery,
+    ) -> Result<(), BrokerError> {
         self.results_tx
             .send(result.clone())
             .map_err(|_| BrokerError("nobody is reading results".into()))

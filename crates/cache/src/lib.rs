@@ -27,4 +27,6 @@ pub mod digest;
 pub mod store;
 
 pub use digest::Digest;
-pub use store::{ArtifactKey, Cache, CacheError, DiskStats, GcReport, VerifiedArtifact, VerifyReport};
+pub use store::{
+    ArtifactKey, Cache, CacheError, DiskStats, GcReport, VerifiedArtifact, VerifyReport,
+};

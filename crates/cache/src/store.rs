@@ -251,13 +251,17 @@ impl Cache {
             Ok(meta) => {
                 let len = file.metadata().map_err(io_err(&path))?.len();
                 if meta.size != len {
-                    Some(format!("size {len} differs from the recorded {}", meta.size))
+                    Some(format!(
+                        "size {len} differs from the recorded {}",
+                        meta.size
+                    ))
                 } else if meta.module != key.module.to_hex() || meta.engine != key.engine {
                     Some("metadata names another module or engine".to_owned())
                 } else {
                     let actual = Digest::of_reader(&mut file).map_err(io_err(&path))?;
-                    (actual.to_hex() != meta.sha256)
-                        .then(|| format!("sha256 {actual} differs from the recorded {}", meta.sha256))
+                    (actual.to_hex() != meta.sha256).then(|| {
+                        format!("sha256 {actual} differs from the recorded {}", meta.sha256)
+                    })
                 }
             }
         };
@@ -291,14 +295,23 @@ impl Cache {
         let meta_json = serde_json::to_vec(&meta).expect("metadata serializes");
         write_atomic(&meta_path, &meta_json).map_err(io_err(&meta_path))?;
         write_atomic(&path, bytes).map_err(io_err(&path))?;
-        self.counters.artifact_writes.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .artifact_writes
+            .fetch_add(1, Ordering::Relaxed);
         let added = (bytes.len() + meta_json.len()) as u64;
-        let total = self.approx_artifact_bytes.fetch_add(added, Ordering::Relaxed) + added;
+        let total = self
+            .approx_artifact_bytes
+            .fetch_add(added, Ordering::Relaxed)
+            + added;
         if let Some(max) = self.max_bytes
             && total > max
         {
             match self.gc(max - max / 10) {
-                Ok(r) => info!(removed = r.removed, freed_bytes = r.freed_bytes, "artifact cache over its cap; evicted least recently used"),
+                Ok(r) => info!(
+                    removed = r.removed,
+                    freed_bytes = r.freed_bytes,
+                    "artifact cache over its cap; evicted least recently used"
+                ),
                 Err(e) => warn!(error = %e, "artifact cache eviction failed"),
             }
         }
@@ -313,7 +326,10 @@ impl Cache {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let dest = self.root.join("quarantine").join(format!("{nanos}-{name}"));
         if fs::rename(path, &dest).is_err() {
             let _ = fs::remove_file(path);
@@ -325,12 +341,19 @@ impl Cache {
     fn artifact_entries(&self) -> Result<Vec<ArtifactEntry>, CacheError> {
         let mut out = Vec::new();
         for file in files_below(&self.root.join("artifacts"), 3)? {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.starts_with(".tmp-") || name.ends_with(".meta") {
                 continue;
             }
-            let Ok(md) = fs::metadata(&file) else { continue };
-            let meta_len = fs::metadata(Self::meta_path(&file)).map(|m| m.len()).unwrap_or(0);
+            let Ok(md) = fs::metadata(&file) else {
+                continue;
+            };
+            let meta_len = fs::metadata(Self::meta_path(&file))
+                .map(|m| m.len())
+                .unwrap_or(0);
             out.push(ArtifactEntry {
                 last_used: md.modified().unwrap_or(UNIX_EPOCH),
                 bytes: md.len() + meta_len,
@@ -390,7 +413,9 @@ impl Cache {
                 continue;
             };
             report.modules += 1;
-            let actual = File::open(&file).and_then(Digest::of_reader).map_err(io_err(&file))?;
+            let actual = File::open(&file)
+                .and_then(Digest::of_reader)
+                .map_err(io_err(&file))?;
             if actual != expected {
                 warn!(path = %file.display(), "module does not match its digest; quarantined");
                 self.quarantine(&file);
@@ -517,7 +542,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), None).unwrap();
         let d = cache.put_module(b"\0asm module").unwrap();
-        assert_eq!(cache.get_module(&d).unwrap().as_deref(), Some(&b"\0asm module"[..]));
+        assert_eq!(
+            cache.get_module(&d).unwrap().as_deref(),
+            Some(&b"\0asm module"[..])
+        );
         fs::write(cache.module_path(&d), b"\0asm modulX").unwrap();
         assert_eq!(cache.get_module(&d).unwrap(), None);
         assert_eq!(cache.quarantined(), 1);
@@ -564,7 +592,12 @@ mod tests {
         cache.put_artifact(&a, &[1u8; 1000]).unwrap();
         cache.put_artifact(&b, &[2u8; 1000]).unwrap();
         let old = SystemTime::now() - Duration::from_secs(100);
-        File::options().write(true).open(cache.artifact_path(&a)).unwrap().set_modified(old).unwrap();
+        File::options()
+            .write(true)
+            .open(cache.artifact_path(&a))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let report = cache.gc(1500).unwrap();
         assert_eq!(report.removed, 1);
         assert!(cache.open_artifact(&a).unwrap().is_none());
@@ -580,7 +613,10 @@ mod tests {
         }
         let s = cache.disk_stats().unwrap();
         assert!(s.artifact_bytes <= 2500, "{s:?}");
-        assert!(cache.open_artifact(&key(&[4])).unwrap().is_some(), "newest stays");
+        assert!(
+            cache.open_artifact(&key(&[4])).unwrap().is_some(),
+            "newest stays"
+        );
     }
 
     #[test]

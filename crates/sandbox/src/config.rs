@@ -46,7 +46,9 @@ impl Default for SandboxConfig {
         SandboxConfig {
             limits: LimitPolicy::default(),
             volumes: BTreeMap::new(),
-            max_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             hot_set_size: 256,
             max_module_bytes: 64 * 1024 * 1024,
             max_table_elements: 100_000,
@@ -67,7 +69,9 @@ impl SandboxConfig {
         }
         for (name, v) in &self.volumes {
             if name.is_empty() || name.contains(['=', ':', '/']) {
-                return Err(format!("volume name {name:?} must be non-empty, without '=', ':' or '/'"));
+                return Err(format!(
+                    "volume name {name:?} must be non-empty, without '=', ':' or '/'"
+                ));
             }
             if !v.host.is_dir() {
                 return Err(format!(
@@ -86,6 +90,9 @@ impl SandboxConfig {
 
     /// Instance slots in the pool: the concurrency plus headroom.
     pub(crate) fn instance_slots(&self) -> u32 {
-        u32::try_from(self.max_concurrency).unwrap_or(u32::MAX / 2).saturating_mul(2).max(8)
+        u32::try_from(self.max_concurrency)
+            .unwrap_or(u32::MAX / 2)
+            .saturating_mul(2)
+            .max(8)
     }
 }

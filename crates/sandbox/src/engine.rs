@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use wasmtime::{Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker,
+    PoolingAllocationConfig,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::limiter::JobLimiter;

@@ -7,12 +7,17 @@ use std::path::Path;
 use wasmq_spec::{FileContent, JobResult, Rejection, codes};
 
 /// Decodes the job's input files, so bad base64 is refused before anything runs.
-pub(crate) fn decode_inputs(files: &BTreeMap<String, FileContent>) -> Result<Vec<(&str, Vec<u8>)>, Rejection> {
+pub(crate) fn decode_inputs(
+    files: &BTreeMap<String, FileContent>,
+) -> Result<Vec<(&str, Vec<u8>)>, Rejection> {
     files
         .iter()
         .map(|(path, content)| {
             content.to_bytes().map(|b| (path.as_str(), b)).map_err(|e| {
-                Rejection::new(codes::INVALID_BASE64, format!("files[{path:?}].base64 does not decode: {e}"))
+                Rejection::new(
+                    codes::INVALID_BASE64,
+                    format!("files[{path:?}].base64 does not decode: {e}"),
+                )
             })
         })
         .collect()
@@ -35,7 +40,12 @@ pub(crate) fn write_inputs(dir: &Path, inputs: &[(&str, Vec<u8>)]) -> std::io::R
 /// Only regular files whose real location is inside `dir` are read: a symlink the guest
 /// left behind is never followed out of its directory. Files that do not fit are named in
 /// `files_omitted`.
-pub(crate) fn collect(dir: &Path, patterns: &[String], cap: u64, result: &mut JobResult) -> std::io::Result<()> {
+pub(crate) fn collect(
+    dir: &Path,
+    patterns: &[String],
+    cap: u64,
+    result: &mut JobResult,
+) -> std::io::Result<()> {
     if patterns.is_empty() {
         return Ok(());
     }
@@ -53,12 +63,18 @@ pub(crate) fn collect(dir: &Path, patterns: &[String], cap: u64, result: &mut Jo
             continue;
         };
         for path in paths.flatten() {
-            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
-            let Ok(real) = path.canonicalize() else { continue };
-            let Ok(rel) = real.strip_prefix(&root) else { continue };
+            let Ok(real) = path.canonicalize() else {
+                continue;
+            };
+            let Ok(rel) = real.strip_prefix(&root) else {
+                continue;
+            };
             let rel = rel.to_string_lossy().into_owned();
             if result.files.contains_key(&rel) || result.files_omitted.contains(&rel) {
                 continue;
@@ -98,11 +114,27 @@ mod tests {
     fn inputs_are_written_in_subdirectories() {
         let dir = tempfile::tempdir().unwrap();
         let mut files = BTreeMap::new();
-        files.insert("in/data.bin".to_string(), FileContent::Binary { base64: "AAEC".into() });
+        files.insert(
+            "in/data.bin".to_string(),
+            FileContent::Binary {
+                base64: "AAEC".into(),
+            },
+        );
         let inputs = decode_inputs(&files).unwrap();
         write_inputs(dir.path(), &inputs).unwrap();
-        assert_eq!(fs::read(dir.path().join("in/data.bin")).unwrap(), vec![0, 1, 2]);
-        files.insert("bad".into(), FileContent::Binary { base64: "!!".into() });
-        assert_eq!(decode_inputs(&files).unwrap_err().code, codes::INVALID_BASE64);
+        assert_eq!(
+            fs::read(dir.path().join("in/data.bin")).unwrap(),
+            vec![0, 1, 2]
+        );
+        files.insert(
+            "bad".into(),
+            FileContent::Binary {
+                base64: "!!".into(),
+            },
+        );
+        assert_eq!(
+            decode_inputs(&files).unwrap_err().code,
+            codes::INVALID_BASE64
+        );
     }
 }

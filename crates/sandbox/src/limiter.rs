@@ -26,7 +26,12 @@ impl JobLimiter {
 }
 
 impl ResourceLimiter for JobLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.refused = Some(format!(
                 "memory growth from {current} to {desired} bytes was refused by the limit of {} bytes",
@@ -38,7 +43,12 @@ impl ResourceLimiter for JobLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.table_limit {
             self.refused = Some(format!(
                 "table growth from {current} to {desired} elements was refused by the limit of {} elements",

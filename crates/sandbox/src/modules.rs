@@ -147,7 +147,9 @@ impl Modules {
                 let cache = self.cache.clone();
                 let got = tokio::task::spawn_blocking(move || cache.get_module(&digest))
                     .await
-                    .map_err(|e| ResolveError::Internal(format!("reading the module store panicked: {e}")))?;
+                    .map_err(|e| {
+                        ResolveError::Internal(format!("reading the module store panicked: {e}"))
+                    })?;
                 match got {
                     Ok(Some(b)) => b,
                     Ok(None) => {
@@ -176,19 +178,27 @@ impl Modules {
         let (module, serialized) = match compiled {
             Ok(m) => m,
             Err(e) => {
-                let r = Rejection::new(codes::INVALID_MODULE, format!("the module is not valid WebAssembly: {e:#}"));
+                let r = Rejection::new(
+                    codes::INVALID_MODULE,
+                    format!("the module is not valid WebAssembly: {e:#}"),
+                );
                 return Ok((Err(r), CacheOutcome::Compiled, compile_us));
             }
         };
         self.compiles.fetch_add(1, Ordering::Relaxed);
         info!(module = %digest, compile_ms = compile_us / 1000, "compiled module");
         let cache = self.cache.clone();
-        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&key, &serialized)).await;
+        let stored =
+            tokio::task::spawn_blocking(move || cache.put_artifact(&key, &serialized)).await;
         // A cache that cannot be written costs a recompile later, never this job.
         match stored {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache"),
-            Err(e) => warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache"),
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache")
+            }
+            Err(e) => {
+                warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache")
+            }
         }
         Ok((link(rt, &module), CacheOutcome::Compiled, compile_us))
     }
@@ -245,7 +255,9 @@ fn link(rt: &Runtime, module: &Module) -> Result<Arc<Loaded>, Rejection> {
         Ok(pre) => Ok(Arc::new(Loaded { pre })),
         Err(e) => Err(Rejection::new(
             codes::UNKNOWN_IMPORT,
-            format!("the module imports something this sandbox does not provide (only WASI preview 1 is available): {e:#}"),
+            format!(
+                "the module imports something this sandbox does not provide (only WASI preview 1 is available): {e:#}"
+            ),
         )),
     }
 }

@@ -11,12 +11,12 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::Sandbox;
 use crate::engine::{EngineKind, Runtime, State};
 use crate::files;
 use crate::limiter::JobLimiter;
 use crate::modules::{Loaded, ResolveError, Source};
 use crate::pipe::CappedPipe;
-use crate::Sandbox;
 
 /// argv\[0\] as the guest sees it.
 const ARGV0: &str = "main.wasm";
@@ -63,7 +63,11 @@ impl Sandbox {
         let rt = match inner.engines.get(kind) {
             Ok(rt) => rt,
             Err(e) => {
-                result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not create the fuel engine: {e:#}"));
+                result.set_outcome(
+                    Status::InternalError,
+                    codes::INTERNAL,
+                    format!("could not create the fuel engine: {e:#}"),
+                );
                 return Ok(());
             }
         };
@@ -85,17 +89,35 @@ impl Sandbox {
         result.cache = Some(resolved.outcome);
         result.timings.compile_us = resolved.compile_us;
 
-        let _slot = inner.slots.acquire().await.expect("the slot semaphore is never closed");
+        let _slot = inner
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore is never closed");
         let dir = match self.job_dir(&prepared) {
             Ok(d) => d,
             Err(e) => {
-                result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not prepare the job directory: {e}"));
+                result.set_outcome(
+                    Status::InternalError,
+                    codes::INTERNAL,
+                    format!("could not prepare the job directory: {e}"),
+                );
                 return Ok(());
             }
         };
-        self.execute(rt, &resolved.loaded, &prepared, dir.path(), result).await;
-        if let Err(e) = files::collect(dir.path(), &job.collect, prepared.limits.output_bytes, result) {
-            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not collect output files: {e}"));
+        self.execute(rt, &resolved.loaded, &prepared, dir.path(), result)
+            .await;
+        if let Err(e) = files::collect(
+            dir.path(),
+            &job.collect,
+            prepared.limits.output_bytes,
+            result,
+        ) {
+            result.set_outcome(
+                Status::InternalError,
+                codes::INTERNAL,
+                format!("could not collect output files: {e}"),
+            );
         }
         Ok(())
     }
@@ -120,14 +142,21 @@ impl Sandbox {
             mounts.push(Mount {
                 guest: guest.clone(),
                 host: v.host.clone(),
-                perms: if v.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly },
+                perms: if v.writable {
+                    FsPerms::ReadWrite
+                } else {
+                    FsPerms::ReadOnly
+                },
             });
         }
         let stdin = match (&job.stdin, &job.stdin_base64) {
             (Some(s), _) => s.as_bytes().to_vec(),
-            (None, Some(b)) => BASE64
-                .decode(b)
-                .map_err(|e| Rejection::new(codes::INVALID_BASE64, format!("stdin_base64 does not decode: {e}")))?,
+            (None, Some(b)) => BASE64.decode(b).map_err(|e| {
+                Rejection::new(
+                    codes::INVALID_BASE64,
+                    format!("stdin_base64 does not decode: {e}"),
+                )
+            })?,
             (None, None) => Vec::new(),
         };
         let inputs = files::decode_inputs(&job.files)?;
@@ -145,21 +174,26 @@ impl Sandbox {
         let max = self.inner.config.max_module_bytes;
         match module {
             ModuleRef::Sha256(hex) => {
-                let d = hex
-                    .parse::<Digest>()
-                    .map_err(|e| Rejection::new(codes::INVALID_FIELD, format!("module.sha256: {e}")))?;
+                let d = hex.parse::<Digest>().map_err(|e| {
+                    Rejection::new(codes::INVALID_FIELD, format!("module.sha256: {e}"))
+                })?;
                 Ok((d, Source::Store))
             }
             ModuleRef::Base64(text) => {
                 if text.len() / 4 * 3 > max {
                     return Err(Rejection::new(
                         codes::MODULE_TOO_LARGE,
-                        format!("the inline module is larger than this worker's maximum of {max} bytes; upload it and refer to it by sha256"),
+                        format!(
+                            "the inline module is larger than this worker's maximum of {max} bytes; upload it and refer to it by sha256"
+                        ),
                     ));
                 }
-                let bytes = BASE64
-                    .decode(text)
-                    .map_err(|e| Rejection::new(codes::INVALID_BASE64, format!("module.base64 does not decode: {e}")))?;
+                let bytes = BASE64.decode(text).map_err(|e| {
+                    Rejection::new(
+                        codes::INVALID_BASE64,
+                        format!("module.base64 does not decode: {e}"),
+                    )
+                })?;
                 Ok((Digest::of(&bytes), Source::Bytes(bytes)))
             }
             ModuleRef::Path(p) => Err(Rejection::new(
@@ -185,7 +219,14 @@ impl Sandbox {
     }
 
     /// Instantiates and runs the guest, filling in status, output and usage.
-    async fn execute(&self, rt: &Runtime, loaded: &Loaded, p: &Prepared<'_>, dir: &std::path::Path, result: &mut JobResult) {
+    async fn execute(
+        &self,
+        rt: &Runtime,
+        loaded: &Loaded,
+        p: &Prepared<'_>,
+        dir: &std::path::Path,
+        result: &mut JobResult,
+    ) {
         let limits = &p.limits;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
@@ -197,7 +238,11 @@ impl Sandbox {
             .stdout(stdout.clone())
             .stderr(stderr.clone());
         if let Err(e) = wasi.preopened_dir(dir, WORK_DIR, FsPerms::ReadWrite) {
-            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not open the job directory: {e:#}"));
+            result.set_outcome(
+                Status::InternalError,
+                codes::INTERNAL,
+                format!("could not open the job directory: {e:#}"),
+            );
             return;
         }
         for m in &p.mounts {
@@ -205,7 +250,11 @@ impl Sandbox {
                 result.set_outcome(
                     Status::InternalError,
                     codes::INTERNAL,
-                    format!("could not open the volume at {} (host {}): {e:#}", m.guest, m.host.display()),
+                    format!(
+                        "could not open the volume at {} (host {}): {e:#}",
+                        m.guest,
+                        m.host.display()
+                    ),
                 );
                 return;
             }
@@ -219,7 +268,11 @@ impl Sandbox {
         if let Some(fuel) = limits.fuel
             && let Err(e) = store.set_fuel(fuel)
         {
-            result.set_outcome(Status::InternalError, codes::INTERNAL, format!("could not set fuel: {e:#}"));
+            result.set_outcome(
+                Status::InternalError,
+                codes::INTERNAL,
+                format!("could not set fuel: {e:#}"),
+            );
             return;
         }
         let timeout = std::time::Duration::from_millis(limits.timeout_ms);
@@ -274,20 +327,31 @@ fn classify(
         (
             Status::TimedOut,
             codes::TIMEOUT.to_owned(),
-            format!("the job ran past its time limit of {} ms", limits.timeout_ms),
+            format!(
+                "the job ran past its time limit of {} ms",
+                limits.timeout_ms
+            ),
         )
     };
     let (status, code, message) = match outcome {
         Err(_elapsed) => timed_out(),
         Ok(Ok(())) => {
             result.exit_code = Some(0);
-            (Status::Succeeded, codes::OK.to_owned(), "the guest exited with status 0".to_owned())
+            (
+                Status::Succeeded,
+                codes::OK.to_owned(),
+                "the guest exited with status 0".to_owned(),
+            )
         }
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 result.exit_code = Some(exit.0);
                 if exit.0 == 0 {
-                    (Status::Succeeded, codes::OK.to_owned(), "the guest exited with status 0".to_owned())
+                    (
+                        Status::Succeeded,
+                        codes::OK.to_owned(),
+                        "the guest exited with status 0".to_owned(),
+                    )
                 } else {
                     (
                         Status::Failed,
@@ -301,7 +365,10 @@ fn classify(
                     Trap::OutOfFuel => (
                         Status::FuelExhausted,
                         codes::OUT_OF_FUEL.to_owned(),
-                        format!("the guest used all of its fuel ({})", limits.fuel.unwrap_or(0)),
+                        format!(
+                            "the guest used all of its fuel ({})",
+                            limits.fuel.unwrap_or(0)
+                        ),
                     ),
                     other => (
                         Status::Trapped,
@@ -310,7 +377,11 @@ fn classify(
                     ),
                 }
             } else {
-                (Status::Trapped, "trap_host".to_owned(), format!("the guest failed in a host call: {e:#}"))
+                (
+                    Status::Trapped,
+                    "trap_host".to_owned(),
+                    format!("the guest failed in a host call: {e:#}"),
+                )
             }
         }
     };
@@ -355,6 +426,9 @@ mod tests {
     #[test]
     fn trap_names_become_codes() {
         assert_eq!(super::snake_case("StackOverflow"), "stack_overflow");
-        assert_eq!(super::snake_case("UnreachableCodeReached"), "unreachable_code_reached");
+        assert_eq!(
+            super::snake_case("UnreachableCodeReached"),
+            "unreachable_code_reached"
+        );
     }
 }

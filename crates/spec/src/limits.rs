@@ -153,10 +153,30 @@ impl LimitPolicy {
         Ok(Limits {
             timeout_ms,
             fuel,
-            memory_bytes: pick("memory_bytes", req.memory_bytes, d.memory_bytes, m.memory_bytes)?,
-            stdout_bytes: pick("stdout_bytes", req.stdout_bytes, d.stdout_bytes, m.stdout_bytes)?,
-            stderr_bytes: pick("stderr_bytes", req.stderr_bytes, d.stderr_bytes, m.stderr_bytes)?,
-            output_bytes: pick("output_bytes", req.output_bytes, d.output_bytes, m.output_bytes)?,
+            memory_bytes: pick(
+                "memory_bytes",
+                req.memory_bytes,
+                d.memory_bytes,
+                m.memory_bytes,
+            )?,
+            stdout_bytes: pick(
+                "stdout_bytes",
+                req.stdout_bytes,
+                d.stdout_bytes,
+                m.stdout_bytes,
+            )?,
+            stderr_bytes: pick(
+                "stderr_bytes",
+                req.stderr_bytes,
+                d.stderr_bytes,
+                m.stderr_bytes,
+            )?,
+            output_bytes: pick(
+                "output_bytes",
+                req.output_bytes,
+                d.output_bytes,
+                m.output_bytes,
+            )?,
         })
     }
 }
@@ -168,7 +188,10 @@ mod tests {
     #[test]
     fn silent_job_gets_defaults() {
         let p = LimitPolicy::default();
-        assert_eq!(p.resolve(&LimitsRequest::default()).unwrap(), Limits::DEFAULT);
+        assert_eq!(
+            p.resolve(&LimitsRequest::default()).unwrap(),
+            Limits::DEFAULT
+        );
     }
 
     #[test]
@@ -180,7 +203,11 @@ mod tests {
         };
         let err = p.resolve(&req).unwrap_err();
         assert_eq!(err.code, codes::LIMIT_ABOVE_MAXIMUM);
-        assert!(err.message.contains("limits.memory_bytes"), "{}", err.message);
+        assert!(
+            err.message.contains("limits.memory_bytes"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -196,7 +223,10 @@ mod tests {
             fuel: Some(1001),
             ..Default::default()
         };
-        assert_eq!(p.resolve(&over).unwrap_err().code, codes::LIMIT_ABOVE_MAXIMUM);
+        assert_eq!(
+            p.resolve(&over).unwrap_err().code,
+            codes::LIMIT_ABOVE_MAXIMUM
+        );
     }
 
     #[test]

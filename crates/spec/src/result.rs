@@ -258,7 +258,11 @@ mod tests {
 
     #[test]
     fn result_round_trips_through_json() {
-        let mut r = JobResult::rejected("j", Some("b".into()), &Rejection::new(codes::INVALID_JOB, "bad"));
+        let mut r = JobResult::rejected(
+            "j",
+            Some("b".into()),
+            &Rejection::new(codes::INVALID_JOB, "bad"),
+        );
         r.cache = Some(CacheOutcome::HitDisk);
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.contains("\"cache\":\"hit-disk\""), "{line}");

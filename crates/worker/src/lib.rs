@@ -83,12 +83,21 @@ impl<T: Transport> Worker<T> {
 }
 
 /// Runs one delivery to its end: published and acked, or requeued.
-async fn handle<T: Transport>(sandbox: &Sandbox, transport: &T, config: &WorkerConfig, delivery: T::Delivery) {
+async fn handle<T: Transport>(
+    sandbox: &Sandbox,
+    transport: &T,
+    config: &WorkerConfig,
+    delivery: T::Delivery,
+) {
     let attempt = delivery.attempt();
     let mut result = match decode(delivery.body(), config.max_message_bytes) {
         Err(rejected) => rejected,
         Ok(job) => {
-            let span = info_span!("job", id = job.id(), batch = job.batch.as_deref().unwrap_or(""));
+            let span = info_span!(
+                "job",
+                id = job.id(),
+                batch = job.batch.as_deref().unwrap_or("")
+            );
             let sandbox = sandbox.clone();
             // Its own task, so that a panic in the runner is caught here as a host fault.
             let run = tokio::spawn(async move { sandbox.run(&job).await }.instrument(span));
@@ -100,7 +109,11 @@ async fn handle<T: Transport>(sandbox: &Sandbox, transport: &T, config: &WorkerC
                         let (id, batch) = decode_job(delivery.body())
                             .map(|j| (j.id().to_owned(), j.batch))
                             .unwrap_or_default();
-                        JobResult::internal(id, batch, format!("{why} (attempt {attempt}, giving up)"))
+                        JobResult::internal(
+                            id,
+                            batch,
+                            format!("{why} (attempt {attempt}, giving up)"),
+                        )
                     } else {
                         warn!(attempt, error = %why, "host fault; requeueing the job");
                         if let Err(e) = delivery.requeue().await {
@@ -135,9 +148,13 @@ fn decode(body: &[u8], max: usize) -> Result<wasmq_spec::Job, JobResult> {
     if body.len() > max {
         let r = Rejection::new(
             codes::INVALID_JOB,
-            format!("the job message is {} bytes, above this worker's maximum of {max}", body.len()),
+            format!(
+                "the job message is {} bytes, above this worker's maximum of {max}",
+                body.len()
+            ),
         );
         return Err(JobResult::rejected("", None, &r));
     }
-    decode_job(body).map_err(|(r, id, batch)| JobResult::rejected(id.unwrap_or_default(), batch, &r))
+    decode_job(body)
+        .map_err(|(r, id, batch)| JobResult::rejected(id.unwrap_or_default(), batch, &r))
 }

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod cache;
+pub mod prewarm;
+pub mod run;

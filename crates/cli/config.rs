@@ -1,0 +1,279 @@
+//! Settings: the TOML config file, then `WASMQ_*` environment variables, then flags.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use wasmq_cache::Cache;
+use wasmq_sandbox::{Sandbox, SandboxConfig, Volume};
+use wasmq_spec::{LimitPolicy, LimitsRequest};
+
+/// Flags every command shares.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// TOML config file (see docs/configuration.md).
+    #[arg(long, env = "WASMQ_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Root of the module store and artifact cache [config: cache_dir] [default: ./cache].
+    #[arg(long, env = "WASMQ_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Cap on compiled artifacts on disk, in bytes; least recently used go first
+    /// [config: cache_max_bytes].
+    #[arg(long, env = "WASMQ_CACHE_MAX_BYTES", global = true)]
+    pub cache_max_bytes: Option<u64>,
+    /// Log format: human or json [config: log_format].
+    #[arg(long, env = "WASMQ_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Flags of the commands that run jobs.
+#[derive(Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// Jobs run at once [config: concurrency] [default: number of cores].
+    #[arg(long, short = 'j', env = "WASMQ_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// A host directory jobs may mount by NAME: NAME=DIR, or NAME=DIR:rw to allow writes
+    /// (repeatable; env: comma-separated) [config: [volumes]].
+    #[arg(long = "volume", env = "WASMQ_VOLUMES", value_delimiter = ',')]
+    pub volumes: Vec<String>,
+    /// Default wall-clock limit per job, in ms [config: limits.default.timeout_ms].
+    #[arg(long, env = "WASMQ_TIMEOUT_MS")]
+    pub timeout_ms: Option<u64>,
+    /// Default memory limit per job, in bytes [config: limits.default.memory_bytes].
+    #[arg(long, env = "WASMQ_MEMORY_BYTES")]
+    pub memory_bytes: Option<u64>,
+}
+
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The config file. Every key is optional; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub cache_dir: Option<PathBuf>,
+    pub cache_max_bytes: Option<u64>,
+    pub log_format: Option<LogFormat>,
+    pub concurrency: Option<usize>,
+    pub hot_set_size: Option<usize>,
+    pub max_module_bytes: Option<usize>,
+    pub work_root: Option<PathBuf>,
+    pub pooling: Option<bool>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, VolumeConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// A volume in the config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// `[limits.default]` and `[limits.maximum]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default)]
+    pub default: LimitsRequest,
+    #[serde(default)]
+    pub maximum: LimitsRequest,
+}
+
+/// Everything a command needs, merged and checked once.
+pub struct Settings {
+    pub file: FileConfig,
+    pub cache_dir: PathBuf,
+    pub cache_max_bytes: Option<u64>,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Loads the config file (if any) and applies environment and flags over it.
+    pub fn load(common: &CommonArgs) -> anyhow::Result<Settings> {
+        let file = match &common.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Settings {
+            cache_dir: common
+                .cache_dir
+                .clone()
+                .or_else(|| file.cache_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("cache")),
+            cache_max_bytes: common.cache_max_bytes.or(file.cache_max_bytes),
+            log_format: common
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            file,
+        })
+    }
+
+    /// Sets up logging to stderr; `WASMQ_LOG` (or `RUST_LOG`) filters, `default` otherwise.
+    pub fn init_logging(&self, default: &str) {
+        let filter = std::env::var("WASMQ_LOG")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .unwrap_or_else(|_| default.to_owned());
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Human => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+    }
+
+    /// Opens the cache directory.
+    pub fn open_cache(&self) -> anyhow::Result<Arc<Cache>> {
+        let cache = Cache::open(&self.cache_dir, self.cache_max_bytes)
+            .with_context(|| format!("failed to open the cache at {}", self.cache_dir.display()))?;
+        Ok(Arc::new(cache))
+    }
+
+    /// The concurrency for commands that run jobs.
+    pub fn concurrency(&self, args: &SandboxArgs) -> usize {
+        args.concurrency
+            .or(self.file.concurrency)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+    }
+
+    /// The sandbox configuration, checked.
+    pub fn sandbox_config(&self, args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
+        let mut c = SandboxConfig {
+            max_concurrency: self.concurrency(args),
+            ..SandboxConfig::default()
+        };
+        if let Some(n) = self.file.hot_set_size {
+            c.hot_set_size = n;
+        }
+        if let Some(n) = self.file.max_module_bytes {
+            c.max_module_bytes = n;
+        }
+        if let Some(p) = &self.file.pooling {
+            c.pooling = *p;
+        }
+        c.work_root = self.file.work_root.clone();
+        c.limits = limit_policy(&self.file.limits, args)?;
+        for (name, v) in &self.file.volumes {
+            c.volumes.insert(
+                name.clone(),
+                Volume {
+                    host: v.path.clone(),
+                    writable: v.writable,
+                },
+            );
+        }
+        for spec in &args.volumes {
+            let (name, volume) = parse_volume(spec)?;
+            c.volumes.insert(name, volume);
+        }
+        c.check().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+
+    /// Opens the cache and builds the sandbox.
+    pub fn sandbox(&self, args: &SandboxArgs) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
+        let cache = self.open_cache()?;
+        let sandbox = Sandbox::new(self.sandbox_config(args)?, cache.clone())?;
+        Ok((cache, sandbox))
+    }
+}
+
+/// Overlays the config file's and the flags' limits on the built-in ones.
+fn limit_policy(file: &LimitsConfig, args: &SandboxArgs) -> anyhow::Result<LimitPolicy> {
+    let mut p = LimitPolicy::default();
+    overlay(&mut p.maximum, &file.maximum);
+    overlay(&mut p.default, &file.default);
+    if let Some(t) = args.timeout_ms {
+        p.default.timeout_ms = t;
+    }
+    if let Some(m) = args.memory_bytes {
+        p.default.memory_bytes = m;
+    }
+    p.check()
+        .map_err(anyhow::Error::msg)
+        .context("invalid limits")?;
+    Ok(p)
+}
+
+fn overlay(l: &mut wasmq_spec::Limits, r: &LimitsRequest) {
+    l.timeout_ms = r.timeout_ms.unwrap_or(l.timeout_ms);
+    l.fuel = r.fuel.or(l.fuel);
+    l.memory_bytes = r.memory_bytes.unwrap_or(l.memory_bytes);
+    l.stdout_bytes = r.stdout_bytes.unwrap_or(l.stdout_bytes);
+    l.stderr_bytes = r.stderr_bytes.unwrap_or(l.stderr_bytes);
+    l.output_bytes = r.output_bytes.unwrap_or(l.output_bytes);
+}
+
+/// `NAME=DIR` or `NAME=DIR:rw` (or `:ro`).
+fn parse_volume(spec: &str) -> anyhow::Result<(String, Volume)> {
+    let Some((name, rest)) = spec.split_once('=') else {
+        bail!("--volume {spec:?} must look like NAME=DIR or NAME=DIR:rw");
+    };
+    let (dir, writable) = match rest.rsplit_once(':') {
+        Some((d, "rw")) => (d, true),
+        Some((d, "ro")) => (d, false),
+        _ => (rest, false),
+    };
+    if name.is_empty() || dir.is_empty() {
+        bail!("--volume {spec:?} must look like NAME=DIR or NAME=DIR:rw");
+    }
+    Ok((
+        name.to_owned(),
+        Volume {
+            host: Path::new(dir).to_owned(),
+            writable,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_specs() {
+        let (n, v) = parse_volume("data=/srv/d:rw").unwrap();
+        assert_eq!(
+            (n.as_str(), v.host.to_str().unwrap(), v.writable),
+            ("data", "/srv/d", true)
+        );
+        let (_, v) = parse_volume("data=/srv/d").unwrap();
+        assert!(!v.writable);
+        assert!(parse_volume("/srv/d").is_err());
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_keys() {
+        let err = toml::from_str::<FileConfig>("cache_dirr = 'x'").unwrap_err();
+        assert!(err.to_string().contains("cache_dirr"), "{err}");
+        let ok: FileConfig = toml::from_str(
+            "concurrency = 4\n[limits.maximum]\nmemory_bytes = 1048576\n[volumes.data]\npath = '/tmp'\n",
+        )
+        .unwrap();
+        assert_eq!(ok.limits.maximum.memory_bytes, Some(1048576));
+    }
+}

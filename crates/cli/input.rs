@@ -1,0 +1,213 @@
+//! Reading jobs from files, directories and stdin, and uploading `path` modules.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use wasmq_cache::Cache;
+use wasmq_spec::{Job, JobResult, ModuleRef, Rejection, codes, decode_job};
+
+/// One job read from an input, or the rejected result for what could not be read as one.
+pub struct Entry {
+    /// Where it came from: `file.jsonl:3`, `file.json`, `file.json[2]`, `-:1`.
+    pub origin: String,
+    /// The directory `path` modules are relative to.
+    pub base: PathBuf,
+    pub job: Result<Job, JobResult>,
+}
+
+/// Reads every job of every input. A file that cannot be read is an error; a job that
+/// cannot be decoded is a rejected result naming its file and line.
+pub fn read_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            let mut text = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut text)
+                .context("failed to read jobs from stdin")?;
+            let cwd = std::env::current_dir().context("no current directory")?;
+            parse(&text, "-", &cwd, Kind::Guess, &mut out);
+        } else if input.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("failed to list job directory {}", input.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "jsonl"))
+                .collect();
+            files.sort();
+            for f in files {
+                read_file(&f, &mut out)?;
+            }
+        } else {
+            read_file(input, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Lines,
+    Document,
+    Guess,
+}
+
+fn read_file(path: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("failed to read job file {}", path.display()))?;
+    let kind = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "ndjson") => Kind::Lines,
+        Some("json") => Kind::Document,
+        _ => Kind::Guess,
+    };
+    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    parse(&text, &path.display().to_string(), &base, kind, out);
+    Ok(())
+}
+
+fn parse(text: &[u8], name: &str, base: &Path, kind: Kind, out: &mut Vec<Entry>) {
+    let entry = |origin: String, bytes: &[u8]| Entry {
+        job: decode_job(bytes).map_err(|(r, id, batch)| {
+            let r = Rejection::new(r.code, format!("{origin}: {}", r.message));
+            JobResult::rejected(id.unwrap_or_default(), batch, &r)
+        }),
+        origin,
+        base: base.to_owned(),
+    };
+    let as_document = match kind {
+        Kind::Lines => false,
+        Kind::Document => true,
+        // One JSON value (object or array) when the whole text parses as one, else lines.
+        Kind::Guess => serde_json::from_slice::<serde_json::Value>(text).is_ok(),
+    };
+    if as_document {
+        match serde_json::from_slice::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let bytes = serde_json::to_vec(item).expect("a parsed value serializes");
+                    out.push(entry(format!("{name}[{i}]"), &bytes));
+                }
+            }
+            _ => out.push(entry(name.to_owned(), text)),
+        }
+        return;
+    }
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        out.push(entry(format!("{name}:{}", i + 1), line));
+    }
+}
+
+/// Turns `path` modules into `sha256` references, uploading each file once.
+pub struct Uploader<'a> {
+    cache: &'a Cache,
+    seen: HashMap<PathBuf, Result<String, String>>,
+}
+
+impl<'a> Uploader<'a> {
+    pub fn new(cache: &'a Cache) -> Self {
+        Uploader {
+            cache,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Replaces a `path` module of `job` with the `sha256` of the uploaded file.
+    pub fn resolve(&mut self, job: &mut Job, base: &Path, origin: &str) -> Result<(), Rejection> {
+        let ModuleRef::Path(rel) = &job.module else {
+            return Ok(());
+        };
+        let path = base.join(rel);
+        let cache = self.cache;
+        let got = self
+            .seen
+            .entry(path.clone())
+            .or_insert_with(|| upload(cache, &path).map_err(|e| format!("{e:#}")));
+        match got {
+            Ok(hex) => {
+                job.module = ModuleRef::Sha256(hex.clone());
+                Ok(())
+            }
+            Err(why) => Err(Rejection::new(
+                codes::MODULE_NOT_FOUND,
+                format!("{origin}: module.path {}: {why}", rel.display()),
+            )),
+        }
+    }
+}
+
+/// Reads a module file (`.wat` text is assembled) and stores it; returns its sha256.
+pub fn upload(cache: &Cache, path: &Path) -> anyhow::Result<String> {
+    let bytes = read_module(path)?;
+    let digest = cache.put_module(&bytes)?;
+    Ok(digest.to_hex())
+}
+
+/// A module's bytes; `.wat` files are assembled to binary.
+pub fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read module {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "wat") {
+        return wat::parse_bytes(&bytes)
+            .map(|b| b.into_owned())
+            .with_context(|| format!("failed to assemble {}", path.display()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_lines_array_and_bad_line() {
+        let mut out = Vec::new();
+        let text = b"{\"module\":{\"sha256\":\"00\"}}\n\n{not json\n";
+        parse(text, "a.jsonl", Path::new("."), Kind::Lines, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].origin, "a.jsonl:1");
+        let bad = out[1].job.as_ref().unwrap_err();
+        assert!(
+            bad.message.starts_with("a.jsonl:3: invalid job"),
+            "{}",
+            bad.message
+        );
+
+        let mut out = Vec::new();
+        parse(
+            br#"[{"module":{"base64":""}},{"module":{"base64":""}}]"#,
+            "b.json",
+            Path::new("."),
+            Kind::Document,
+            &mut out,
+        );
+        assert_eq!(
+            out.iter().map(|e| e.origin.as_str()).collect::<Vec<_>>(),
+            ["b.json[0]", "b.json[1]"]
+        );
+        assert!(out.iter().all(|e| e.job.is_ok()));
+    }
+
+    #[test]
+    fn guess_reads_one_pretty_object() {
+        let mut out = Vec::new();
+        parse(
+            b"{\n  \"module\": {\"base64\": \"\"}\n}\n",
+            "-",
+            Path::new("."),
+            Kind::Guess,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(out[0].job.is_ok());
+    }
+}
