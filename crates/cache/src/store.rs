@@ -16,7 +16,7 @@ use crate::digest::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// A file or directory operation failed.
-    #[error("cache i/o failed on {path}: {source}")]
+    #[error("cache i/o failed on {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -367,8 +367,8 @@ impl Cache {
     /// files left by interrupted writers.
     pub fn gc(&self, max_bytes: u64) -> Result<GcReport, CacheError> {
         let mut report = GcReport::default();
-        for dir in ["modules", "artifacts"] {
-            for file in files_below(&self.root.join(dir), 3)? {
+        for (dir, depth) in [("modules", 2), ("artifacts", 3)] {
+            for file in files_below(&self.root.join(dir), depth)? {
                 let is_temp = file
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
@@ -498,7 +498,8 @@ struct ArtifactEntry {
 /// Regular files exactly `depth` directory levels below `dir` (missing dirs are empty).
 fn files_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, CacheError> {
     let mut level = vec![dir.to_owned()];
-    for _ in 0..depth {
+    for level_no in 0..depth {
+        let next_is_last = level_no + 1 == depth;
         let mut next = Vec::new();
         for d in level {
             let rd = match fs::read_dir(&d) {
@@ -507,7 +508,12 @@ fn files_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, CacheError> {
                 Err(e) => return Err(io_err(&d)(e)),
             };
             for entry in rd.flatten() {
-                next.push(entry.path());
+                let p = entry.path();
+                // Only directories lead further down; stray files above the last level
+                // are not part of the layout.
+                if next_is_last || fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                    next.push(p);
+                }
             }
         }
         level = next;

@@ -1,0 +1,8 @@
+//! Integration tests: they drive the real `wasmq` binary on real guests (WAT fixtures
+//! under `tests/fixtures`, Rust programs under `jobs/guests` built by `jobs/build.sh`).
+
+mod cache;
+mod cli;
+mod files;
+mod statuses;
+mod support;
