@@ -142,6 +142,15 @@ impl Settings {
         };
     }
 
+    /// The multi-threaded async runtime the job-running commands use.
+    pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("wasmq")
+            .build()
+            .context("failed to start the async runtime")
+    }
+
     /// Opens the cache directory.
     pub fn open_cache(&self) -> anyhow::Result<Arc<Cache>> {
         let cache = Cache::open(&self.cache_dir, self.cache_max_bytes)

@@ -32,10 +32,7 @@ impl PrewarmCommand {
     pub fn execute(self) -> Outcome {
         let settings = Settings::load(&self.common)?;
         settings.init_logging("warn");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("failed to start the async runtime")?;
+        let runtime = settings.runtime()?;
         runtime.block_on(self.run(settings))
     }
 

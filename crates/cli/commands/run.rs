@@ -36,11 +36,7 @@ impl RunCommand {
     pub fn execute(self) -> Outcome {
         let settings = Settings::load(&self.common)?;
         settings.init_logging("warn");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("wasmq-run")
-            .build()
-            .context("failed to start the async runtime")?;
+        let runtime = settings.runtime()?;
         runtime.block_on(self.run(settings))
     }
 

@@ -2,9 +2,98 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmq_spec::{FileContent, JobResult, Rejection, codes};
+
+/// Per-job `/work` directories, reused: a finished job's directory is emptied and handed to
+/// the next job instead of being removed and created again (on some filesystems removing a
+/// directory costs a synchronous discard, tens of microseconds per job).
+///
+/// All of them live under one private (0700) directory of this process, removed when the
+/// pool is dropped.
+pub(crate) struct WorkDirs {
+    root: tempfile::TempDir,
+    /// Empty directories ready for a job.
+    free: Mutex<Vec<PathBuf>>,
+    /// Most directories kept for reuse.
+    keep: usize,
+    next: AtomicU64,
+}
+
+/// One job's directory; emptied and returned to the pool on drop.
+pub(crate) struct WorkDir<'a> {
+    path: PathBuf,
+    pool: &'a WorkDirs,
+}
+
+impl WorkDirs {
+    pub(crate) fn new(parent: Option<&Path>, keep: usize) -> std::io::Result<WorkDirs> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("wasmq-work-");
+        let root = match parent {
+            Some(p) => b.tempdir_in(p)?,
+            None => b.tempdir()?,
+        };
+        Ok(WorkDirs {
+            root,
+            free: Mutex::new(Vec::new()),
+            keep,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// An empty directory for one job.
+    pub(crate) fn take(&self) -> std::io::Result<WorkDir<'_>> {
+        let reused = self.free.lock().expect("work dir lock").pop();
+        let path = match reused {
+            Some(p) => p,
+            None => {
+                let p = self
+                    .root
+                    .path()
+                    .join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
+                fs::create_dir(&p)?;
+                p
+            }
+        };
+        Ok(WorkDir { path, pool: self })
+    }
+}
+
+impl WorkDir<'_> {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir<'_> {
+    fn drop(&mut self) {
+        // Reuse only a directory that is verifiably empty again; anything odd is removed.
+        let mut free = self.pool.free.lock().expect("work dir lock");
+        if free.len() < self.pool.keep && empty_dir(&self.path).is_ok() {
+            free.push(std::mem::take(&mut self.path));
+        } else {
+            drop(free);
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Removes everything inside `dir` (never following symlinks), leaving it empty.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
 
 /// Decodes the job's input files, so bad base64 is refused before anything runs.
 pub(crate) fn decode_inputs(
@@ -108,6 +197,32 @@ mod tests {
         collect(p, &["out/*.txt".into()], 6, &mut r).unwrap();
         assert_eq!(r.files.keys().collect::<Vec<_>>(), ["out/a.txt"]);
         assert_eq!(r.files_omitted, ["out/b.txt"]);
+    }
+
+    #[test]
+    fn work_dirs_come_back_empty() {
+        let parent = tempfile::tempdir().unwrap();
+        let pool = WorkDirs::new(Some(parent.path()), 4).unwrap();
+        let first = {
+            let d = pool.take().unwrap();
+            fs::create_dir_all(d.path().join("a/b")).unwrap();
+            fs::write(d.path().join("a/b/f"), "x").unwrap();
+            std::os::unix::fs::symlink(parent.path(), d.path().join("up")).unwrap();
+            d.path().to_owned()
+        };
+        let again = pool.take().unwrap();
+        assert_eq!(again.path(), first, "the directory is reused");
+        assert_eq!(fs::read_dir(again.path()).unwrap().count(), 0, "and empty");
+        assert!(
+            parent.path().exists(),
+            "a symlink inside is removed, not followed"
+        );
+        let other = pool.take().unwrap();
+        assert_ne!(
+            other.path(),
+            again.path(),
+            "a directory in use is never handed out twice"
+        );
     }
 
     #[test]

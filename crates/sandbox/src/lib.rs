@@ -64,6 +64,8 @@ struct Inner {
     modules: Modules,
     /// One permit per pooled instance slot: a job holds one while its store lives.
     slots: Semaphore,
+    /// The jobs' `/work` directories.
+    work_dirs: files::WorkDirs,
 }
 
 impl Sandbox {
@@ -81,9 +83,14 @@ impl Sandbox {
         })
         .map_err(|e| SetupError(format!("the wasm engine refused its configuration: {e:#}")))?;
         let modules = Modules::new(cache, config.hot_set_size);
+        let work_dirs =
+            files::WorkDirs::new(config.work_root.as_deref(), slots as usize).map_err(|e| {
+                SetupError(format!("could not create the directory for job files: {e}"))
+            })?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(slots as usize),
+                work_dirs,
                 config,
                 engines,
                 modules,
@@ -104,6 +111,12 @@ impl Sandbox {
     /// Modules compiled by this process so far.
     pub fn compiles(&self) -> u64 {
         self.inner.modules.compiles()
+    }
+
+    /// Drops every loaded module from memory (jobs in flight keep theirs); later jobs load
+    /// them from the disk cache again.
+    pub fn clear_hot_set(&self) {
+        self.inner.modules.clear();
     }
 
     /// The configuration this sandbox runs with.

@@ -73,6 +73,11 @@ impl Modules {
         }
     }
 
+    /// Forgets every loaded module; the next job of each loads it from disk again.
+    pub(crate) fn clear(&self) {
+        self.hot.lock().expect("hot set lock").clear();
+    }
+
     /// Modules compiled by this process.
     pub(crate) fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)

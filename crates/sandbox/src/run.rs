@@ -206,14 +206,9 @@ impl Sandbox {
         }
     }
 
-    /// A fresh, empty directory for the job, with its input files written.
-    fn job_dir(&self, prepared: &Prepared<'_>) -> std::io::Result<tempfile::TempDir> {
-        let mut b = tempfile::Builder::new();
-        b.prefix("wasmq-job-");
-        let dir = match &self.inner.config.work_root {
-            Some(root) => b.tempdir_in(root)?,
-            None => b.tempdir()?,
-        };
+    /// An empty directory for the job, with its input files written.
+    fn job_dir(&self, prepared: &Prepared<'_>) -> std::io::Result<files::WorkDir<'_>> {
+        let dir = self.inner.work_dirs.take()?;
         files::write_inputs(dir.path(), &prepared.inputs)?;
         Ok(dir)
     }

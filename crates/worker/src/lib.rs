@@ -91,7 +91,7 @@ async fn handle<T: Transport>(
 ) {
     let attempt = delivery.attempt();
     let mut result = match decode(delivery.body(), config.max_message_bytes) {
-        Err(rejected) => rejected,
+        Err(rejected) => *rejected,
         Ok(job) => {
             let span = info_span!(
                 "job",
@@ -144,7 +144,7 @@ async fn handle<T: Transport>(
 }
 
 /// A job from a message body, or the `rejected` result that says why it is not one.
-fn decode(body: &[u8], max: usize) -> Result<wasmq_spec::Job, JobResult> {
+fn decode(body: &[u8], max: usize) -> Result<wasmq_spec::Job, Box<JobResult>> {
     if body.len() > max {
         let r = Rejection::new(
             codes::INVALID_JOB,
@@ -153,8 +153,8 @@ fn decode(body: &[u8], max: usize) -> Result<wasmq_spec::Job, JobResult> {
                 body.len()
             ),
         );
-        return Err(JobResult::rejected("", None, &r));
+        return Err(Box::new(JobResult::rejected("", None, &r)));
     }
     decode_job(body)
-        .map_err(|(r, id, batch)| JobResult::rejected(id.unwrap_or_default(), batch, &r))
+        .map_err(|(r, id, batch)| Box::new(JobResult::rejected(id.unwrap_or_default(), batch, &r)))
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (or WASMQ_BROKER_HOST /
+# WASMQ_BROKER_PORT): starts the installed rabbitmq-server when none answers, installing
+# it from Debian's packages first when it is missing. Exits non-zero, saying why, when no
+# broker can be had.
+set -euo pipefail
+host="${WASMQ_BROKER_HOST:-127.0.0.1}"
+port="${WASMQ_BROKER_PORT:-5672}"
+
+answers() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
+
+if answers; then
+  echo "rabbitmq answers on $host:$port" >&2
+  exit 0
+fi
+if [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; then
+  echo "no broker answers on $host:$port, and it is not this machine's to start" >&2
+  exit 1
+fi
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+  echo "rabbitmq-server is not installed; installing it from Debian's packages" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+fi
+echo "starting rabbitmq-server" >&2
+PATH="$PATH:/usr/sbin" as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+for _ in $(seq 1 90); do
+  if answers; then
+    echo "rabbitmq answers on $host:$port" >&2
+    exit 0
+  fi
+  sleep 1
+done
+echo "rabbitmq-server did not start listening on $host:$port within 90 s; see /var/log/rabbitmq" >&2
+exit 1
