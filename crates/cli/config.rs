@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
+use wasmq_broker::amqp::Topology;
 use wasmq_cache::Cache;
 use wasmq_sandbox::{Sandbox, SandboxConfig, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
@@ -47,6 +48,22 @@ pub struct SandboxArgs {
     pub memory_bytes: Option<u64>,
 }
 
+/// Flags of the commands that talk to RabbitMQ.
+#[derive(Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// Broker URL [config: amqp_url] [default: amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long, env = "WASMQ_AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// Prefix of every queue and exchange name, so deployments and tests can share a
+    /// broker [config: queue_prefix] [default: wasmq].
+    #[arg(long, env = "WASMQ_QUEUE_PREFIX")]
+    pub queue_prefix: Option<String>,
+    /// Deliveries of one job before the broker dead-letters it; must be the same for
+    /// every process on one prefix [config: delivery_limit] [default: 5].
+    #[arg(long, env = "WASMQ_DELIVERY_LIMIT")]
+    pub delivery_limit: Option<u32>,
+}
+
 /// How logs are written (to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +84,12 @@ pub struct FileConfig {
     pub max_module_bytes: Option<usize>,
     pub work_root: Option<PathBuf>,
     pub pooling: Option<bool>,
+    pub amqp_url: Option<String>,
+    pub queue_prefix: Option<String>,
+    pub delivery_limit: Option<u32>,
+    pub drain_timeout_secs: Option<u64>,
+    pub max_message_bytes: Option<usize>,
+    pub worker_id: Option<String>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]
@@ -201,6 +224,44 @@ impl Settings {
         }
         c.check().map_err(anyhow::Error::msg)?;
         Ok(c)
+    }
+
+    /// The broker URL.
+    pub fn amqp_url(&self, args: &BrokerArgs) -> String {
+        args.amqp_url
+            .clone()
+            .or_else(|| self.file.amqp_url.clone())
+            .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    }
+
+    /// The queue and exchange names, checked.
+    pub fn topology(&self, args: &BrokerArgs) -> anyhow::Result<Topology> {
+        let prefix = args
+            .queue_prefix
+            .clone()
+            .or_else(|| self.file.queue_prefix.clone())
+            .unwrap_or_else(|| "wasmq".to_owned());
+        if prefix.is_empty()
+            || prefix.len() > 100
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
+            bail!(
+                "queue prefix {prefix:?} must be 1 to 100 characters of A-Z, a-z, 0-9, '.', '-', '_' or ':'"
+            );
+        }
+        let delivery_limit = args
+            .delivery_limit
+            .or(self.file.delivery_limit)
+            .unwrap_or(5);
+        if delivery_limit == 0 {
+            bail!("the delivery limit must be at least 1");
+        }
+        Ok(Topology {
+            prefix,
+            delivery_limit,
+        })
     }
 
     /// Opens the cache and builds the sandbox.

@@ -5,7 +5,8 @@
 //! crates.
 //!
 //! # Layout
-//! - `commands/`: one file per subcommand (`run`, `prewarm`, `cache`).
+//! - `commands/`: one file per subcommand (`run`, `worker`, `submit`, `results`,
+//!   `prewarm`, `cache`).
 //! - `config`: the TOML config file and the flags every command shares; config file <
 //!   `WASMQ_*` environment < flags.
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
@@ -33,6 +34,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(commands::run::RunCommand),
+    Worker(commands::worker::WorkerCommand),
+    Submit(commands::submit::SubmitCommand),
+    Results(commands::results::ResultsCommand),
     Prewarm(commands::prewarm::PrewarmCommand),
     Cache(commands::cache::CacheCommand),
 }
@@ -44,6 +48,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(c) => c.execute(),
+        Command::Worker(c) => c.execute(),
+        Command::Submit(c) => c.execute(),
+        Command::Results(c) => c.execute(),
         Command::Prewarm(c) => c.execute(),
         Command::Cache(c) => c.execute(),
     };

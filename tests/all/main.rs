@@ -1,8 +1,10 @@
 //! Integration tests: they drive the real `wasmq` binary on real guests (WAT fixtures
 //! under `tests/fixtures`, Rust programs under `jobs/guests` built by `jobs/build.sh`).
 
+mod broker;
 mod cache;
 mod cli;
 mod files;
+mod fleet;
 mod statuses;
 mod support;

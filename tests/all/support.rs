@@ -119,7 +119,7 @@ impl Dir {
     }
 }
 
-fn parse(out: Output) -> Run {
+pub fn parse(out: Output) -> Run {
     let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let results = stdout

@@ -6,7 +6,13 @@
 //!
 //! # Layout
 //! - [`memory`]: [`MemoryQueue`], the in-process queue behind `wasmq run` (no broker).
+//! - [`amqp`]: RabbitMQ: [`amqp::Topology`], the worker's [`amqp::AmqpTransport`], and
+//!   helpers for the client commands.
+//! - [`client`]: [`client::Client`], the connection of `submit`, `results` and the
+//!   control exchange.
 
+pub mod amqp;
+pub mod client;
 pub mod memory;
 
 use std::future::Future;
@@ -50,4 +56,17 @@ pub trait Transport: Send + Sync + 'static {
         result: &JobResult,
         delivery: &Self::Delivery,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Stops taking new jobs (deliveries already handed out stay valid); `next` returns
+    /// `None` once it has.
+    fn stop_consuming(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Deliveries of one message after which a host fault is reported as an
+    /// `internal_error` result instead of a requeue; `None` when the transport itself
+    /// enforces a limit (a broker's delivery limit and dead-letter queue).
+    fn redelivery_limit(&self) -> Option<u32> {
+        Some(3)
+    }
 }

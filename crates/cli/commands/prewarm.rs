@@ -2,27 +2,41 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use wasmq_broker::client::Client;
 use wasmq_spec::CacheOutcome;
+use wasmq_spec::control::{PrewarmOutcome, PrewarmReply, PrewarmRequest};
 
 use crate::Outcome;
-use crate::config::{CommonArgs, SandboxArgs, Settings};
-use crate::input::read_module;
+use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings};
+use crate::input::{read_module, upload};
 
 /// Upload modules to the module store and compile them into the artifact cache.
 ///
-/// Prints each module's sha256 (what jobs refer to) and its compile time.
+/// Prints each module's sha256 (what jobs refer to) and its compile time. With
+/// --broadcast, every live worker compiles them into its own cache instead, and each
+/// reports back when ready.
 #[derive(Args)]
 pub struct PrewarmCommand {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Ask every worker consuming the jobs queue to compile the modules (they read them
+    /// from the module store they share with this command).
+    #[arg(long)]
+    broadcast: bool,
+    /// With --broadcast: seconds to wait for every worker's answer.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
     /// Module files (.wasm, or .wat text).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -37,6 +51,9 @@ impl PrewarmCommand {
     }
 
     async fn run(self, settings: Settings) -> Outcome {
+        if self.broadcast {
+            return self.broadcast(settings).await;
+        }
         let (cache, sandbox) = settings.sandbox(&self.sandbox)?;
         let parallel = Arc::new(Semaphore::new(settings.concurrency(&self.sandbox).max(1)));
         let bar = ProgressBar::new(self.files.len() as u64).with_style(
@@ -80,6 +97,98 @@ impl PrewarmCommand {
             }
         }
         bar.finish_and_clear();
+        Ok(ok)
+    }
+
+    /// Uploads the modules and asks every live worker to compile them.
+    async fn broadcast(self, settings: Settings) -> Outcome {
+        let cache = settings.open_cache()?;
+        let mut modules = Vec::new();
+        for path in &self.files {
+            let hex = upload(&cache, path)?;
+            println!("sha256:{hex}  uploaded  {}", path.display());
+            modules.push(hex);
+        }
+        let topology = settings.topology(&self.broker)?;
+        let client = Client::connect(
+            &settings.amqp_url(&self.broker),
+            "wasmq prewarm",
+            topology.clone(),
+        )
+        .await?;
+        let (_, workers) = client.queue_counts(&topology.jobs_queue()).await?;
+        if workers == 0 {
+            anyhow::bail!(
+                "no worker is consuming {}; start one with `wasmq worker`",
+                topology.jobs_queue()
+            );
+        }
+        let mut replies = client.private_queue(false).await?;
+        let correlation = format!("prewarm-{}", std::process::id());
+        let request = serde_json::to_vec(&PrewarmRequest {
+            modules: modules.clone(),
+        })?;
+        client
+            .broadcast(&request, &replies.queue, &correlation)
+            .await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.timeout);
+        let mut answered = 0u32;
+        let mut ok = true;
+        while answered < workers {
+            let msg = match tokio::time::timeout_at(deadline, replies.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => anyhow::bail!("the reply queue closed"),
+                Err(_) => break,
+            };
+            if msg.correlation_id.as_deref() != Some(correlation.as_str()) {
+                msg.ack().await?;
+                continue;
+            }
+            let reply: PrewarmReply =
+                serde_json::from_slice(&msg.body).context("a worker sent an unreadable reply")?;
+            msg.ack().await?;
+            answered += 1;
+            let failed: Vec<&PrewarmOutcome> = reply
+                .modules
+                .iter()
+                .filter(|m| m.outcome == "failed")
+                .collect();
+            let compiled = reply
+                .modules
+                .iter()
+                .filter(|m| m.outcome == "compiled")
+                .count();
+            let cached = reply
+                .modules
+                .iter()
+                .filter(|m| m.outcome == "cached")
+                .count();
+            if failed.is_empty() && reply.modules.len() == modules.len() {
+                println!(
+                    "worker {} ready: {compiled} compiled, {cached} already cached",
+                    reply.worker
+                );
+            } else {
+                ok = false;
+                println!("worker {} not ready:", reply.worker);
+                for f in failed {
+                    println!(
+                        "  sha256:{}: {}",
+                        f.sha256,
+                        f.error.as_deref().unwrap_or("failed")
+                    );
+                }
+            }
+        }
+        client.close().await;
+        if answered < workers {
+            eprintln!(
+                "error: {answered} of {workers} workers answered within {} s",
+                self.timeout
+            );
+            return Ok(false);
+        }
         Ok(ok)
     }
 }

@@ -75,7 +75,6 @@ impl RunCommand {
                 concurrency,
                 worker_id: "local".into(),
                 max_message_bytes: usize::MAX,
-                max_attempts: Some(3),
             },
         );
         let token = shutdown.clone();

@@ -11,7 +11,9 @@
 //!   ([`LimitPolicy`]) and what a run gets ([`Limits`]).
 //! - [`result`]: [`JobResult`], [`Status`], [`Timings`], [`CacheOutcome`].
 //! - [`reject`]: [`Rejection`], the reason a job is refused, and the machine [`codes`].
+//! - [`control`]: fleet-wide prewarm requests and replies, and batch manifests.
 
+pub mod control;
 pub mod job;
 pub mod limits;
 pub mod reject;

@@ -3,7 +3,8 @@
 //!
 //! The loop is the same for the in-process queue (`wasmq run`) and a broker
 //! (`wasmq worker`). A job's own fault is a result and an ack; a host fault (the result
-//! could not be published, the runner panicked) is a requeue, so the job is tried again.
+//! could not be published, the runner panicked, the disk failed) is a requeue, so the job
+//! is tried again, until the transport's redelivery limit.
 //!
 //! # Layout
 //! - [`Worker`]: the loop, its [`WorkerConfig`], and graceful shutdown: on cancellation it
@@ -17,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 use wasmq_broker::{Delivery, Transport};
 use wasmq_sandbox::Sandbox;
-use wasmq_spec::{JobResult, Rejection, codes, decode_job};
+use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -28,10 +29,6 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// Largest job message accepted, in bytes.
     pub max_message_bytes: usize,
-    /// After this many deliveries of one message ending in a host fault, publish an
-    /// `internal_error` result instead of requeueing (`None`: the transport's own limit,
-    /// such as a broker's delivery limit, decides).
-    pub max_attempts: Option<u32>,
 }
 
 /// The run loop over one transport.
@@ -77,6 +74,7 @@ impl<T: Transport> Worker<T> {
                 drop(permit);
             });
         }
+        self.transport.stop_consuming().await;
         tracker.close();
         tracker.wait().await;
     }
@@ -96,38 +94,38 @@ async fn handle<T: Transport>(
             let span = info_span!(
                 "job",
                 id = job.id(),
-                batch = job.batch.as_deref().unwrap_or("")
+                batch = job.batch.as_deref().unwrap_or(""),
+                attempt
             );
+            let (id, batch) = (job.id().to_owned(), job.batch.clone());
             let sandbox = sandbox.clone();
             // Its own task, so that a panic in the runner is caught here as a host fault.
             let run = tokio::spawn(async move { sandbox.run(&job).await }.instrument(span));
             match run.await {
                 Ok(r) => r,
-                Err(e) => {
-                    let why = format!("the runner failed: {e}");
-                    if config.max_attempts.is_some_and(|max| attempt >= max) {
-                        let (id, batch) = decode_job(delivery.body())
-                            .map(|j| (j.id().to_owned(), j.batch))
-                            .unwrap_or_default();
-                        JobResult::internal(
-                            id,
-                            batch,
-                            format!("{why} (attempt {attempt}, giving up)"),
-                        )
-                    } else {
-                        warn!(attempt, error = %why, "host fault; requeueing the job");
-                        if let Err(e) = delivery.requeue().await {
-                            warn!(error = %e, "could not requeue the job; the broker will redeliver it");
-                        }
-                        return;
-                    }
-                }
+                Err(e) => JobResult::internal(id, batch, format!("the runner failed: {e}")),
             }
         }
     };
+    // A host fault is retried: the job was not at fault, another attempt may succeed.
+    if result.status == Status::InternalError {
+        match transport.redelivery_limit() {
+            Some(max) if attempt >= max => {
+                result.message =
+                    format!("{} (attempt {attempt} of {max}; giving up)", result.message);
+            }
+            _ => {
+                warn!(job = %result.id, attempt, error = %result.message, "host fault; requeueing the job");
+                if let Err(e) = delivery.requeue().await {
+                    warn!(error = %e, "could not requeue the job; the broker will redeliver it");
+                }
+                return;
+            }
+        }
+    }
     result.attempt = attempt;
     result.worker = Some(config.worker_id.clone());
-    info!(job = %result.id, batch = result.batch.as_deref().unwrap_or(""), status = %result.status, total_us = result.timings.total_us, "job done");
+    info!(job = %result.id, batch = result.batch.as_deref().unwrap_or(""), status = %result.status, attempt, total_us = result.timings.total_us, "job done");
     match transport.publish(&result, &delivery).await {
         Ok(()) => {
             if let Err(e) = delivery.ack().await {

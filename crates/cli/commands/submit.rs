@@ -1,0 +1,162 @@
+//! `wasmq submit`: publish a batch of jobs to RabbitMQ.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use base64::Engine as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use wasmq_broker::client::Client;
+use wasmq_spec::control::BatchManifest;
+use wasmq_spec::{Job, ModuleRef};
+
+use crate::Outcome;
+use crate::config::{BrokerArgs, CommonArgs, Settings};
+use crate::input::{Uploader, read_inputs, read_module};
+
+/// Publish jobs to the jobs queue as one batch, and prints the batch id.
+///
+/// The batch's own result queue (bound to `<batch>.#`) is declared before anything is
+/// published, so no result can be missed; read it with `wasmq results --batch ID`.
+#[derive(Args)]
+pub struct SubmitCommand {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// The batch id given to every job [default: generated].
+    #[arg(long)]
+    batch: Option<String>,
+    /// Embed `path` modules in the messages (base64) instead of uploading them to the
+    /// module store the workers share.
+    #[arg(long)]
+    inline: bool,
+    /// Seconds the batch's result queue lives unused before the broker deletes it
+    /// [default: 86400].
+    #[arg(long, env = "WASMQ_RESULT_TTL_SECS", default_value_t = 86_400)]
+    result_ttl_secs: u32,
+    /// Job messages published but not yet confirmed, at most.
+    #[arg(long, default_value_t = 1024)]
+    window: usize,
+    /// Job files (.json, .jsonl), directories of them, or - for stdin.
+    #[arg(required = true, value_name = "JOB_FILE")]
+    inputs: Vec<PathBuf>,
+}
+
+impl SubmitCommand {
+    pub fn execute(self) -> Outcome {
+        let settings = Settings::load(&self.common)?;
+        settings.init_logging("warn");
+        settings.runtime()?.block_on(self.run(settings))
+    }
+
+    async fn run(self, settings: Settings) -> Outcome {
+        let topology = settings.topology(&self.broker)?;
+        let batch = match self.batch.clone() {
+            Some(b) => b,
+            None => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                format!("b{:x}{:x}", nanos, std::process::id())
+            }
+        };
+        let probe: Result<Job, _> =
+            serde_json::from_value(serde_json::json!({"batch": batch, "module": {"base64": ""}}));
+        if let Err(r) = probe
+            .map_err(|e| e.to_string())
+            .and_then(|j: Job| j.validate().map_err(|r| r.message))
+        {
+            anyhow::bail!("invalid --batch: {r}");
+        }
+
+        let entries = read_inputs(&self.inputs)?;
+        let cache = settings.open_cache()?;
+        let mut uploader = Uploader::new(&cache);
+        let mut inline: HashMap<PathBuf, Result<String, String>> = HashMap::new();
+        let mut bodies = Vec::with_capacity(entries.len());
+        let mut refused = 0u64;
+        for entry in entries {
+            let mut job = match entry.job {
+                Ok(j) => j,
+                Err(r) => {
+                    eprintln!("error: {}", r.message);
+                    refused += 1;
+                    continue;
+                }
+            };
+            let resolved = match (&job.module, self.inline) {
+                (ModuleRef::Path(rel), true) => {
+                    let path = entry.base.join(rel);
+                    let got = inline.entry(path.clone()).or_insert_with(|| {
+                        read_module(&path)
+                            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+                            .map_err(|e| format!("{e:#}"))
+                    });
+                    match got {
+                        Ok(b64) => {
+                            job.module = ModuleRef::Base64(b64.clone());
+                            Ok(())
+                        }
+                        Err(why) => Err(format!(
+                            "{}: module.path {}: {why}",
+                            entry.origin,
+                            rel.display()
+                        )),
+                    }
+                }
+                _ => uploader
+                    .resolve(&mut job, &entry.base, &entry.origin)
+                    .map_err(|r| r.message),
+            };
+            if let Err(why) = resolved {
+                eprintln!("error: {why}");
+                refused += 1;
+                continue;
+            }
+            job.batch = Some(batch.clone());
+            bodies.push((job.id().to_owned(), serde_json::to_vec(&job)?));
+        }
+
+        let client = Client::connect(
+            &settings.amqp_url(&self.broker),
+            "wasmq submit",
+            topology.clone(),
+        )
+        .await?;
+        let batch_queue = client
+            .declare_batch_queue(&batch, self.result_ttl_secs.saturating_mul(1000))
+            .await?;
+        let total = bodies.len() as u64;
+        let bar = ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{spinner} submitting [{bar:30}] {pos}/{len} {per_sec}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let started = Instant::now();
+        let published = client
+            .publish_jobs(bodies, self.window, |n| bar.set_position(n))
+            .await
+            .context("publishing jobs")?;
+        bar.finish_and_clear();
+        let manifest = serde_json::json!({ "manifest": BatchManifest { batch: batch.clone(), jobs: published } });
+        client
+            .send_to_queue(&batch_queue, &serde_json::to_vec(&manifest)?, None)
+            .await
+            .context("recording the batch size")?;
+        let secs = started.elapsed().as_secs_f64();
+        client.close().await;
+        println!("{batch}");
+        eprintln!(
+            "submitted {published} jobs to batch {batch} in {secs:.2} s ({:.0} jobs/s); read results with: wasmq results --batch {batch} --wait",
+            published as f64 / secs.max(1e-9)
+        );
+        if refused > 0 {
+            eprintln!("{refused} job(s) could not be submitted (see above)");
+        }
+        Ok(refused == 0)
+    }
+}

@@ -1,0 +1,397 @@
+//! The worker on a real RabbitMQ: delivery, faults, drain, dead-lettering, routing.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde_json::{Value, json};
+use wasmq_spec::{CacheOutcome, JobResult, Status};
+
+use crate::fleet::Fleet;
+use crate::support::{fixture, guest, job, with};
+
+fn count_log(f: &Fleet, i: usize, needle: &str) -> usize {
+    f.workers[i].log.lock().unwrap().matches(needle).count()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Every id in `ids` has exactly one result, and nothing else came back.
+fn assert_exactly_once(results: &[JobResult], ids: &[String]) {
+    let got: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    let unique: HashSet<&str> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "results reads are de-duplicated");
+    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let missing: Vec<_> = want.difference(&unique).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} jobs have no result, e.g. {missing:?}",
+        want.len() - unique.intersection(&want).count()
+    );
+    assert_eq!(unique, want);
+}
+
+fn busy_jobs(n: usize, prefix: &str, args: &[&str]) -> (Vec<Value>, Vec<String>) {
+    let jobs: Vec<Value> = (0..n)
+        .map(|i| {
+            with(
+                job(&format!("{prefix}{i}"), &guest("hashbench")),
+                json!({"args": args}),
+            )
+        })
+        .collect();
+    let ids = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    (jobs, ids)
+}
+
+#[test]
+fn two_workers_share_a_batch_and_every_job_has_one_result() {
+    let mut f = Fleet::new("share");
+    f.start_worker(2, &[]);
+    f.start_worker(2, &[]);
+    let jobs: Vec<Value> = (0..2000)
+        .map(|i| {
+            job(
+                &format!("j{i}"),
+                &fixture(if i % 200 == 0 {
+                    "exit7.wat"
+                } else {
+                    "hello.wat"
+                }),
+            )
+        })
+        .collect();
+    let ids: Vec<String> = (0..2000).map(|i| format!("j{i}")).collect();
+    let batch = f.submit(&jobs);
+    let r = f.results(&batch, 180);
+    assert_eq!(
+        r.code, 1,
+        "ten jobs exit 7, so not everything succeeded: {}",
+        r.stderr
+    );
+    assert_exactly_once(&r.results, &ids);
+    assert_eq!(r.count_status(Status::Failed), 10);
+    assert_eq!(r.count_status(Status::Succeeded), 1990);
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.batch.as_deref() == Some(batch.as_str()))
+    );
+    for w in &f.workers {
+        let n = r
+            .results
+            .iter()
+            .filter(|x| x.worker.as_deref() == Some(w.id.as_str()))
+            .count();
+        assert!(n > 0, "worker {} took no job", w.id);
+    }
+}
+
+#[test]
+fn a_killed_worker_loses_no_job() {
+    let mut f = Fleet::new("kill");
+    f.start_worker(2, &[]);
+    f.start_worker(2, &[]);
+    let (jobs, ids) = busy_jobs(300, "k", &["2", "2"]);
+    let batch = f.submit(&jobs);
+    wait_until(
+        "the first worker to finish some jobs",
+        Duration::from_secs(60),
+        || count_log(&f, 0, "job done") >= 10,
+    );
+    f.workers[0].child.kill().unwrap();
+    f.workers[0].child.wait().unwrap();
+    let r = f.results(&batch, 180);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_exactly_once(&r.results, &ids);
+}
+
+#[test]
+fn a_worker_reconnects_when_its_connections_are_closed() {
+    let mut f = Fleet::new("reconnect");
+    f.start_worker(2, &[]);
+    let (jobs, ids) = busy_jobs(200, "r", &["2", "1"]);
+    let batch = f.submit(&jobs);
+    wait_until("some jobs to finish", Duration::from_secs(60), || {
+        count_log(&f, 0, "job done") >= 10
+    });
+    assert!(
+        f.close_worker_connections(0) >= 1,
+        "the worker's connections were found and closed"
+    );
+    let r = f.results(&batch, 180);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_exactly_once(&r.results, &ids);
+    assert!(
+        count_log(&f, 0, "connected to the broker") >= 1,
+        "{}",
+        f.workers[0].log.lock().unwrap()
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_jobs_and_acks_them() {
+    let mut f = Fleet::new("drain");
+    f.start_worker(2, &["--drain-timeout-secs", "60"]);
+    let (jobs, ids) = busy_jobs(12, "d", &["24", "4"]);
+    let batch = f.submit(&jobs);
+    wait_until("the first job to finish", Duration::from_secs(60), || {
+        count_log(&f, 0, "job done") >= 1
+    });
+    f.signal(0, "TERM");
+    let status = f.workers[0].child.wait().unwrap();
+    assert!(status.success(), "a drained worker exits 0: {status:?}");
+    let log = f.workers[0].log.lock().unwrap().clone();
+    assert!(log.contains("drained"), "{log}");
+    let done_by_first = log.matches("job done").count();
+    assert!(done_by_first < 12, "the worker stopped taking jobs");
+
+    f.start_worker(2, &[]);
+    let r = f.results(&batch, 180);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("duplicate"),
+        "no job ran twice: {}",
+        r.stderr
+    );
+    assert_exactly_once(&r.results, &ids);
+    let first_id = &f.workers[0].id;
+    let from_first = r
+        .results
+        .iter()
+        .filter(|x| x.worker.as_deref() == Some(first_id.as_str()))
+        .count();
+    assert_eq!(
+        from_first, done_by_first,
+        "every job the first worker finished was published and acked"
+    );
+}
+
+#[test]
+fn a_job_that_always_faults_the_host_is_dead_lettered() {
+    let mut f = Fleet::new("poison");
+    f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
+    // The module store entry of hello.wat is unreadable: every attempt is a host fault.
+    let bytes = wat::parse_file(fixture("hello.wat")).unwrap();
+    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
+    std::fs::create_dir_all(
+        f.dir
+            .cache_dir()
+            .join("modules")
+            .join(&hex[..2])
+            .join(format!("{hex}.wasm")),
+    )
+    .unwrap();
+    f.start_worker(2, &[]);
+    let batch = f.submit(&[
+        json!({"id": "poison", "module": {"sha256": hex}}),
+        job("fine", &fixture("noop.wat")),
+    ]);
+    wait_until(
+        "the poison message in the dead-letter queue",
+        Duration::from_secs(60),
+        || f.ready("jobs.dead") == 1,
+    );
+    let out = f
+        .wasmq()
+        .args([
+            "results",
+            "--batch",
+            &batch,
+            "--wait",
+            "--expect",
+            "1",
+            "--timeout",
+            "60",
+            "--delivery-limit",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let r = crate::support::parse(out);
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.by_id("fine").status, Status::Succeeded);
+    assert!(
+        count_log(&f, 0, "host fault; requeueing") >= 2,
+        "{}",
+        f.workers[0].log.lock().unwrap()
+    );
+    assert_eq!(f.ready("jobs"), 0);
+}
+
+#[test]
+fn invalid_messages_become_rejected_results_and_reply_to_is_honoured() {
+    let mut f = Fleet::new("route");
+    f.start_worker(1, &[]);
+    let json_props = BasicProperties::default().with_content_type("application/json".into());
+    f.publish_raw(b"this is not json", json_props.clone());
+    f.publish_raw(
+        br#"{"id":"path","module":{"path":"/etc/passwd"}}"#,
+        json_props.clone(),
+    );
+    f.publish_raw(
+        br#"{"id":"types","module":{"base64":""},"args":"not-a-list"}"#,
+        json_props.clone(),
+    );
+    let out = f
+        .wasmq()
+        .args(["results", "--wait", "--expect", "3", "--timeout", "60"])
+        .output()
+        .unwrap();
+    let r = crate::support::parse(out);
+    assert_eq!(r.results.len(), 3, "{}", r.stderr);
+    assert!(r.results.iter().all(|x| x.status == Status::Rejected));
+    assert_eq!(r.by_id("path").code, "module_path_not_allowed");
+    assert!(
+        r.by_id("types").message.contains("invalid type"),
+        "{}",
+        r.by_id("types").message
+    );
+    assert!(
+        r.results
+            .iter()
+            .any(|x| x.id.is_empty() && x.code == "invalid_job")
+    );
+
+    // reply_to: the result goes to the caller's queue, with its correlation id.
+    let noop = base64::engine::general_purpose::STANDARD
+        .encode(wat::parse_file(fixture("noop.wat")).unwrap());
+    let body = json!({"id": "direct", "module": {"base64": noop}}).to_string();
+    let jobs_queue = format!("{}.jobs", f.prefix);
+    let (result, correlation) = f.with_broker(async |c| {
+        let ch = c.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let mut consumer = ch
+            .basic_consume(
+                q.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let props = json_props
+            .clone()
+            .with_reply_to(q.name().clone())
+            .with_correlation_id("corr-42".into());
+        ch.basic_publish(
+            "".into(),
+            jobs_queue.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            props,
+        )
+        .await
+        .unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(60), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let r: JobResult = serde_json::from_slice(&d.data).unwrap();
+        (
+            r,
+            d.properties
+                .correlation_id()
+                .as_ref()
+                .map(|s| s.to_string()),
+        )
+    });
+    assert_eq!(
+        (result.id.as_str(), result.status),
+        ("direct", Status::Succeeded)
+    );
+    assert_eq!(correlation.as_deref(), Some("corr-42"));
+    assert_eq!(
+        f.ready("results"),
+        0,
+        "a reply_to result does not also go to the shared queue"
+    );
+}
+
+#[test]
+fn queue_prefixes_isolate_deployments() {
+    let mut a = Fleet::new("iso-a");
+    let b = Fleet::new("iso-b");
+    a.start_worker(2, &[]);
+    let batch_b = b.submit(&[
+        job("b1", &fixture("noop.wat")),
+        job("b2", &fixture("noop.wat")),
+    ]);
+    let batch_a = a.submit(&[job("a1", &fixture("noop.wat"))]);
+    let r = a.results(&batch_a, 60);
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.by_id("a1").status, Status::Succeeded);
+    assert_eq!(b.ready("jobs"), 2, "the other prefix's jobs were not taken");
+    assert!(!batch_b.is_empty());
+}
+
+#[test]
+fn prewarm_broadcast_reaches_every_worker_and_the_next_job_hits_the_cache() {
+    let mut f = Fleet::new("prewarm");
+    f.start_worker(1, &[]);
+    f.start_worker(1, &[]);
+    let out = f
+        .wasmq()
+        .args(["prewarm", "--broadcast", "--timeout", "120"])
+        .arg(guest("jsonx"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for w in &f.workers {
+        assert!(
+            stdout.contains(&format!("worker {} ready", w.id)),
+            "{stdout}"
+        );
+    }
+    let batch = f.submit(&[with(job("after", &guest("jsonx")), json!({"stdin": "[]"}))]);
+    let r = f.results(&batch, 60);
+    let after = r.by_id("after");
+    assert_eq!(after.status, Status::Succeeded, "{}", after.message);
+    assert_ne!(
+        after.cache,
+        Some(CacheOutcome::Compiled),
+        "prewarmed: no compile at job time"
+    );
+
+    let bad = f
+        .wasmq()
+        .args(["prewarm", "--broadcast", "--timeout", "60"])
+        .arg(fixture("unknown-import.wat"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "a module that cannot run fails the prewarm"
+    );
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("not ready"));
+}
