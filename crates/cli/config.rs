@@ -90,6 +90,7 @@ pub struct FileConfig {
     pub drain_timeout_secs: Option<u64>,
     pub max_message_bytes: Option<usize>,
     pub worker_id: Option<String>,
+    pub prefetch: Option<u16>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]

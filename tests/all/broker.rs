@@ -232,8 +232,10 @@ fn a_job_that_always_faults_the_host_is_dead_lettered() {
 #[test]
 fn invalid_messages_become_rejected_results_and_reply_to_is_honoured() {
     let mut f = Fleet::new("route");
-    f.start_worker(1, &[]);
+    f.start_worker(1, &["--max-message-bytes", "4096"]);
     let json_props = BasicProperties::default().with_content_type("application/json".into());
+    let huge = json!({"id": "huge", "module": {"base64": "A".repeat(5000)}}).to_string();
+    f.publish_raw(huge.as_bytes(), json_props.clone());
     f.publish_raw(b"this is not json", json_props.clone());
     f.publish_raw(
         br#"{"id":"path","module":{"path":"/etc/passwd"}}"#,
@@ -245,11 +247,11 @@ fn invalid_messages_become_rejected_results_and_reply_to_is_honoured() {
     );
     let out = f
         .wasmq()
-        .args(["results", "--wait", "--expect", "3", "--timeout", "60"])
+        .args(["results", "--wait", "--expect", "4", "--timeout", "60"])
         .output()
         .unwrap();
     let r = crate::support::parse(out);
-    assert_eq!(r.results.len(), 3, "{}", r.stderr);
+    assert_eq!(r.results.len(), 4, "{}", r.stderr);
     assert!(r.results.iter().all(|x| x.status == Status::Rejected));
     assert_eq!(r.by_id("path").code, "module_path_not_allowed");
     assert!(
@@ -394,4 +396,81 @@ fn prewarm_broadcast_reaches_every_worker_and_the_next_job_hits_the_cache() {
         "a module that cannot run fails the prewarm"
     );
     assert!(String::from_utf8_lossy(&bad.stdout).contains("not ready"));
+}
+
+#[test]
+fn the_shipped_definitions_match_the_declared_topology() {
+    let f = Fleet::new("defs");
+    let empty = f.dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = f
+        .wasmq()
+        .args(["submit", "--batch", "defs"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ctl = |args: &[&str]| -> Vec<Value> {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .args(["--formatter", "json", "-q"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let defs: Value =
+        serde_json::from_str(include_str!("../../deploy/rabbitmq/definitions.json")).unwrap();
+    let ours = |name: &str| name.replacen("wasmq.", &format!("{}.", f.prefix), 1);
+    let queues = ctl(&["list_queues", "name", "arguments"]);
+    for q in defs["queues"].as_array().unwrap() {
+        let name = ours(q["name"].as_str().unwrap());
+        let live = queues
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not declared"));
+        let mut want = q["arguments"].clone();
+        if let Some(dlx) = want.get_mut("x-dead-letter-exchange") {
+            *dlx = Value::from(ours(dlx.as_str().unwrap()));
+        }
+        // rabbitmqctl lists arguments as [key, type, value] triples.
+        let live_args: serde_json::Map<String, Value> = live["arguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t[0].as_str().unwrap().to_owned(), t[2].clone()))
+            .collect();
+        assert_eq!(Value::Object(live_args), want, "arguments of {name}");
+    }
+    let exchanges = ctl(&["list_exchanges", "name", "type"]);
+    for e in defs["exchanges"].as_array().unwrap() {
+        let name = ours(e["name"].as_str().unwrap());
+        let live = exchanges
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not declared"));
+        assert_eq!(live["type"], e["type"], "type of {name}");
+    }
+    let bindings = ctl(&[
+        "list_bindings",
+        "source_name",
+        "destination_name",
+        "routing_key",
+    ]);
+    for b in defs["bindings"].as_array().unwrap() {
+        let (src, dst) = (
+            ours(b["source"].as_str().unwrap()),
+            ours(b["destination"].as_str().unwrap()),
+        );
+        assert!(
+            bindings.iter().any(|x| x["source_name"] == src.as_str()
+                && x["destination_name"] == dst.as_str()
+                && x["routing_key"] == b["routing_key"]),
+            "binding {src} -> {dst} missing"
+        );
+    }
 }

@@ -39,6 +39,12 @@ pub struct WorkerCommand {
     /// Largest job message accepted, in bytes [config: max_message_bytes] [default: 16 MiB].
     #[arg(long, env = "WASMQ_MAX_MESSAGE_BYTES")]
     max_message_bytes: Option<usize>,
+    /// Job messages the broker may hand this worker before it acks them: the jobs running
+    /// plus results waiting for the broker's confirm. Set it equal to --concurrency for
+    /// long jobs, so no worker holds jobs it cannot start yet [config: prefetch]
+    /// [default: concurrency + 64].
+    #[arg(long, env = "WASMQ_PREFETCH")]
+    prefetch: Option<u16>,
     /// Name written into every result [config: worker_id] [default: HOST-PID].
     #[arg(long, env = "WASMQ_WORKER_ID")]
     worker_id: Option<String>,
@@ -70,7 +76,15 @@ impl WorkerCommand {
             .max_message_bytes
             .or(settings.file.max_message_bytes)
             .unwrap_or(16 << 20);
-        let prefetch = u16::try_from(concurrency).context("concurrency must be at most 65535")?;
+        let prefetch = match self.prefetch.or(settings.file.prefetch) {
+            Some(p) if usize::from(p) < concurrency => {
+                anyhow::bail!(
+                    "--prefetch {p} is below --concurrency {concurrency}: the worker could never fill its sandboxes"
+                )
+            }
+            Some(p) => p,
+            None => u16::try_from(concurrency + 64).context("concurrency must be below 65000")?,
+        };
 
         let shutdown = CancellationToken::new();
         // Control first, so that a worker counted by `prewarm --broadcast` always answers.
@@ -102,7 +116,7 @@ impl WorkerCommand {
             .await
             .context("the worker could not start")?,
         );
-        info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, engine = sandbox.fingerprint(), "worker consuming");
+        info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, prefetch, engine = sandbox.fingerprint(), "worker consuming");
 
         let signals = shutdown.clone();
         tokio::spawn(async move {

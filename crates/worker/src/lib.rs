@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -23,7 +23,9 @@ use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Jobs run at once.
+    /// Jobs run at once. (Jobs whose results are being published do not count: a
+    /// transport should let more deliveries be unacked than this, see the broker's
+    /// prefetch.)
     pub concurrency: usize,
     /// Name written into every result.
     pub worker_id: String,
@@ -70,8 +72,7 @@ impl<T: Transport> Worker<T> {
             let transport = self.transport.clone();
             let config = self.config.clone();
             tracker.spawn(async move {
-                handle(&sandbox, &*transport, &config, delivery).await;
-                drop(permit);
+                handle(&sandbox, &*transport, &config, delivery, permit).await;
             });
         }
         self.transport.stop_consuming().await;
@@ -81,11 +82,15 @@ impl<T: Transport> Worker<T> {
 }
 
 /// Runs one delivery to its end: published and acked, or requeued.
+///
+/// `permit` is a sandbox slot: it is released as soon as the job has run, so the next job
+/// starts while this result waits for the broker's confirm.
 async fn handle<T: Transport>(
     sandbox: &Sandbox,
     transport: &T,
     config: &WorkerConfig,
     delivery: T::Delivery,
+    permit: OwnedSemaphorePermit,
 ) {
     let attempt = delivery.attempt();
     let mut result = match decode(delivery.body(), config.max_message_bytes) {
@@ -107,6 +112,7 @@ async fn handle<T: Transport>(
             }
         }
     };
+    drop(permit);
     // A host fault is retried: the job was not at fault, another attempt may succeed.
     if result.status == Status::InternalError {
         match transport.redelivery_limit() {
