@@ -474,3 +474,61 @@ fn the_shipped_definitions_match_the_declared_topology() {
         );
     }
 }
+
+#[test]
+fn every_job_kind_runs_through_the_worker() {
+    let mut f = Fleet::new("kinds");
+    f.start_worker(2, &[]);
+    let jobs = vec![
+        job("command", &guest("hello")),
+        with(
+            job("component", &guest("hello-p2")),
+            json!({"kind": "component", "args": ["p2"]}),
+        ),
+        with(
+            job("function", &guest("upper")),
+            json!({"kind": "function", "input": "abc"}),
+        ),
+        with(
+            job("handler", &guest("handler")),
+            json!({"kind": "handler", "input": "abc"}),
+        ),
+        with(job("mismatch", &guest("hello")), json!({"kind": "handler"})),
+    ];
+    let batch = f.submit(&jobs);
+    let r = f.results(&batch, 120);
+    assert_eq!(r.results.len(), 5, "{}", r.stderr);
+    assert_eq!(r.by_id("command").stdout, "hello, world\n");
+    assert_eq!(r.by_id("component").stdout, "hello, p2\n");
+    assert_eq!(r.by_id("function").output.as_deref(), Some("ABC"));
+    assert!(
+        r.by_id("handler")
+            .output
+            .as_deref()
+            .unwrap()
+            .contains("\"upper\":\"ABC\"")
+    );
+    assert_eq!(r.by_id("mismatch").code, "wrong_kind");
+
+    // Inline modules travel in the message itself.
+    let file = f.dir.jobs_file(
+        "inline.jsonl",
+        &[with(
+            job("inline", &fixture("reverse.wat")),
+            json!({"kind": "function", "input": "ab"}),
+        )],
+    );
+    let out = f
+        .wasmq()
+        .args(["submit", "--inline", "--batch", "inline"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = f.results("inline", 60);
+    assert_eq!(r.by_id("inline").output.as_deref(), Some("ba"));
+}

@@ -6,5 +6,6 @@ mod cache;
 mod cli;
 mod files;
 mod fleet;
+mod kinds;
 mod statuses;
 mod support;

@@ -11,20 +11,58 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
+use wasmtime::component::ResourceTable;
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker,
     PoolingAllocationConfig,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limiter::JobLimiter;
 
-/// What the store of one job holds.
+/// What the store of a core-module job holds.
 pub(crate) struct State {
     /// The guest's WASI view: args, env, stdio pipes, preopened directories.
     pub(crate) wasi: WasiP1Ctx,
     /// The job's memory and table limits, and what it used.
     pub(crate) limiter: JobLimiter,
+}
+
+/// What the store of a component job holds.
+pub(crate) struct ComponentState {
+    /// The guest's WASI preview 2 context.
+    pub(crate) ctx: WasiCtx,
+    /// The guest's resources (streams, files, ...).
+    pub(crate) table: ResourceTable,
+    /// The job's memory and table limits, and what it used.
+    pub(crate) limiter: JobLimiter,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Gives the shared run code the limiter of either store kind.
+pub(crate) trait HasLimiter: Send + 'static {
+    fn limiter(&mut self) -> &mut JobLimiter;
+}
+
+impl HasLimiter for State {
+    fn limiter(&mut self) -> &mut JobLimiter {
+        &mut self.limiter
+    }
+}
+
+impl HasLimiter for ComponentState {
+    fn limiter(&mut self) -> &mut JobLimiter {
+        &mut self.limiter
+    }
 }
 
 /// Which engine a job runs on.
@@ -50,6 +88,8 @@ pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     /// WASI preview 1, async, on this engine.
     pub(crate) linker: Linker<State>,
+    /// WASI preview 2, async, for components.
+    pub(crate) component_linker: wasmtime::component::Linker<ComponentState>,
     /// Which artifacts this engine can load (see [`fingerprint`]).
     pub(crate) fingerprint: String,
 }
@@ -114,11 +154,14 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
         spawn_epoch_ticker(engine.weak(), options.epoch_tick);
         let fingerprint = fingerprint(&engine);
         Ok(Runtime {
             engine,
             linker,
+            component_linker,
             fingerprint,
         })
     }

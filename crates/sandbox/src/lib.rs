@@ -20,6 +20,7 @@
 pub mod config;
 mod engine;
 mod files;
+mod kinds;
 mod limiter;
 mod modules;
 mod pipe;
@@ -34,7 +35,7 @@ use wasmq_spec::CacheOutcome;
 pub use config::{SandboxConfig, Volume};
 
 use engine::{EngineKind, EngineOptions, Engines};
-use modules::{Modules, ResolveError, Source};
+use modules::{Artifact, Modules, ResolveError, Source};
 
 /// The sandbox could not be set up (bad configuration, engine refused its settings).
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,7 @@ impl Sandbox {
     /// Returns the rejection message when the bytes are not a module that can run here.
     pub async fn prewarm(&self, bytes: Vec<u8>) -> Result<Prewarmed, String> {
         let digest = Digest::of(&bytes);
+        let artifact = modules::sniff(&bytes).unwrap_or(Artifact::Core);
         let rt = self
             .inner
             .engines
@@ -137,7 +139,13 @@ impl Sandbox {
         match self
             .inner
             .modules
-            .resolve(rt, EngineKind::Plain, digest, Source::Bytes(bytes))
+            .resolve(
+                rt,
+                EngineKind::Plain,
+                artifact,
+                digest,
+                Source::Bytes(bytes),
+            )
             .await
         {
             Ok(r) => Ok(Prewarmed {

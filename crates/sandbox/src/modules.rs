@@ -6,6 +6,7 @@
 //! file) before it is handed to wasmtime.
 #![allow(unsafe_code)]
 
+use std::io::Read;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,17 +17,55 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 use wasmq_cache::{ArtifactKey, Cache, Digest};
 use wasmq_spec::{CacheOutcome, Rejection, codes};
+use wasmtime::component::Component;
 use wasmtime::{InstancePre, Module};
 
-use crate::engine::{EngineKind, Runtime, State};
+use crate::engine::{ComponentState, EngineKind, Runtime, State};
 
-/// The artifact kind of a precompiled core module.
-pub(crate) const CORE_MODULE: &str = "cwasm";
+/// What the bytes are, and so which artifact they compile to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Artifact {
+    /// A core WebAssembly module.
+    Core,
+    /// A component (Component Model).
+    Component,
+}
 
-/// A module ready to instantiate.
-pub(crate) struct Loaded {
-    /// Imports resolved against the WASI linker, checked once.
-    pub(crate) pre: InstancePre<State>,
+impl Artifact {
+    /// The cache file extension: the artifact kind is part of the cache key.
+    fn extension(self) -> &'static str {
+        match self {
+            Artifact::Core => "cwasm",
+            Artifact::Component => "component.cwasm",
+        }
+    }
+
+    /// What the header of `bytes` says they are, if they are WebAssembly at all.
+    fn of(bytes: &[u8]) -> Option<Artifact> {
+        // magic, then a 16-bit version and a 16-bit layer: layer 0 is a core module,
+        // layer 1 a component.
+        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+            return None;
+        }
+        match u16::from_le_bytes([bytes[6], bytes[7]]) {
+            0 => Some(Artifact::Core),
+            1 => Some(Artifact::Component),
+            _ => None,
+        }
+    }
+}
+
+/// What `bytes` are: a core module or a component (`None` when not WebAssembly).
+pub(crate) fn sniff(bytes: &[u8]) -> Option<Artifact> {
+    Artifact::of(bytes)
+}
+
+/// A module or component ready to instantiate.
+pub(crate) enum Loaded {
+    /// A core module, imports resolved against the WASI preview 1 linker.
+    Core(InstancePre<State>),
+    /// A component, imports resolved against the WASI preview 2 linker.
+    Component(wasmtime::component::InstancePre<ComponentState>),
 }
 
 /// Why a module could not be had for a job.
@@ -56,9 +95,10 @@ pub(crate) struct Resolved {
 /// Permanent outcomes are remembered: a module that does not compile or link never will.
 type Slot = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
 
-/// The hot set: loaded modules by (digest, engine), bounded, least recently used out.
+/// The hot set: loaded modules by (digest, engine, artifact kind), bounded, least
+/// recently used out.
 pub(crate) struct Modules {
-    hot: Mutex<LruCache<(Digest, EngineKind), Slot>>,
+    hot: Mutex<LruCache<(Digest, EngineKind, Artifact), Slot>>,
     cache: Arc<Cache>,
     compiles: AtomicU64,
 }
@@ -88,12 +128,13 @@ impl Modules {
         &self,
         rt: &Runtime,
         kind: EngineKind,
+        artifact: Artifact,
         digest: Digest,
         source: Source,
     ) -> Result<Resolved, ResolveError> {
         let slot = {
             let mut hot = self.hot.lock().expect("hot set lock");
-            hot.get_or_insert((digest, kind), || Arc::new(OnceCell::new()))
+            hot.get_or_insert((digest, kind, artifact), || Arc::new(OnceCell::new()))
                 .clone()
         };
         if let Some(done) = slot.get() {
@@ -102,7 +143,7 @@ impl Modules {
         let mut first: Option<(CacheOutcome, u64)> = None;
         let done = slot
             .get_or_try_init(|| async {
-                let (loaded, outcome, us) = self.load(rt, digest, source).await?;
+                let (loaded, outcome, us) = self.load(rt, artifact, digest, source).await?;
                 first = Some((outcome, us));
                 Ok::<_, ResolveError>(loaded)
             })
@@ -127,23 +168,27 @@ impl Modules {
     async fn load(
         &self,
         rt: &Runtime,
+        artifact: Artifact,
         digest: Digest,
         source: Source,
     ) -> Result<(Result<Arc<Loaded>, Rejection>, CacheOutcome, u64), ResolveError> {
         let key = ArtifactKey {
             engine: rt.fingerprint.clone(),
             module: digest,
-            kind: CORE_MODULE,
+            kind: artifact.extension(),
         };
         let engine = rt.engine.clone();
         let cache = self.cache.clone();
         let k = key.clone();
-        let from_disk = tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k))
-            .await
-            .map_err(|e| ResolveError::Internal(format!("loading an artifact panicked: {e}")))?;
-        if let Some(module) = from_disk {
+        let from_disk =
+            tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
+                .await
+                .map_err(|e| {
+                    ResolveError::Internal(format!("loading an artifact panicked: {e}"))
+                })?;
+        if let Some(compiled) = from_disk {
             debug!(module = %digest, "artifact loaded from disk");
-            return Ok((link(rt, &module), CacheOutcome::HitDisk, 0));
+            return Ok((link(rt, compiled), CacheOutcome::HitDisk, 0));
         }
 
         let bytes = match source {
@@ -170,12 +215,25 @@ impl Modules {
             }
         };
 
+        if let Some(found) = Artifact::of(&bytes)
+            && found != artifact
+        {
+            let r = Rejection::new(codes::WRONG_KIND, wrong_kind(artifact, found));
+            return Ok((Err(r), CacheOutcome::Compiled, 0));
+        }
         let started = Instant::now();
         let engine = rt.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || {
-            let module = Module::new(&engine, &bytes)?;
-            let serialized = module.serialize()?;
-            Ok::<_, wasmtime::Error>((module, serialized))
+        let compiled = tokio::task::spawn_blocking(move || match artifact {
+            Artifact::Core => {
+                let module = Module::new(&engine, &bytes)?;
+                let serialized = module.serialize()?;
+                Ok::<_, wasmtime::Error>((Compiled::Core(module), serialized))
+            }
+            Artifact::Component => {
+                let component = Component::new(&engine, &bytes)?;
+                let serialized = component.serialize()?;
+                Ok((Compiled::Component(component), serialized))
+            }
         })
         .await
         .map_err(|e| ResolveError::Internal(format!("compiling panicked: {e}")))?;
@@ -205,7 +263,20 @@ impl Modules {
                 warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache")
             }
         }
-        Ok((link(rt, &module), CacheOutcome::Compiled, compile_us))
+        Ok((link(rt, module), CacheOutcome::Compiled, compile_us))
+    }
+}
+
+/// Compiled code of either kind.
+enum Compiled {
+    Core(Module),
+    Component(Component),
+}
+
+fn wrong_kind(wanted: Artifact, found: Artifact) -> String {
+    match (wanted, found) {
+        (Artifact::Component, _) => "the job's kind needs a component, but the bytes are a core WebAssembly module; run it as kind `command` (a WASI command) or `function` (the plugin ABI)".into(),
+        (Artifact::Core, _) => "the job's kind needs a core WebAssembly module, but the bytes are a component; run it as kind `component` (a wasi:cli/run command) or `handler` (the wasmq:job/handler world)".into(),
     }
 }
 
@@ -222,7 +293,12 @@ fn hot_hit(done: &Result<Arc<Loaded>, Rejection>) -> Result<Resolved, ResolveErr
 
 /// A verified artifact from disk, deserialized; `None` on a miss, a failed check, or an
 /// artifact this engine refuses (each is logged and ends in a recompile).
-fn load_artifact(cache: &Cache, engine: &wasmtime::Engine, key: &ArtifactKey) -> Option<Module> {
+fn load_artifact(
+    cache: &Cache,
+    engine: &wasmtime::Engine,
+    key: &ArtifactKey,
+    artifact: Artifact,
+) -> Option<Compiled> {
     let verified = match cache.open_artifact(key) {
         Ok(Some(v)) => v,
         Ok(None) => return None,
@@ -232,11 +308,27 @@ fn load_artifact(cache: &Cache, engine: &wasmtime::Engine, key: &ArtifactKey) ->
         }
     };
     let path = verified.path.clone();
-    // SAFETY: the file holds exactly the bytes whose sha256 was recorded when this process
-    // (or another wasmq process) serialized a module compiled by an engine with the same
-    // fingerprint; the digest was checked on this same open file just now, and cache
-    // writers only ever replace files by rename, never in place.
-    match unsafe { Module::deserialize_open_file(engine, verified.file) } {
+    let loaded = match artifact {
+        // SAFETY: the file holds exactly the bytes whose sha256 was recorded when this
+        // process (or another wasmq process) serialized a module compiled by an engine
+        // with the same fingerprint; the digest was checked on this same open file just
+        // now, and cache writers only ever replace files by rename, never in place.
+        Artifact::Core => {
+            unsafe { Module::deserialize_open_file(engine, verified.file) }.map(Compiled::Core)
+        }
+        Artifact::Component => {
+            let mut bytes = Vec::with_capacity(usize::try_from(verified.len).unwrap_or(0));
+            let mut file = verified.file;
+            if let Err(e) = file.read_to_end(&mut bytes) {
+                warn!(path = %path.display(), error = %e, "could not read a cached artifact; recompiling");
+                return None;
+            }
+            // SAFETY: as above; the bytes are read through the same open file whose
+            // digest was just checked, and no cache writer modifies a file in place.
+            unsafe { Component::deserialize(engine, &bytes) }.map(Compiled::Component)
+        }
+    };
+    match loaded {
         Ok(m) => Some(m),
         Err(e) => {
             warn!(path = %path.display(), error = %e, "engine refused a cached artifact; recompiling");
@@ -245,24 +337,22 @@ fn load_artifact(cache: &Cache, engine: &wasmtime::Engine, key: &ArtifactKey) ->
     }
 }
 
-/// Resolves a module's imports against the WASI linker and checks its entry point.
-fn link(rt: &Runtime, module: &Module) -> Result<Arc<Loaded>, Rejection> {
-    match module.get_export("_start") {
-        Some(wasmtime::ExternType::Func(_)) => {}
-        _ => {
-            return Err(Rejection::new(
-                codes::NO_ENTRY_POINT,
-                "the module exports no `_start` function; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)",
-            ));
-        }
-    }
-    match rt.linker.instantiate_pre(module) {
-        Ok(pre) => Ok(Arc::new(Loaded { pre })),
-        Err(e) => Err(Rejection::new(
-            codes::UNKNOWN_IMPORT,
-            format!(
-                "the module imports something this sandbox does not provide (only WASI preview 1 is available): {e:#}"
-            ),
-        )),
-    }
+/// Resolves imports against the WASI linker of the artifact's kind. (Which exports a job
+/// needs depends on its kind and is checked when it runs.)
+fn link(rt: &Runtime, compiled: Compiled) -> Result<Arc<Loaded>, Rejection> {
+    let linked = match compiled {
+        Compiled::Core(module) => rt.linker.instantiate_pre(&module).map(Loaded::Core).map_err(|e| {
+            format!("the module imports something this sandbox does not provide (WASI preview 1 is available): {e:#}")
+        }),
+        Compiled::Component(component) => rt
+            .component_linker
+            .instantiate_pre(&component)
+            .map(Loaded::Component)
+            .map_err(|e| {
+                format!("the component imports something this sandbox does not provide (WASI preview 2 is available): {e:#}")
+            }),
+    };
+    linked
+        .map(Arc::new)
+        .map_err(|m| Rejection::new(codes::UNKNOWN_IMPORT, m))
 }

@@ -6,16 +6,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use tracing::debug;
 use wasmq_cache::Digest;
-use wasmq_spec::{Job, JobResult, Limits, ModuleRef, Rejection, Status, WORK_DIR, codes};
+use wasmq_spec::{Job, JobKind, JobResult, Limits, ModuleRef, Rejection, Status, WORK_DIR, codes};
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::Sandbox;
-use crate::engine::{EngineKind, Runtime, State};
+use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
+use crate::kinds::{self, RunEnd};
 use crate::limiter::JobLimiter;
-use crate::modules::{Loaded, ResolveError, Source};
+use crate::modules::{Artifact, Loaded, ResolveError, Source};
 use crate::pipe::CappedPipe;
 
 /// argv\[0\] as the guest sees it.
@@ -35,6 +37,8 @@ struct Prepared<'a> {
     job: &'a Job,
     limits: Limits,
     stdin: Vec<u8>,
+    /// The input bytes of a function or handler job.
+    input: Vec<u8>,
     inputs: Vec<(&'a str, Vec<u8>)>,
     mounts: Vec<Mount>,
 }
@@ -76,7 +80,15 @@ impl Sandbox {
         let (digest, source) = self.module_source(&job.module)?;
         result.module = Some(digest.to_hex());
         let t = Instant::now();
-        let resolved = inner.modules.resolve(rt, kind, digest, source).await;
+        let artifact = if job.kind.is_component() {
+            Artifact::Component
+        } else {
+            Artifact::Core
+        };
+        let resolved = inner
+            .modules
+            .resolve(rt, kind, artifact, digest, source)
+            .await;
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
         let resolved = match resolved {
             Ok(r) => r,
@@ -160,10 +172,21 @@ impl Sandbox {
             (None, None) => Vec::new(),
         };
         let inputs = files::decode_inputs(&job.files)?;
+        let input = match (&job.input, &job.input_base64) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(b)) => BASE64.decode(b).map_err(|e| {
+                Rejection::new(
+                    codes::INVALID_BASE64,
+                    format!("input_base64 does not decode: {e}"),
+                )
+            })?,
+            (None, None) => Vec::new(),
+        };
         Ok(Prepared {
             job,
             limits,
             stdin,
+            input,
             inputs,
             mounts,
         })
@@ -213,7 +236,8 @@ impl Sandbox {
         Ok(dir)
     }
 
-    /// Instantiates and runs the guest, filling in status, output and usage.
+    /// Instantiates and runs the guest as its kind says, filling in status, output and
+    /// usage.
     async fn execute(
         &self,
         rt: &Runtime,
@@ -225,6 +249,89 @@ impl Sandbox {
         let limits = &p.limits;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
+        let mut wasi = match self.wasi_builder(p, dir, &stdout, &stderr) {
+            Ok(w) => w,
+            Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+        };
+        let limiter = JobLimiter::new(limits.memory_bytes, self.inner.config.max_table_elements);
+        let timeout = std::time::Duration::from_millis(limits.timeout_ms);
+        let t = Instant::now();
+        let mut instantiate_us = 0;
+        let (outcome, usage) = match (loaded, p.job.kind) {
+            (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
+                if let Err(r) = kinds::check_core_exports(pre.module(), p.job) {
+                    return result.set_outcome(Status::Rejected, r.code, r.message);
+                }
+                let state = State {
+                    wasi: wasi.build_p1(),
+                    limiter,
+                };
+                let mut store = match new_store(&rt.engine, state, limits) {
+                    Ok(s) => s,
+                    Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+                };
+                let run = kinds::run_core(
+                    &mut store,
+                    pre,
+                    p.job,
+                    &p.input,
+                    limits,
+                    &mut instantiate_us,
+                    t,
+                );
+                // The epoch stops a guest that computes; this stops one blocked in a host
+                // call (a long sleep, say).
+                let outcome = tokio::time::timeout(timeout, run).await;
+                (outcome, usage(&mut store, limits))
+            }
+            (Loaded::Component(pre), JobKind::Component | JobKind::Handler) => {
+                let state = ComponentState {
+                    ctx: wasi.build(),
+                    table: ResourceTable::new(),
+                    limiter,
+                };
+                let mut store = match new_store(&rt.engine, state, limits) {
+                    Ok(s) => s,
+                    Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+                };
+                let run =
+                    kinds::run_component(&mut store, pre, p.job, &p.input, &mut instantiate_us, t);
+                let outcome = tokio::time::timeout(timeout, run).await;
+                (outcome, usage(&mut store, limits))
+            }
+            (_, kind) => {
+                let m = format!(
+                    "internal mismatch: a {} job was resolved to the other artifact kind",
+                    kind.as_str()
+                );
+                return result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+            }
+        };
+        result.timings.instantiate_us = instantiate_us;
+        result.timings.run_us = (t.elapsed().as_micros() as u64).saturating_sub(instantiate_us);
+        let (out, out_cut) = stdout.take();
+        let (err, err_cut) = stderr.take();
+        result.set_stdout(&out, out_cut);
+        result.set_stderr(&err, err_cut);
+        result.fuel_consumed = usage.fuel_consumed;
+        result.memory_peak_bytes = usage.peak_memory;
+        classify(
+            outcome,
+            usage.refused.as_deref(),
+            limits,
+            p.job.kind,
+            result,
+        );
+    }
+
+    /// The job's WASI context: args, env, stdio, `/work` and volumes, nothing else.
+    fn wasi_builder(
+        &self,
+        p: &Prepared<'_>,
+        dir: &std::path::Path,
+        stdout: &CappedPipe,
+        stderr: &CappedPipe,
+    ) -> Result<WasiCtxBuilder, String> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(ARGV0)
             .args(&p.job.args)
@@ -232,90 +339,73 @@ impl Sandbox {
             .stdin(MemoryInputPipe::new(p.stdin.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone());
-        if let Err(e) = wasi.preopened_dir(dir, WORK_DIR, FsPerms::ReadWrite) {
-            result.set_outcome(
-                Status::InternalError,
-                codes::INTERNAL,
-                format!("could not open the job directory: {e:#}"),
-            );
-            return;
-        }
+        wasi.preopened_dir(dir, WORK_DIR, FsPerms::ReadWrite)
+            .map_err(|e| format!("could not open the job directory: {e:#}"))?;
         for m in &p.mounts {
-            if let Err(e) = wasi.preopened_dir(&m.host, &m.guest, m.perms) {
-                result.set_outcome(
-                    Status::InternalError,
-                    codes::INTERNAL,
+            wasi.preopened_dir(&m.host, &m.guest, m.perms)
+                .map_err(|e| {
                     format!(
                         "could not open the volume at {} (host {}): {e:#}",
                         m.guest,
                         m.host.display()
-                    ),
-                );
-                return;
-            }
+                    )
+                })?;
         }
-        let state = State {
-            wasi: wasi.build_p1(),
-            limiter: JobLimiter::new(limits.memory_bytes, self.inner.config.max_table_elements),
-        };
-        let mut store = Store::new(&rt.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        if let Some(fuel) = limits.fuel
-            && let Err(e) = store.set_fuel(fuel)
-        {
-            result.set_outcome(
-                Status::InternalError,
-                codes::INTERNAL,
-                format!("could not set fuel: {e:#}"),
-            );
-            return;
-        }
-        let timeout = std::time::Duration::from_millis(limits.timeout_ms);
-        let deadline = Instant::now() + timeout;
-        // Every tick: past the deadline, stop the guest; otherwise let other tasks run.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let mut instantiate_us = 0;
-        let t = Instant::now();
-        let outcome = {
-            let run = async {
-                let instance = loaded.pre.instantiate_async(&mut store).await;
-                instantiate_us = t.elapsed().as_micros() as u64;
-                let start = instance?.get_typed_func::<(), ()>(&mut store, "_start")?;
-                start.call_async(&mut store, ()).await
-            };
-            // The epoch stops a guest that computes; this stops one blocked in a host call
-            // (a long sleep, say).
-            tokio::time::timeout(timeout, run).await
-        };
-        result.timings.instantiate_us = instantiate_us;
-        result.timings.run_us = (t.elapsed().as_micros() as u64).saturating_sub(instantiate_us);
-
-        let (out, out_cut) = stdout.take();
-        let (err, err_cut) = stderr.take();
-        result.set_stdout(&out, out_cut);
-        result.set_stderr(&err, err_cut);
-        if let Some(fuel) = limits.fuel {
-            result.fuel_consumed = Some(fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
-        }
-        let limiter = &store.data().limiter;
-        result.memory_peak_bytes = limiter.peak_memory as u64;
-        classify(outcome, limiter.refused.as_deref(), limits, result);
+        Ok(wasi)
     }
+}
+
+/// What a job used, read from its store after the run.
+struct Usage {
+    fuel_consumed: Option<u64>,
+    peak_memory: u64,
+    refused: Option<String>,
+}
+
+fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
+    let fuel_consumed = limits
+        .fuel
+        .map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let limiter = store.data_mut().limiter();
+    Usage {
+        fuel_consumed,
+        peak_memory: limiter.peak_memory as u64,
+        refused: limiter.refused.take(),
+    }
+}
+
+/// A fresh store with the job's limiter, fuel and wall-clock deadline.
+fn new_store<T: HasLimiter>(
+    engine: &wasmtime::Engine,
+    data: T,
+    limits: &Limits,
+) -> Result<Store<T>, String> {
+    let mut store = Store::new(engine, data);
+    store.limiter(|s| s.limiter() as &mut dyn wasmtime::ResourceLimiter);
+    if let Some(fuel) = limits.fuel {
+        store
+            .set_fuel(fuel)
+            .map_err(|e| format!("could not set fuel: {e:#}"))?;
+    }
+    let deadline = Instant::now() + std::time::Duration::from_millis(limits.timeout_ms);
+    // Every tick: past the deadline, stop the guest; otherwise let other tasks run.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(store)
 }
 
 /// Turns how the guest ended into a status, code and message.
 fn classify(
-    outcome: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    outcome: Result<wasmtime::Result<RunEnd>, tokio::time::error::Elapsed>,
     refused: Option<&str>,
     limits: &Limits,
+    kind: JobKind,
     result: &mut JobResult,
 ) {
     let timed_out = || {
@@ -328,32 +418,49 @@ fn classify(
             ),
         )
     };
-    let (status, code, message) = match outcome {
-        Err(_elapsed) => timed_out(),
-        Ok(Ok(())) => {
-            result.exit_code = Some(0);
+    let exited = |code: i32, result: &mut JobResult| {
+        result.exit_code = Some(code);
+        if code == 0 {
             (
                 Status::Succeeded,
                 codes::OK.to_owned(),
                 "the guest exited with status 0".to_owned(),
             )
+        } else {
+            (
+                Status::Failed,
+                codes::EXIT_NONZERO.to_owned(),
+                format!("the guest exited with status {code}"),
+            )
         }
+    };
+    let (status, code, message) = match outcome {
+        Err(_elapsed) => timed_out(),
+        Ok(Ok(RunEnd::Exited(code))) => exited(code, result),
+        Ok(Ok(RunEnd::Output(bytes, len))) => {
+            let cap = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
+            result.set_output(&bytes[..bytes.len().min(cap)], len > cap);
+            let what = if kind == JobKind::Handler {
+                "handler"
+            } else {
+                "function"
+            };
+            (
+                Status::Succeeded,
+                codes::OK.to_owned(),
+                format!("the {what} returned {len} bytes"),
+            )
+        }
+        Ok(Ok(RunEnd::Rejected(r))) => (Status::Rejected, r.code.to_owned(), r.message),
+        Ok(Ok(RunEnd::GuestError(why))) => (
+            Status::Failed,
+            codes::GUEST_ERROR.to_owned(),
+            format!("the guest returned an error: {why}"),
+        ),
+        Ok(Ok(RunEnd::AbiViolation(why))) => (Status::Failed, codes::ABI_MISMATCH.to_owned(), why),
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                result.exit_code = Some(exit.0);
-                if exit.0 == 0 {
-                    (
-                        Status::Succeeded,
-                        codes::OK.to_owned(),
-                        "the guest exited with status 0".to_owned(),
-                    )
-                } else {
-                    (
-                        Status::Failed,
-                        codes::EXIT_NONZERO.to_owned(),
-                        format!("the guest exited with status {}", exit.0),
-                    )
-                }
+                exited(exit.0, result)
             } else if let Some(trap) = e.downcast_ref::<Trap>() {
                 match trap {
                     Trap::Interrupt => timed_out(),

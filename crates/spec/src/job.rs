@@ -30,6 +30,18 @@ pub struct Job {
     pub batch: Option<String>,
     /// The module to run.
     pub module: ModuleRef,
+    /// How the module is run.
+    #[serde(default, skip_serializing_if = "JobKind::is_default")]
+    pub kind: JobKind,
+    /// The function to call, for kind `function` (default `transform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    /// Input bytes as UTF-8 text, for kinds `function` and `handler`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Input bytes as base64, for kinds `function` and `handler`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_base64: Option<String>,
     /// Arguments after argv\[0\] (which the runner supplies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
@@ -58,6 +70,49 @@ pub struct Job {
 
 fn is_default(l: &LimitsRequest) -> bool {
     *l == LimitsRequest::default()
+}
+
+/// How a job's module is run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A WASI preview 1 command: a core module whose `_start` is called.
+    #[default]
+    Command,
+    /// A WASI preview 2 command component: its `wasi:cli/run` export is called.
+    Component,
+    /// A function export of a core module, called with the job's input bytes under the
+    /// plugin ABI (docs/guest-abi.md); its output bytes are the result's `output`.
+    Function,
+    /// A component of the `wasmq:job/handler` world (wit/job.wit): `handle` is called with
+    /// the input bytes and the job's context.
+    Handler,
+}
+
+impl JobKind {
+    fn is_default(&self) -> bool {
+        *self == JobKind::Command
+    }
+
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Command => "command",
+            JobKind::Component => "component",
+            JobKind::Function => "function",
+            JobKind::Handler => "handler",
+        }
+    }
+
+    /// True for the kinds whose module is a component.
+    pub fn is_component(self) -> bool {
+        matches!(self, JobKind::Component | JobKind::Handler)
+    }
+
+    /// True for the kinds that take `input` and return `output`.
+    pub fn takes_input(self) -> bool {
+        matches!(self, JobKind::Function | JobKind::Handler)
+    }
 }
 
 /// Where a job's module comes from.
@@ -201,6 +256,23 @@ impl Job {
         if self.stdin.is_some() && self.stdin_base64.is_some() {
             return Err(invalid("give stdin or stdin_base64, not both".into()));
         }
+        if self.input.is_some() && self.input_base64.is_some() {
+            return Err(invalid("give input or input_base64, not both".into()));
+        }
+        if !self.kind.takes_input() && (self.input.is_some() || self.input_base64.is_some()) {
+            return Err(invalid(format!(
+                "input is for kinds function and handler; a {} job reads stdin instead",
+                self.kind.as_str()
+            )));
+        }
+        if let Some(e) = &self.export
+            && (self.kind != JobKind::Function || e.is_empty())
+        {
+            return Err(invalid(format!(
+                "export {e:?} names the function of a kind function job; this job is of kind {}",
+                self.kind.as_str()
+            )));
+        }
         for path in self.files.keys() {
             check_relative(path).map_err(|why| invalid(format!("files key {path:?} {why}")))?;
         }
@@ -326,6 +398,28 @@ mod tests {
         assert!(decode(r#"{"module":{"sha256":"ABC"}}"#).is_err());
         assert!(decode(r#"{"batch":"a.b","module":{"base64":""}}"#).is_err());
         assert!(decode(r#"{"batch":"nightly-2026:01","module":{"base64":""}}"#).is_ok());
+    }
+
+    #[test]
+    fn kinds_and_their_fields() {
+        let job = decode(r#"{"kind":"function","export":"f","input":"x","module":{"base64":""}}"#)
+            .unwrap();
+        assert_eq!(
+            (job.kind, job.export.as_deref()),
+            (JobKind::Function, Some("f"))
+        );
+        assert_eq!(
+            decode(r#"{"module":{"base64":""}}"#).unwrap().kind,
+            JobKind::Command
+        );
+        assert!(decode(r#"{"kind":"command","input":"x","module":{"base64":""}}"#).is_err());
+        assert!(decode(r#"{"kind":"handler","export":"f","module":{"base64":""}}"#).is_err());
+        let err = decode(r#"{"kind":"reactor","module":{"base64":""}}"#).unwrap_err();
+        assert!(
+            err.message.contains("unknown variant `reactor`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

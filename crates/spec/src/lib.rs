@@ -19,7 +19,7 @@ pub mod limits;
 pub mod reject;
 pub mod result;
 
-pub use job::{FileContent, Job, ModuleRef, decode_job};
+pub use job::{FileContent, Job, JobKind, ModuleRef, decode_job};
 pub use limits::{LimitPolicy, Limits, LimitsRequest};
 pub use reject::{Rejection, codes};
 pub use result::{CacheOutcome, JobResult, Status, Timings};

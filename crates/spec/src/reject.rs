@@ -28,6 +28,13 @@ pub mod codes {
     pub const UNKNOWN_IMPORT: &str = "unknown_import";
     /// The module has no `_start` export to run as a command.
     pub const NO_ENTRY_POINT: &str = "no_entry_point";
+    /// The module is a component where the job's kind needs a core module, or the
+    /// reverse.
+    pub const WRONG_KIND: &str = "wrong_kind";
+    /// The module does not follow the plugin ABI or the handler world.
+    pub const ABI_MISMATCH: &str = "abi_mismatch";
+    /// The guest reported an error itself (a handler's `err`, a function's error flag).
+    pub const GUEST_ERROR: &str = "guest_error";
     /// A volume name the operator did not declare.
     pub const UNKNOWN_VOLUME: &str = "unknown_volume";
     /// A limit above this worker's maximum.

@@ -131,6 +131,15 @@ pub struct JobResult {
     /// Files that matched `collect` but did not fit in `limits.output_bytes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_omitted: Vec<String>,
+    /// The function's output bytes (kinds `function` and `handler`) as UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The output as base64, present only when it is not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_base64: Option<String>,
+    /// The output was longer than `limits.output_bytes`; the head was kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_truncated: bool,
     /// Fuel used, when the job ran with fuel.
     pub fuel_consumed: Option<u64>,
     /// Largest linear memory the guest reached, in bytes.
@@ -171,6 +180,9 @@ impl JobResult {
             stderr_truncated: false,
             files: BTreeMap::new(),
             files_omitted: Vec::new(),
+            output: None,
+            output_base64: None,
+            output_truncated: false,
             fuel_consumed: None,
             memory_peak_bytes: 0,
             module: None,
@@ -212,6 +224,14 @@ impl JobResult {
     pub fn set_stderr(&mut self, bytes: &[u8], truncated: bool) {
         (self.stderr, self.stderr_base64) = text_and_base64(bytes);
         self.stderr_truncated = truncated;
+    }
+
+    /// Stores a function's output: text, plus base64 when it is not valid UTF-8.
+    pub fn set_output(&mut self, bytes: &[u8], truncated: bool) {
+        let (text, b64) = text_and_base64(bytes);
+        self.output = Some(text);
+        self.output_base64 = b64;
+        self.output_truncated = truncated;
     }
 
     /// Standard output as bytes, decoding the base64 variant when present.

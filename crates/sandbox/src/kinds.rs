@@ -1,0 +1,264 @@
+//! What running each kind of job means: the exports it needs and how it is called.
+//!
+//! - `command`: a core module's `_start` (WASI preview 1).
+//! - `function`: a core module's function export under the plugin ABI (docs/guest-abi.md):
+//!   `alloc(len) -> ptr` receives the input, `f(ptr, len) -> i64` returns
+//!   `(ptr << 32) | len` of the output, with bit 63 set when it is an error message.
+//! - `component`: a component's `wasi:cli/run` (WASI preview 2).
+//! - `handler`: a component of the `wasmq:job/handler` world (wit/job.wit).
+
+use std::time::Instant;
+
+use wasmq_spec::{Job, JobKind, Rejection, codes};
+use wasmtime::{ExternType, Instance, InstancePre, Module, Store, ValType};
+
+use crate::engine::{ComponentState, State};
+
+/// Host bindings of the `wasmq:job/handler` world.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "handler",
+        exports: { default: async },
+    });
+}
+
+/// How a run ended, short of a trap or an exit (which arrive as errors).
+pub(crate) enum RunEnd {
+    /// A command returned or exited with this status.
+    Exited(i32),
+    /// A function or handler returned output: the bytes kept and the full length.
+    Output(Vec<u8>, usize),
+    /// The guest reported an error itself.
+    GuestError(String),
+    /// The guest broke the ABI while running (a pointer outside its memory, ...).
+    AbiViolation(String),
+    /// The component does not have what the job's kind needs; nothing ran.
+    Rejected(Rejection),
+}
+
+/// The name of the function a `function` job calls.
+pub(crate) fn export_name(job: &Job) -> &str {
+    job.export.as_deref().unwrap_or("transform")
+}
+
+fn func_is(
+    module: &Module,
+    name: &str,
+    params: &[fn(&ValType) -> bool],
+    results: &[fn(&ValType) -> bool],
+) -> Option<bool> {
+    match module.get_export(name)? {
+        ExternType::Func(f) => {
+            let p: Vec<ValType> = f.params().collect();
+            let r: Vec<ValType> = f.results().collect();
+            Some(
+                p.len() == params.len()
+                    && r.len() == results.len()
+                    && p.iter().zip(params).all(|(v, ok)| ok(v))
+                    && r.iter().zip(results).all(|(v, ok)| ok(v)),
+            )
+        }
+        _ => Some(false),
+    }
+}
+
+fn i32_(v: &ValType) -> bool {
+    matches!(v, ValType::I32)
+}
+
+fn i64_(v: &ValType) -> bool {
+    matches!(v, ValType::I64)
+}
+
+/// Checks that a core module has what the job's kind calls, before anything runs.
+pub(crate) fn check_core_exports(module: &Module, job: &Job) -> Result<(), Rejection> {
+    let has = |name: &str| module.get_export(name).is_some();
+    match job.kind {
+        JobKind::Function => {
+            let name = export_name(job);
+            let mut problems = Vec::new();
+            if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
+                problems.push("no exported memory named `memory`".to_owned());
+            }
+            match func_is(module, "alloc", &[i32_], &[i32_]) {
+                None => problems.push("no export `alloc`".to_owned()),
+                Some(false) => problems.push("`alloc` is not a function (i32) -> i32".to_owned()),
+                Some(true) => {}
+            }
+            match func_is(module, name, &[i32_, i32_], &[i64_]) {
+                None => problems.push(format!("no export `{name}`")),
+                Some(false) => {
+                    problems.push(format!("`{name}` is not a function (i32, i32) -> i64"))
+                }
+                Some(true) => {}
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            let hint = if has("_start") {
+                "; it exports `_start`: run it as kind `command`"
+            } else {
+                ""
+            };
+            Err(Rejection::new(
+                codes::ABI_MISMATCH,
+                format!(
+                    "the module does not follow the plugin ABI (docs/guest-abi.md): {}{hint}",
+                    problems.join(", ")
+                ),
+            ))
+        }
+        _ => match func_is(module, "_start", &[], &[]) {
+            Some(true) => Ok(()),
+            _ => {
+                let hint = if has("alloc") {
+                    "; it exports `alloc`: if it is a plugin, run it as kind `function`"
+                } else {
+                    "; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)"
+                };
+                Err(Rejection::new(
+                    codes::NO_ENTRY_POINT,
+                    format!("the module exports no `_start` function{hint}"),
+                ))
+            }
+        },
+    }
+}
+
+/// Instantiates a core module and calls what the job's kind calls.
+pub(crate) async fn run_core(
+    store: &mut Store<State>,
+    pre: &InstancePre<State>,
+    job: &Job,
+    input: &[u8],
+    limits: &wasmq_spec::Limits,
+    instantiate_us: &mut u64,
+    t: Instant,
+) -> wasmtime::Result<RunEnd> {
+    let instance = pre.instantiate_async(&mut *store).await;
+    *instantiate_us = t.elapsed().as_micros() as u64;
+    let instance = instance?;
+    if job.kind == JobKind::Function {
+        let cap = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
+        return call_function(store, &instance, export_name(job), input, cap).await;
+    }
+    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+    start.call_async(&mut *store, ()).await?;
+    Ok(RunEnd::Exited(0))
+}
+
+/// The plugin ABI: `_initialize` (if exported), `alloc(len)`, write the input, call the
+/// function, read `(ptr, len)` of the output (or of an error when bit 63 is set).
+async fn call_function(
+    store: &mut Store<State>,
+    instance: &Instance,
+    name: &str,
+    input: &[u8],
+    cap: usize,
+) -> wasmtime::Result<RunEnd> {
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+        init.call_async(&mut *store, ()).await?;
+    }
+    let memory = instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| wasmtime::Error::msg("the module exports no memory"))?;
+    let alloc = instance.get_typed_func::<i32, i32>(&mut *store, "alloc")?;
+    let func = instance.get_typed_func::<(i32, i32), i64>(&mut *store, name)?;
+    let Ok(len) = i32::try_from(input.len()) else {
+        return Ok(RunEnd::AbiViolation(
+            "the input is larger than 2 GiB".into(),
+        ));
+    };
+    let ptr = alloc.call_async(&mut *store, len).await? as u32;
+    if ptr == 0 && len > 0 {
+        return Ok(RunEnd::AbiViolation(format!(
+            "`alloc` returned 0 for {len} bytes of input"
+        )));
+    }
+    if memory.write(&mut *store, ptr as usize, input).is_err() {
+        return Ok(RunEnd::AbiViolation(format!(
+            "`alloc` returned {ptr}, but {len} bytes from there lie outside the guest's memory"
+        )));
+    }
+    let packed = func.call_async(&mut *store, (ptr as i32, len)).await? as u64;
+    let is_error = packed >> 63 == 1;
+    let out_ptr = ((packed >> 32) & 0x7fff_ffff) as usize;
+    let out_len = (packed & 0xffff_ffff) as usize;
+    let data = memory.data(&*store);
+    let Some(bytes) = out_ptr
+        .checked_add(out_len)
+        .and_then(|end| data.get(out_ptr..end))
+    else {
+        return Ok(RunEnd::AbiViolation(format!(
+            "`{name}` returned output at {out_ptr} of {out_len} bytes, outside the guest's memory of {} bytes",
+            data.len()
+        )));
+    };
+    if is_error {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
+        return Ok(RunEnd::GuestError(text));
+    }
+    Ok(RunEnd::Output(bytes[..out_len.min(cap)].to_vec(), out_len))
+}
+
+/// Instantiates a component and calls what the job's kind calls.
+pub(crate) async fn run_component(
+    store: &mut Store<ComponentState>,
+    pre: &wasmtime::component::InstancePre<ComponentState>,
+    job: &Job,
+    input: &[u8],
+    instantiate_us: &mut u64,
+    t: Instant,
+) -> wasmtime::Result<RunEnd> {
+    if job.kind == JobKind::Handler {
+        let handler_pre = match bindings::HandlerPre::new(pre.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(RunEnd::Rejected(Rejection::new(
+                    codes::ABI_MISMATCH,
+                    format!(
+                        "the component does not export `handle` of the wasmq:job/handler world (wit/job.wit): {e:#}; if it is a wasi:cli command, run it as kind `component`"
+                    ),
+                )));
+            }
+        };
+        let handler = handler_pre.instantiate_async(&mut *store).await;
+        *instantiate_us = t.elapsed().as_micros() as u64;
+        let handler = handler?;
+        let ctx = bindings::wasmq::job::types::Context {
+            id: job.id().to_owned(),
+            args: job.args.clone(),
+            env: job
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        return Ok(match handler.call_handle(&mut *store, input, &ctx).await? {
+            Ok(bytes) => {
+                let len = bytes.len();
+                RunEnd::Output(bytes, len)
+            }
+            Err(message) => RunEnd::GuestError(message),
+        });
+    }
+    let command_pre = match wasmtime_wasi::p2::bindings::CommandPre::new(pre.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(RunEnd::Rejected(Rejection::new(
+                codes::NO_ENTRY_POINT,
+                format!(
+                    "the component does not export wasi:cli/run: {e:#}; if it implements wasmq:job/handler, run it as kind `handler`"
+                ),
+            )));
+        }
+    };
+    let command = command_pre.instantiate_async(&mut *store).await;
+    *instantiate_us = t.elapsed().as_micros() as u64;
+    let command = command?;
+    Ok(match command.wasi_cli_run().call_run(&mut *store).await? {
+        Ok(()) => RunEnd::Exited(0),
+        Err(()) => RunEnd::Exited(1),
+    })
+}
