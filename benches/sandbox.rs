@@ -76,6 +76,26 @@ fn per_job(c: &mut Criterion) {
             "jobs/wasm/hello.wasm",
             json!({"limits": {"fuel": 1_000_000_000u64}}),
         ),
+        (
+            "hello_rust_component",
+            "jobs/wasm/hello-p2.wasm",
+            json!({"kind": "component"}),
+        ),
+        (
+            "function_wat",
+            "tests/fixtures/reverse.wat",
+            json!({"kind": "function", "input": "abc"}),
+        ),
+        (
+            "function_rust",
+            "jobs/wasm/upper.wasm",
+            json!({"kind": "function", "input": "abc"}),
+        ),
+        (
+            "handler_rust",
+            "jobs/wasm/handler.wasm",
+            json!({"kind": "handler", "input": "abc"}),
+        ),
     ] {
         let job = job_for(&b, rel, extra);
         let first = b.rt.block_on(b.sandbox.run(&job));
