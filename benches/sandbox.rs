@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use serde_json::json;
 use wasmq_cache::Cache;
 use wasmq_sandbox::{Sandbox, SandboxConfig};
@@ -138,4 +138,15 @@ fn resolve(c: &mut Criterion) {
 }
 
 criterion_group!(benches, per_job, resolve);
-criterion_main!(benches);
+
+/// As the `wasmq` binary does: no backtraces for library errors (see its `main`), so the
+/// figures do not depend on whether `RUST_BACKTRACE` is set where the bench runs.
+#[allow(unsafe_code)]
+fn main() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first statement of `main`, before criterion or tokio start any thread.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

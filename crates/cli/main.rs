@@ -45,6 +45,7 @@ enum Command {
 pub(crate) type Outcome = anyhow::Result<bool>;
 
 fn main() -> ExitCode {
+    quiet_error_backtraces();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(c) => c.execute(),
@@ -61,5 +62,21 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Turns off backtraces of library errors (`RUST_LIB_BACKTRACE=0`) unless the operator
+/// chose otherwise; panics keep theirs (`RUST_BACKTRACE`).
+///
+/// Errors are part of the normal path of a job: every guest that calls `proc_exit` leaves
+/// wasm through an error value. With `RUST_BACKTRACE=1` and no `RUST_LIB_BACKTRACE`, each
+/// of those captured a native backtrace, which cost about 10 µs per job (a Rust hello-world
+/// job took 25.9 µs instead of 15.1 µs).
+#[allow(unsafe_code)]
+fn quiet_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: this is the first statement of `main`: no other thread exists yet, so
+        // nothing can read or write the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }

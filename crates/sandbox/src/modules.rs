@@ -1,7 +1,7 @@
 //! Finding a job's compiled module: the in-memory hot set, then the artifact cache on disk,
 //! then the compiler, with one compile per module however many jobs ask at once.
 //!
-//! The only `unsafe` of wasmq lives here: loading a precompiled artifact, which is sound
+//! The only `unsafe` of the sandbox lives here: loading a precompiled artifact, which is sound
 //! only for bytes this engine produced. The artifact's digest is checked (on the same open
 //! file) before it is handed to wasmtime.
 #![allow(unsafe_code)]
