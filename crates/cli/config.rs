@@ -151,8 +151,16 @@ impl Settings {
         })
     }
 
+    /// Loads the settings and sets up logging (at `default_log` unless `WASMQ_LOG` or
+    /// `RUST_LOG` say otherwise): what every command does first.
+    pub fn start(common: &CommonArgs, default_log: &str) -> anyhow::Result<Settings> {
+        let settings = Settings::load(common)?;
+        settings.init_logging(default_log);
+        Ok(settings)
+    }
+
     /// Sets up logging to stderr; `WASMQ_LOG` (or `RUST_LOG`) filters, `default` otherwise.
-    pub fn init_logging(&self, default: &str) {
+    fn init_logging(&self, default: &str) {
         let filter = std::env::var("WASMQ_LOG")
             .or_else(|_| std::env::var("RUST_LOG"))
             .unwrap_or_else(|_| default.to_owned());

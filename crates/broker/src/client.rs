@@ -182,20 +182,6 @@ impl Client {
         publish_confirmed(&self.ch, "", queue, true, body, props).await
     }
 
-    /// Publishes a job message with `reply_to`/`correlation_id` set (for callers that want
-    /// the result in their own queue).
-    pub async fn publish_job_with_reply(
-        &self,
-        body: &[u8],
-        reply_to: &str,
-        correlation_id: &str,
-    ) -> Result<(), BrokerError> {
-        let props = json_properties()
-            .with_reply_to(reply_to.into())
-            .with_correlation_id(correlation_id.into());
-        publish_confirmed(&self.ch, "", &self.topology.jobs_queue(), true, body, props).await
-    }
-
     /// Sends `body` to every worker on the control exchange, answers to `reply_to`.
     pub async fn broadcast(
         &self,
@@ -310,11 +296,6 @@ impl Client {
             consumer,
             queue: name,
         })
-    }
-
-    /// True while the connection is up.
-    pub fn connected(&self) -> bool {
-        self.conn.status().connected()
     }
 
     /// Closes the connection after every publish is confirmed.

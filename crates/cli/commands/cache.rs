@@ -34,8 +34,7 @@ enum Action {
 
 impl CacheCommand {
     pub fn execute(self) -> Outcome {
-        let settings = Settings::load(&self.common)?;
-        settings.init_logging("warn");
+        let settings = Settings::start(&self.common, "warn")?;
         let cache = settings.open_cache()?;
         match self.action {
             Action::Stats => {

@@ -40,8 +40,7 @@ pub struct ResultsCommand {
 
 impl ResultsCommand {
     pub fn execute(self) -> Outcome {
-        let settings = Settings::load(&self.common)?;
-        settings.init_logging("warn");
+        let settings = Settings::start(&self.common, "warn")?;
         settings.runtime()?.block_on(self.run(settings))
     }
 

@@ -34,10 +34,8 @@ pub struct RunCommand {
 
 impl RunCommand {
     pub fn execute(self) -> Outcome {
-        let settings = Settings::load(&self.common)?;
-        settings.init_logging("warn");
-        let runtime = settings.runtime()?;
-        runtime.block_on(self.run(settings))
+        let settings = Settings::start(&self.common, "warn")?;
+        settings.runtime()?.block_on(self.run(settings))
     }
 
     async fn run(self, settings: Settings) -> Outcome {

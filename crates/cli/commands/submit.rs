@@ -47,8 +47,7 @@ pub struct SubmitCommand {
 
 impl SubmitCommand {
     pub fn execute(self) -> Outcome {
-        let settings = Settings::load(&self.common)?;
-        settings.init_logging("warn");
+        let settings = Settings::start(&self.common, "warn")?;
         settings.runtime()?.block_on(self.run(settings))
     }
 

@@ -52,8 +52,7 @@ pub struct WorkerCommand {
 
 impl WorkerCommand {
     pub fn execute(self) -> Outcome {
-        let settings = Settings::load(&self.common)?;
-        settings.init_logging("info");
+        let settings = Settings::start(&self.common, "info")?;
         settings.runtime()?.block_on(self.run(settings))
     }
 
