@@ -165,8 +165,10 @@ impl Settings {
             .or_else(|_| std::env::var("RUST_LOG"))
             .unwrap_or_else(|_| default.to_owned());
         let filter = tracing_subscriber::EnvFilter::new(filter);
+        // Colours only for a terminal: logs piped to a file or a collector stay plain text.
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr);
         let _ = match self.log_format {
             LogFormat::Human => builder.try_init(),

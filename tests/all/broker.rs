@@ -532,3 +532,36 @@ fn every_job_kind_runs_through_the_worker() {
     let r = f.results("inline", 60);
     assert_eq!(r.by_id("inline").output.as_deref(), Some("ba"));
 }
+
+#[test]
+fn a_second_stop_signal_exits_at_once_and_the_jobs_go_back() {
+    let mut f = Fleet::new("twice");
+    f.start_worker(2, &["--drain-timeout-secs", "600"]);
+    // Each job hashes 64 MiB 40 times: seconds, so two are running when the signals come.
+    let (jobs, ids) = busy_jobs(6, "t", &["64", "40"]);
+    let batch = f.submit(&jobs);
+    wait_until(
+        "the jobs to reach the worker",
+        Duration::from_secs(30),
+        || f.ready("jobs") == 0,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    f.signal(0, "TERM");
+    f.workers[0].wait_for_log("draining", Duration::from_secs(10));
+    let started = Instant::now();
+    f.signal(0, "TERM");
+    let status = f.workers[0].child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "the second signal exits at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "without waiting for the running jobs"
+    );
+    f.start_worker(2, &[]);
+    let r = f.results(&batch, 600);
+    assert_exactly_once(&r.results, &ids);
+    let log = f.workers[1].log.lock().unwrap().clone();
+    assert!(
+        log.contains("module="),
+        "the per-job log line names the module: {log}"
+    );
+}

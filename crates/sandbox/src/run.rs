@@ -79,6 +79,7 @@ impl Sandbox {
 
         let (digest, source) = self.module_source(&job.module)?;
         result.module = Some(digest.to_hex());
+        tracing::Span::current().record("module", result.module.as_deref());
         let t = Instant::now();
         let artifact = if job.kind.is_component() {
             Artifact::Component

@@ -96,11 +96,13 @@ async fn handle<T: Transport>(
     let mut result = match decode(delivery.body(), config.max_message_bytes) {
         Err(rejected) => *rejected,
         Ok(job) => {
+            // The sandbox records the module digest once it knows it.
             let span = info_span!(
                 "job",
                 id = job.id(),
                 batch = job.batch.as_deref().unwrap_or(""),
-                attempt
+                attempt,
+                module = tracing::field::Empty
             );
             let (id, batch) = (job.id().to_owned(), job.batch.clone());
             let sandbox = sandbox.clone();
@@ -131,7 +133,15 @@ async fn handle<T: Transport>(
     }
     result.attempt = attempt;
     result.worker = Some(config.worker_id.clone());
-    info!(job = %result.id, batch = result.batch.as_deref().unwrap_or(""), status = %result.status, attempt, total_us = result.timings.total_us, "job done");
+    info!(
+        job = %result.id,
+        batch = result.batch.as_deref().unwrap_or(""),
+        module = result.module.as_deref().unwrap_or(""),
+        status = %result.status,
+        attempt,
+        total_us = result.timings.total_us,
+        "job done"
+    );
     match transport.publish(&result, &delivery).await {
         Ok(()) => {
             if let Err(e) = delivery.ack().await {
