@@ -89,6 +89,14 @@ impl Client {
         Ok(Client { conn, ch, topology })
     }
 
+    /// A new channel on this client's connection.
+    async fn channel(&self) -> Result<Channel, BrokerError> {
+        self.conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))
+    }
+
     /// The names this client uses.
     pub fn topology(&self) -> &Topology {
         &self.topology
@@ -205,11 +213,7 @@ impl Client {
 
     /// (messages ready, consumers) of a queue that must exist.
     pub async fn queue_counts(&self, queue: &str) -> Result<(u32, u32), BrokerError> {
-        let ch = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
+        let ch = self.channel().await?;
         let q = ch
             .queue_declare(
                 queue.into(),
@@ -228,11 +232,7 @@ impl Client {
 
     /// Consumes an existing queue with manual acks, `prefetch` at a time.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
-        let ch = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
+        let ch = self.channel().await?;
         ch.basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(err("setting the prefetch"))?;
@@ -254,11 +254,7 @@ impl Client {
     /// A private queue (deleted with this connection), bound to the control exchange when
     /// `control` is set, and consumed.
     pub async fn private_queue(&self, control: bool) -> Result<Subscription, BrokerError> {
-        let ch = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
+        let ch = self.channel().await?;
         let q = ch
             .queue_declare(
                 "".into(),

@@ -138,6 +138,8 @@ impl Sandbox {
     /// Checks limits, volumes, stdin and files before any work is done.
     fn prepare<'a>(&self, job: &'a Job) -> Result<Prepared<'a>, Rejection> {
         let config = &self.inner.config;
+        // Decoding validated it already, but this library may be handed any `Job`, and
+        // `files` keys become host paths: the check stays here, at the boundary (< 1 µs).
         job.validate()?;
         let limits = config.limits.resolve(&job.limits)?;
         let mut mounts = Vec::with_capacity(job.volumes.len());
