@@ -565,3 +565,33 @@ fn a_second_stop_signal_exits_at_once_and_the_jobs_go_back() {
         "the per-job log line names the module: {log}"
     );
 }
+
+#[test]
+fn submit_keeps_the_jobs_own_batch_and_refuses_duplicate_ids() {
+    let f = Fleet::new("submit");
+    let noop = fixture("noop.wat");
+    let mine = |id: &str| with(job(id, &noop), json!({"batch": "mine"}));
+    let file = f
+        .dir
+        .jobs_file("dups.jsonl", &[mine("a"), mine("b"), mine("a")]);
+    let out = f.wasmq().arg("submit").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused job makes submit fail: {stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "mine",
+        "the jobs' own batch is kept"
+    );
+    assert!(
+        stderr.contains("dups.jsonl:3: id \"a\" is already used by")
+            && stderr.contains("dups.jsonl:1"),
+        "{stderr}"
+    );
+    wait_until("the two jobs in the queue", Duration::from_secs(30), || {
+        f.ready("jobs") == 2
+    });
+}

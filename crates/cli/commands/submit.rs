@@ -26,7 +26,8 @@ pub struct SubmitCommand {
     common: CommonArgs,
     #[command(flatten)]
     broker: BrokerArgs,
-    /// The batch id given to every job [default: generated].
+    /// The batch id given to every job [default: the batch the jobs name, when they all
+    /// name the same one; otherwise a new id]. Job ids must be unique within a batch.
     #[arg(long)]
     batch: Option<String>,
     /// Embed `path` modules in the messages (base64) instead of uploading them to the
@@ -53,30 +54,22 @@ impl SubmitCommand {
 
     async fn run(self, settings: Settings) -> Outcome {
         let topology = settings.topology(&self.broker)?;
-        let batch = match self.batch.clone() {
-            Some(b) => b,
-            None => {
-                let nanos = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                format!("b{:x}{:x}", nanos, std::process::id())
+        if let Some(b) = &self.batch {
+            let probe: Result<Job, _> =
+                serde_json::from_value(serde_json::json!({"batch": b, "module": {"base64": ""}}));
+            if let Err(r) = probe
+                .map_err(|e| e.to_string())
+                .and_then(|j: Job| j.validate().map_err(|r| r.message))
+            {
+                anyhow::bail!("invalid --batch: {r}");
             }
-        };
-        let probe: Result<Job, _> =
-            serde_json::from_value(serde_json::json!({"batch": batch, "module": {"base64": ""}}));
-        if let Err(r) = probe
-            .map_err(|e| e.to_string())
-            .and_then(|j: Job| j.validate().map_err(|r| r.message))
-        {
-            anyhow::bail!("invalid --batch: {r}");
         }
 
         let entries = read_inputs(&self.inputs)?;
         let cache = settings.open_cache()?;
         let mut uploader = Uploader::new(&cache);
         let mut inline: HashMap<PathBuf, Result<String, String>> = HashMap::new();
-        let mut bodies = Vec::with_capacity(entries.len());
+        let mut accepted = Vec::with_capacity(entries.len());
         let mut refused = 0u64;
         for entry in entries {
             let mut job = match entry.job {
@@ -116,6 +109,36 @@ impl SubmitCommand {
                 refused += 1;
                 continue;
             }
+            accepted.push((entry.origin, job));
+        }
+
+        // Results are matched to jobs by id, so ids must be unique within a batch.
+        let mut first_seen: HashMap<String, String> = HashMap::new();
+        let mut jobs = Vec::with_capacity(accepted.len());
+        for (origin, job) in accepted {
+            if let Some(first) = first_seen.get(job.id()) {
+                eprintln!(
+                    "error: {origin}: id {:?} is already used by {first}; ids must be unique within a batch",
+                    job.id()
+                );
+                refused += 1;
+                continue;
+            }
+            first_seen.insert(job.id().to_owned(), origin);
+            jobs.push(job);
+        }
+        let batch = self.batch.clone().unwrap_or_else(|| common_batch(&jobs));
+        if self.batch.is_none()
+            && jobs
+                .iter()
+                .any(|j| j.batch.as_deref().is_some_and(|b| b != batch))
+        {
+            eprintln!(
+                "warning: the jobs name different batches; all were submitted as batch {batch}"
+            );
+        }
+        let mut bodies = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
             job.batch = Some(batch.clone());
             bodies.push((job.id().to_owned(), serde_json::to_vec(&job)?));
         }
@@ -157,5 +180,20 @@ impl SubmitCommand {
             eprintln!("{refused} job(s) could not be submitted (see above)");
         }
         Ok(refused == 0)
+    }
+}
+
+/// The batch every job names, when they all name the same one; otherwise a new id.
+fn common_batch(jobs: &[Job]) -> String {
+    let first = jobs.first().and_then(|j| j.batch.clone());
+    match first {
+        Some(b) if jobs.iter().all(|j| j.batch.as_deref() == Some(b.as_str())) => b,
+        _ => {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("b{:x}{:x}", nanos, std::process::id())
+        }
     }
 }
