@@ -595,3 +595,33 @@ fn submit_keeps_the_jobs_own_batch_and_refuses_duplicate_ids() {
         f.ready("jobs") == 2
     });
 }
+
+#[test]
+fn a_result_nobody_can_receive_is_not_acked_away() {
+    let mut f = Fleet::new("unroutable");
+    f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
+    f.start_worker(1, &[]);
+    // Without its results queue, a result with no batch has nowhere to go.
+    let results = format!("{}.results", f.prefix);
+    f.with_broker(async |c| {
+        let ch = c.create_channel().await.unwrap();
+        ch.queue_delete(results.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    });
+    let noop = base64::engine::general_purpose::STANDARD
+        .encode(wat::parse_file(fixture("noop.wat")).unwrap());
+    let body = json!({"id": "orphan", "module": {"base64": noop}}).to_string();
+    f.publish_raw(body.as_bytes(), BasicProperties::default());
+    wait_until(
+        "the job in the dead-letter queue",
+        Duration::from_secs(60),
+        || f.ready("jobs.dead") == 1,
+    );
+    let log = f.workers[0].log.lock().unwrap().clone();
+    assert!(
+        log.contains("could not publish the result; requeueing"),
+        "{log}"
+    );
+    assert!(log.contains("could not route"), "{log}");
+}

@@ -254,7 +254,7 @@ pub struct AmqpConfig {
     pub url: String,
     /// Names and arguments.
     pub topology: Topology,
-    /// Unacked deliveries at once: the worker's concurrency.
+    /// Unacked deliveries at once: the jobs running plus the results awaiting confirms.
     pub prefetch: u16,
     /// Name of the connection on the broker (shown in its tools).
     pub connection_name: String,
@@ -470,6 +470,8 @@ impl Transport for AmqpTransport {
             props = props.with_correlation_id(c.clone());
         }
         let t = &self.config.topology;
+        // Every publish is mandatory: a result the broker cannot route is an error (the job
+        // is requeued and, past the delivery limit, dead-lettered), never a silent drop.
         let outcome = match &delivery.reply_to {
             Some(reply_to) => {
                 let direct = publish_confirmed(
@@ -490,7 +492,7 @@ impl Transport for AmqpTransport {
                             &s.publish,
                             &t.results_exchange(),
                             &key,
-                            false,
+                            true,
                             &body,
                             props,
                         )
@@ -501,8 +503,7 @@ impl Transport for AmqpTransport {
             }
             None => {
                 let key = Topology::result_routing_key(result.batch.as_deref(), result.status);
-                publish_confirmed(&s.publish, &t.results_exchange(), &key, false, &body, props)
-                    .await
+                publish_confirmed(&s.publish, &t.results_exchange(), &key, true, &body, props).await
             }
         };
         if outcome.is_err() && !(s.conn.status().connected() && s.publish.status().connected()) {
