@@ -1,7 +1,7 @@
 //! [`Cache`]: the module store and the artifact store under one root directory.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek};
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -524,16 +524,16 @@ fn files_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, CacheError> {
         .collect())
 }
 
-/// Reads a whole file; a small helper for callers that hold a [`VerifiedArtifact`].
-pub fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
 
     fn key(module: &[u8]) -> ArtifactKey {
         ArtifactKey {
