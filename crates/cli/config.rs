@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 use wasmq_broker::amqp::Topology;
-use wasmq_cache::Cache;
+use wasmq_cache::{Cache, CacheOptions};
 use wasmq_sandbox::{Sandbox, SandboxConfig, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
 
@@ -25,6 +25,11 @@ pub struct CommonArgs {
     /// [config: cache_max_bytes].
     #[arg(long, env = "WASMQ_CACHE_MAX_BYTES", global = true)]
     pub cache_max_bytes: Option<u64>,
+    /// File holding the key that authenticates compiled artifacts; created when missing.
+    /// Keep it outside the cache directory [config: artifact_key_file]
+    /// [default: the cache directory's path + `.key`].
+    #[arg(long, env = "WASMQ_ARTIFACT_KEY_FILE", global = true)]
+    pub artifact_key_file: Option<PathBuf>,
     /// Log format: human or json [config: log_format].
     #[arg(long, env = "WASMQ_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -78,6 +83,7 @@ pub enum LogFormat {
 pub struct FileConfig {
     pub cache_dir: Option<PathBuf>,
     pub cache_max_bytes: Option<u64>,
+    pub artifact_key_file: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub concurrency: Option<usize>,
     pub hot_set_size: Option<usize>,
@@ -121,6 +127,7 @@ pub struct Settings {
     pub file: FileConfig,
     pub cache_dir: PathBuf,
     pub cache_max_bytes: Option<u64>,
+    pub artifact_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
 }
 
@@ -143,6 +150,10 @@ impl Settings {
                 .or_else(|| file.cache_dir.clone())
                 .unwrap_or_else(|| PathBuf::from("cache")),
             cache_max_bytes: common.cache_max_bytes.or(file.cache_max_bytes),
+            artifact_key_file: common
+                .artifact_key_file
+                .clone()
+                .or_else(|| file.artifact_key_file.clone()),
             log_format: common
                 .log_format
                 .or(file.log_format)
@@ -187,7 +198,11 @@ impl Settings {
 
     /// Opens the cache directory.
     pub fn open_cache(&self) -> anyhow::Result<Arc<Cache>> {
-        let cache = Cache::open(&self.cache_dir, self.cache_max_bytes)
+        let options = CacheOptions {
+            max_bytes: self.cache_max_bytes,
+            key_file: self.artifact_key_file.clone(),
+        };
+        let cache = Cache::open_with(&self.cache_dir, options)
             .with_context(|| format!("failed to open the cache at {}", self.cache_dir.display()))?;
         Ok(Arc::new(cache))
     }

@@ -110,14 +110,28 @@ fn parse(text: &[u8], name: &str, base: &Path, kind: Kind, out: &mut Vec<Entry>)
 /// Turns `path` modules into `sha256` references, uploading each file once.
 pub struct Uploader<'a> {
     cache: &'a Cache,
-    seen: HashMap<PathBuf, Result<String, String>>,
+    /// When the module store cannot be written, carry the bytes in the job instead.
+    inline_fallback: bool,
+    seen: HashMap<PathBuf, Result<ModuleRef, String>>,
 }
 
 impl<'a> Uploader<'a> {
+    /// An uploader whose failure to store a module rejects the jobs that use it (workers
+    /// elsewhere need the module in the shared store).
     pub fn new(cache: &'a Cache) -> Self {
         Uploader {
             cache,
+            inline_fallback: false,
             seen: HashMap::new(),
+        }
+    }
+
+    /// An uploader for jobs run by this process: when the module store cannot be written
+    /// (a full or read-only disk) the module travels in the job, with a warning.
+    pub fn local(cache: &'a Cache) -> Self {
+        Uploader {
+            inline_fallback: true,
+            ..Uploader::new(cache)
         }
     }
 
@@ -127,14 +141,24 @@ impl<'a> Uploader<'a> {
             return Ok(());
         };
         let path = base.join(rel);
-        let cache = self.cache;
-        let got = self
-            .seen
-            .entry(path.clone())
-            .or_insert_with(|| upload(cache, &path).map_err(|e| format!("{e:#}")));
+        let (cache, inline_fallback) = (self.cache, self.inline_fallback);
+        let got = self.seen.entry(path.clone()).or_insert_with(|| {
+            let bytes = read_module(&path).map_err(|e| format!("{e:#}"))?;
+            match cache.put_module(&bytes) {
+                Ok(digest) => Ok(ModuleRef::Sha256(digest.to_hex())),
+                Err(e) if inline_fallback => {
+                    tracing::warn!(module = %path.display(), error = %e, "could not store the module; running it from memory");
+                    use base64::Engine as _;
+                    Ok(ModuleRef::Base64(
+                        base64::engine::general_purpose::STANDARD.encode(&bytes),
+                    ))
+                }
+                Err(e) => Err(format!("could not store the module: {e}")),
+            }
+        });
         match got {
-            Ok(hex) => {
-                job.module = ModuleRef::Sha256(hex.clone());
+            Ok(module) => {
+                job.module = module.clone();
                 Ok(())
             }
             Err(why) => Err(Rejection::new(

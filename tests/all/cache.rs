@@ -214,3 +214,226 @@ fn a_prewarm_of_a_bad_module_fails_with_its_reason() {
         "{err}"
     );
 }
+
+/// The artifact of the single module `path` compiled in `d`, with its metadata file.
+fn artifact_of(d: &Dir, path: &std::path::Path) -> (PathBuf, PathBuf) {
+    let bytes = std::fs::read(path).unwrap();
+    let bytes = wat::parse_bytes(&bytes).unwrap();
+    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
+    let found: Vec<PathBuf> = artifacts(d)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hex))
+        .collect();
+    let [a] = found.try_into().expect("one artifact for the module");
+    let mut meta = a.clone().into_os_string();
+    meta.push(".meta");
+    (a, PathBuf::from(meta))
+}
+
+#[test]
+fn artifacts_are_authenticated_with_a_key_outside_the_cache() {
+    let d = Dir::new();
+    let hello = job("h", &fixture("hello.wat"));
+    let noop = job("n", &fixture("noop.wat"));
+    let r = d.run_jobs(&[hello.clone(), noop.clone()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // The key was generated beside the cache directory, private to its owner.
+    let key = d.path().join("cache.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+
+    // Someone with write access to the cache plants hello's compiled code under noop's
+    // name, with metadata edited to match: the MAC binds the name, so it is refused.
+    let (hello_art, hello_meta) = artifact_of(&d, &fixture("hello.wat"));
+    let (noop_art, noop_meta) = artifact_of(&d, &fixture("noop.wat"));
+    let noop_hex = noop_art.file_stem().unwrap().to_string_lossy().into_owned();
+    let noop_hex = noop_hex.split('.').next().unwrap().to_owned();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&hello_meta).unwrap()).unwrap();
+    meta["module"] = json!(noop_hex);
+    std::fs::write(&noop_meta, meta.to_string()).unwrap();
+    std::fs::copy(&hello_art, &noop_art).unwrap();
+    let r = d.run_jobs(std::slice::from_ref(&noop), &[]);
+    let n = r.by_id("n");
+    assert_eq!(
+        (n.status, n.cache, n.stdout.as_str()),
+        (Status::Succeeded, Some(CacheOutcome::Compiled), ""),
+        "the planted code must not run: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("MAC does not match"), "{}", r.stderr);
+
+    // An artifact tagged by another deployment's key (same bytes, valid metadata) is
+    // refused too: the tag cannot be made without this key.
+    let other = Dir::new();
+    assert_eq!(other.run_jobs(std::slice::from_ref(&hello), &[]).code, 0);
+    let (o_art, o_meta) = artifact_of(&other, &fixture("hello.wat"));
+    std::fs::copy(&o_art, &hello_art).unwrap();
+    std::fs::copy(&o_meta, &hello_meta).unwrap();
+    let r = d.run_jobs(std::slice::from_ref(&hello), &[]);
+    assert_eq!(
+        r.by_id("h").cache,
+        Some(CacheOutcome::Compiled),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.by_id("h").stdout, "hello from wasm\n");
+
+    // Metadata of another format (an older wasmq) is refused, not trusted.
+    std::fs::write(
+        &hello_meta,
+        json!({"sha256": "00", "size": 1, "module": "x", "engine": "y", "kind": "cwasm"})
+            .to_string(),
+    )
+    .unwrap();
+    let r = d.run_jobs(std::slice::from_ref(&hello), &[]);
+    assert_eq!(
+        r.by_id("h").cache,
+        Some(CacheOutcome::Compiled),
+        "{}",
+        r.stderr
+    );
+
+    // The key is configurable; with another key every artifact is recompiled once.
+    let elsewhere = d.path().join("keys/wasmq.key");
+    let flags = ["--artifact-key-file", elsewhere.to_str().unwrap()];
+    let r = d.run_jobs(std::slice::from_ref(&hello), &flags);
+    assert_eq!(
+        r.by_id("h").cache,
+        Some(CacheOutcome::Compiled),
+        "{}",
+        r.stderr
+    );
+    assert!(elsewhere.is_file());
+    let r = d.run_jobs(std::slice::from_ref(&hello), &flags);
+    assert_eq!(
+        r.by_id("h").cache,
+        Some(CacheOutcome::HitDisk),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unusable_cache_disk_degrades_to_compiling_in_memory() {
+    let jobs = [job("h", &guest("hello")), job("n", &fixture("noop.wat"))];
+    let expect_compiled = |r: &crate::support::Run| {
+        assert_eq!(r.code, 0, "jobs must not fail: {}", r.stderr);
+        assert_eq!(r.count_cache(CacheOutcome::Compiled), 2, "{}", r.stderr);
+    };
+
+    // The artifact directory cannot be created.
+    let d = Dir::new();
+    std::fs::create_dir_all(d.cache_dir()).unwrap();
+    std::fs::write(d.cache_dir().join("artifacts"), b"not a directory").unwrap();
+    for _ in 0..2 {
+        let r = d.run_jobs(&jobs, &[]);
+        expect_compiled(&r);
+        assert!(r.stderr.contains("artifact cache disabled"), "{}", r.stderr);
+    }
+
+    // The key can be neither read nor created.
+    let d = Dir::new();
+    let r = d.run_jobs(&jobs, &["--artifact-key-file", "/dev/null/wasmq.key"]);
+    expect_compiled(&r);
+    assert!(r.stderr.contains("artifact cache disabled"), "{}", r.stderr);
+
+    // A key file that is not a key is the operator's mistake: refused at start.
+    let d = Dir::new();
+    std::fs::write(d.path().join("cache.key"), "oops").unwrap();
+    let r = d.run_jobs(&jobs, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not an artifact key"), "{}", r.stderr);
+}
+
+/// Runs `script` with `sh` in a new user and mount namespace (so it may mount a tmpfs
+/// without privileges), with `$WASMQ` the binary and `$DIR` the test directory.
+fn in_mount_namespace(d: &Dir, script: &str) {
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-ec", script])
+        .env("WASMQ", env!("CARGO_BIN_EXE_wasmq"))
+        .env("DIR", d.path())
+        .env_remove("WASMQ_CONFIG")
+        .env_remove("WASMQ_CACHE_DIR")
+        .current_dir(d.path())
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "the namespace script failed (this test needs util-linux `unshare` and user \
+         namespaces: sysctl kernel.unprivileged_userns_clone=1): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn results_in(path: std::path::PathBuf) -> Vec<wasmq_spec::JobResult> {
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_full_or_read_only_cache_disk_does_not_fail_jobs() {
+    let d = Dir::new();
+    d.jobs_file("a.jsonl", &[job("h", &guest("hello"))]);
+    d.jobs_file(
+        "b.jsonl",
+        &[job("h", &guest("hello")), job("w", &fixture("noop.wat"))],
+    );
+    std::fs::create_dir_all(d.cache_dir()).unwrap();
+    in_mount_namespace(
+        &d,
+        r#"
+        cd "$DIR"
+        # A disk with room for the directories and nothing more.
+        mount -t tmpfs -o size=48k tmpfs cache
+        "$WASMQ" run --cache-dir cache a.jsonl >full.out 2>full.err
+        umount cache
+        # A healthy disk that then turns read-only.
+        mount -t tmpfs -o size=64m tmpfs cache
+        "$WASMQ" run --cache-dir cache a.jsonl >warm.out 2>warm.err
+        mount -o remount,ro cache
+        "$WASMQ" run --cache-dir cache b.jsonl >ro.out 2>ro.err
+        "#,
+    );
+    let err = |name: &str| std::fs::read_to_string(d.path().join(name)).unwrap();
+
+    let full = results_in(d.path().join("full.out"));
+    assert_eq!(full.len(), 1);
+    assert_eq!(
+        (full[0].status, full[0].cache),
+        (Status::Succeeded, Some(CacheOutcome::Compiled)),
+        "{}",
+        err("full.err")
+    );
+    assert!(
+        err("full.err").contains("could not store the compiled artifact"),
+        "a full disk is logged: {}",
+        err("full.err")
+    );
+
+    let ro = results_in(d.path().join("ro.out"));
+    let by = |id: &str| ro.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(
+        (by("h").status, by("h").cache),
+        (Status::Succeeded, Some(CacheOutcome::HitDisk)),
+        "artifacts on a read-only disk are still used: {}",
+        err("ro.err")
+    );
+    assert_eq!(
+        (by("w").status, by("w").cache),
+        (Status::Succeeded, Some(CacheOutcome::Compiled)),
+        "{}",
+        err("ro.err")
+    );
+    assert!(
+        err("ro.err").contains("could not store the compiled artifact"),
+        "{}",
+        err("ro.err")
+    );
+}

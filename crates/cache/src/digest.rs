@@ -30,6 +30,11 @@ impl Digest {
         Ok(Digest(hasher.finalize().into()))
     }
 
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -1,8 +1,10 @@
 //! The content-addressed store of wasmq: uploaded modules and compiled artifacts on disk.
 //!
-//! Everything here is addressed by the sha256 of its content, written atomically (a temp
-//! file in the same directory, fsync, rename) and checked against its digest every time it
-//! is read, so a reader never sees half a file and never trusts altered bytes. Several
+//! Modules are addressed by the sha256 of their content; artifacts by the module's digest,
+//! the engine's fingerprint and their kind, and each carries a MAC made with a key kept
+//! outside the cache directory (see [`mac`]). Everything is written atomically (a temp
+//! file in the same directory, fsync, rename) and checked every time it is read, so a
+//! reader never sees half a file and never trusts altered or forged bytes. Several
 //! processes may share one root: writers of one key write identical bytes, and a rename
 //! either lands whole or not at all.
 //!
@@ -12,21 +14,26 @@
 //! # Layout
 //! - [`digest`]: [`Digest`], a sha256 value.
 //! - [`store`]: [`Cache`]: modules, artifacts, quarantine, stats, gc and verify.
+//! - [`mac`]: [`MacKey`], the keyed BLAKE3 tag of artifacts.
 //! - [`atomic`]: the write-temp-fsync-rename helper.
 //!
 //! # On disk
 //! ```text
 //! <root>/modules/<aa>/<sha256>.wasm                       uploaded modules
 //! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>          compiled code (kind: cwasm, ...)
-//! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>.meta     its digest and provenance (JSON)
+//! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>.meta     its MAC and provenance (JSON)
 //! <root>/quarantine/                                      files that failed their check
+//! <root>.key (by default; anywhere outside <root>)        the artifact MAC key
 //! ```
 
 mod atomic;
 pub mod digest;
+pub mod mac;
 pub mod store;
 
 pub use digest::Digest;
+pub use mac::MacKey;
 pub use store::{
-    ArtifactKey, Cache, CacheError, DiskStats, GcReport, VerifiedArtifact, VerifyReport,
+    ArtifactKey, Cache, CacheError, CacheOptions, DiskStats, GcReport, VerifiedArtifact,
+    VerifyReport, default_key_file,
 };

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::atomic::write_atomic;
 use crate::digest::Digest;
+use crate::mac::{MacKey, tags_equal};
 
 /// A failure of the cache's disk: always the host's fault, never the job's.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// Artifacts are disabled ([`Cache::artifacts_disabled`]), so they cannot be checked.
+    #[error("the artifact cache is disabled: {0}")]
+    ArtifactsDisabled(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
@@ -46,17 +50,20 @@ pub struct ArtifactKey {
 }
 
 /// What is stored beside each artifact: enough to check it and to know where it came from.
+/// Metadata of another format (an older version) fails to parse, and its artifact is
+/// quarantined and recompiled.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ArtifactMeta {
-    sha256: String,
+    /// Keyed BLAKE3 of the artifact's name, length and bytes ([`MacKey`]).
+    blake3_mac: String,
     size: u64,
     module: String,
     engine: String,
     kind: String,
 }
 
-/// An artifact whose bytes matched their recorded digest, opened and rewound.
+/// An artifact whose bytes matched their recorded MAC, opened and rewound.
 ///
 /// The same open file was hashed, so a rename over the path after the check cannot swap
 /// what is loaded.
@@ -87,6 +94,9 @@ pub struct DiskStats {
     pub quarantined: u64,
     /// The artifact size cap, if any.
     pub max_bytes: Option<u64>,
+    /// Why compiled artifacts are neither read nor written, when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts_disabled: Option<String>,
 }
 
 /// What a garbage collection removed.
@@ -122,10 +132,36 @@ struct Counters {
     quarantined: AtomicU64,
 }
 
+/// How to open a [`Cache`].
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// Cap on artifact bytes; exceeding it triggers an LRU collection.
+    pub max_bytes: Option<u64>,
+    /// The artifact MAC key file (created when missing); [`default_key_file`] when `None`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where the artifact key lives unless configured: beside the cache directory, never in
+/// it (`./cache` -> `./cache.key`).
+pub fn default_key_file(root: &Path) -> PathBuf {
+    let mut name = root
+        .file_name()
+        .map(|n| n.to_owned())
+        .unwrap_or_else(|| "cache".into());
+    name.push(".key");
+    root.with_file_name(name)
+}
+
 /// The module store and artifact store under one root.
+///
+/// When the artifact half cannot work (the directory cannot be created or written, the
+/// key cannot be read or created), the cache says why once, at open, and runs without it:
+/// every module is compiled in memory and nothing is read from or written to `artifacts/`.
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// The artifact MAC key; `Err` says why artifacts are disabled.
+    mac: Result<MacKey, String>,
     /// Cap on artifact bytes; exceeding it triggers an LRU collection.
     max_bytes: Option<u64>,
     /// Artifact bytes on disk as this process believes (scanned at open, then tracked).
@@ -138,24 +174,69 @@ const META_EXT: &str = "meta";
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 impl Cache {
-    /// Opens (creating if needed) the cache at `root`, capped at `max_bytes` of artifacts.
+    /// Opens (creating if needed) the cache at `root`, capped at `max_bytes` of artifacts,
+    /// with the key at [`default_key_file`].
     pub fn open(root: impl Into<PathBuf>, max_bytes: Option<u64>) -> Result<Cache, CacheError> {
+        Cache::open_with(
+            root,
+            CacheOptions {
+                max_bytes,
+                key_file: None,
+            },
+        )
+    }
+
+    /// Opens (creating if needed) the cache at `root`.
+    ///
+    /// A directory or key that cannot be created (read-only or full disk) disables the
+    /// artifact cache with a warning; a key file that exists but is not a key is an error,
+    /// since compiling everything forever would hide the mistake.
+    pub fn open_with(root: impl Into<PathBuf>, options: CacheOptions) -> Result<Cache, CacheError> {
         let root = root.into();
+        let mut problem = None;
         for sub in ["modules", "artifacts", "quarantine"] {
             let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            if let Err(e) = fs::create_dir_all(&dir) {
+                problem.get_or_insert(format!("cannot create {}: {e}", dir.display()));
+            }
+        }
+        let key_file = options
+            .key_file
+            .clone()
+            .unwrap_or_else(|| default_key_file(&root));
+        let mac = match problem {
+            Some(p) => Err(p),
+            None => match MacKey::load_or_create(&key_file) {
+                Ok(k) => Ok(k),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(io_err(&key_file)(e));
+                }
+                Err(e) => Err(format!(
+                    "cannot read or create the artifact key {}: {e}",
+                    key_file.display()
+                )),
+            },
+        };
+        if let Err(why) = &mac {
+            warn!(root = %root.display(), %why, "artifact cache disabled: every module is compiled in memory");
         }
         let cache = Cache {
             root,
-            max_bytes,
+            mac,
+            max_bytes: options.max_bytes,
             approx_artifact_bytes: AtomicU64::new(0),
             counters: Counters::default(),
         };
-        if max_bytes.is_some() {
+        if options.max_bytes.is_some() && cache.mac.is_ok() {
             let bytes = cache.artifact_entries()?.iter().map(|e| e.bytes).sum();
             cache.approx_artifact_bytes.store(bytes, Ordering::Relaxed);
         }
         Ok(cache)
+    }
+
+    /// Why compiled artifacts are neither read nor written, when they are not.
+    pub fn artifacts_disabled(&self) -> Option<&str> {
+        self.mac.as_ref().err().map(|s| s.as_str())
     }
 
     /// The root directory.
@@ -224,10 +305,14 @@ impl Cache {
         PathBuf::from(p)
     }
 
-    /// Opens the artifact for `key` if it is present and its bytes match the digest
-    /// recorded when it was written. A missing artifact is `None`; a corrupt or truncated
-    /// one is quarantined, logged, and also `None`, so the caller recompiles.
+    /// Opens the artifact for `key` if it is present and its bytes match the MAC recorded
+    /// when it was written. A missing artifact is `None`; a corrupt, truncated, forged or
+    /// foreign one is quarantined, logged, and also `None`, so the caller recompiles.
     pub fn open_artifact(&self, key: &ArtifactKey) -> Result<Option<VerifiedArtifact>, CacheError> {
+        let Ok(mac) = &self.mac else {
+            self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
         let path = self.artifact_path(key);
         let meta_path = Self::meta_path(&path);
         let meta_text = match fs::read(&meta_path) {
@@ -238,7 +323,7 @@ impl Cache {
             }
             Err(e) => return Err(io_err(&meta_path)(e)),
         };
-        let mut file = match File::open(&path) {
+        let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
@@ -258,10 +343,9 @@ impl Cache {
                 } else if meta.module != key.module.to_hex() || meta.engine != key.engine {
                     Some("metadata names another module or engine".to_owned())
                 } else {
-                    let actual = Digest::of_reader(&mut file).map_err(io_err(&path))?;
-                    (actual.to_hex() != meta.sha256).then(|| {
-                        format!("sha256 {actual} differs from the recorded {}", meta.sha256)
-                    })
+                    let actual = mac.tag_file(key, &file, len).map_err(io_err(&path))?;
+                    (!tags_equal(&actual, &meta.blake3_mac))
+                        .then(|| "MAC does not match: altered, or made with another key".to_owned())
                 }
             }
         };
@@ -272,6 +356,7 @@ impl Cache {
             self.counters.disk_misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
+        let mut file = file;
         file.rewind().map_err(io_err(&path))?;
         // Last use drives LRU eviction; failing to record it only makes eviction less exact.
         let _ = file.set_modified(SystemTime::now());
@@ -281,11 +366,19 @@ impl Cache {
     }
 
     /// Stores an artifact: its metadata first, then its bytes, each atomically, so a reader
-    /// that finds the bytes always finds the digest to check them against.
-    pub fn put_artifact(&self, key: &ArtifactKey, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+    /// that finds the bytes always finds the MAC to check them against. `None` when
+    /// artifacts are disabled ([`Cache::artifacts_disabled`]).
+    pub fn put_artifact(
+        &self,
+        key: &ArtifactKey,
+        bytes: &[u8],
+    ) -> Result<Option<PathBuf>, CacheError> {
+        let Ok(mac) = &self.mac else {
+            return Ok(None);
+        };
         let path = self.artifact_path(key);
         let meta = ArtifactMeta {
-            sha256: Digest::of(bytes).to_hex(),
+            blake3_mac: mac.tag(key, bytes),
             size: bytes.len() as u64,
             module: key.module.to_hex(),
             engine: key.engine.clone(),
@@ -315,7 +408,7 @@ impl Cache {
                 Err(e) => warn!(error = %e, "artifact cache eviction failed"),
             }
         }
-        Ok(path)
+        Ok(Some(path))
     }
 
     // ----- maintenance ---------------------------------------------------------------
@@ -401,8 +494,12 @@ impl Cache {
         Ok(report)
     }
 
-    /// Checks every module and artifact against its digest, quarantining failures.
+    /// Checks every module against its digest and every artifact against its MAC,
+    /// quarantining failures.
     pub fn verify(&self) -> Result<VerifyReport, CacheError> {
+        if let Err(why) = &self.mac {
+            return Err(CacheError::ArtifactsDisabled(why.clone()));
+        }
         let mut report = VerifyReport::default();
         for file in files_below(&self.root.join("modules"), 2)? {
             let Some(expected) = file
@@ -428,11 +525,7 @@ impl Cache {
             let ok = fs::read(&meta_path)
                 .ok()
                 .and_then(|t| serde_json::from_slice::<ArtifactMeta>(&t).ok())
-                .is_some_and(|meta| {
-                    File::open(&entry.path)
-                        .and_then(Digest::of_reader)
-                        .is_ok_and(|d| d.to_hex() == meta.sha256)
-                });
+                .is_some_and(|meta| self.artifact_matches(&entry.path, &meta));
             if !ok {
                 warn!(path = %entry.path.display(), "artifact failed its integrity check; quarantined");
                 self.quarantine(&entry.path);
@@ -443,10 +536,35 @@ impl Cache {
         Ok(report)
     }
 
+    /// True when the artifact at `path` is where its metadata says it belongs and its bytes
+    /// carry the recorded MAC.
+    fn artifact_matches(&self, path: &Path, meta: &ArtifactMeta) -> bool {
+        let (Ok(mac), Ok(module)) = (&self.mac, meta.module.parse::<Digest>()) else {
+            return false;
+        };
+        let key = ArtifactKey {
+            engine: meta.engine.clone(),
+            module,
+            kind: "",
+        };
+        let mut expected = self.artifact_path(&key).into_os_string();
+        expected.push(&meta.kind);
+        if expected != path.as_os_str() {
+            return false;
+        }
+        File::open(path)
+            .and_then(|f| {
+                let len = f.metadata()?.len();
+                mac.tag_file_named(&meta.engine, &meta.kind, &module, &f, len)
+            })
+            .is_ok_and(|t| tags_equal(&t, &meta.blake3_mac))
+    }
+
     /// What is on disk now.
     pub fn disk_stats(&self) -> Result<DiskStats, CacheError> {
         let mut s = DiskStats {
             max_bytes: self.max_bytes,
+            artifacts_disabled: self.artifacts_disabled().map(str::to_owned),
             ..Default::default()
         };
         for file in files_below(&self.root.join("modules"), 2)? {
@@ -564,7 +682,7 @@ mod tests {
         let cache = Cache::open(dir.path(), None).unwrap();
         let k = key(b"m");
         assert!(cache.open_artifact(&k).unwrap().is_none());
-        let path = cache.put_artifact(&k, b"compiled code").unwrap();
+        let path = cache.put_artifact(&k, b"compiled code").unwrap().unwrap();
         let hit = cache.open_artifact(&k).unwrap().unwrap();
         assert_eq!(read_all(&hit.file).unwrap(), b"compiled code");
 
@@ -631,11 +749,73 @@ mod tests {
         let cache = Cache::open(dir.path(), None).unwrap();
         let d = cache.put_module(b"good").unwrap();
         let k = key(b"good");
-        let p = cache.put_artifact(&k, b"art").unwrap();
+        let p = cache.put_artifact(&k, b"art").unwrap().unwrap();
         assert!(cache.verify().unwrap().quarantined.is_empty());
         fs::write(&p, b"bad").unwrap();
         fs::write(cache.module_path(&d), b"evil").unwrap();
         let r = cache.verify().unwrap();
         assert_eq!((r.modules, r.artifacts, r.quarantined.len()), (1, 1, 2));
+    }
+
+    #[test]
+    fn an_artifact_under_another_name_or_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("c"), None).unwrap();
+        let (a, b) = (key(b"a"), key(b"b"));
+        let pa = cache.put_artifact(&a, b"code of a").unwrap().unwrap();
+        let pb = cache.artifact_path(&b);
+        fs::create_dir_all(pb.parent().unwrap()).unwrap();
+        fs::copy(&pa, &pb).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(Cache::meta_path(&pa)).unwrap()).unwrap();
+        let mut forged = meta.clone();
+        forged["module"] = serde_json::json!(b.module.to_hex());
+        fs::write(Cache::meta_path(&pb), forged.to_string()).unwrap();
+        assert!(
+            cache.open_artifact(&b).unwrap().is_none(),
+            "renamed artifact"
+        );
+        assert!(cache.open_artifact(&a).unwrap().is_some());
+
+        // Another cache root with its own key does not accept this one's artifacts.
+        let other = Cache::open(dir.path().join("d"), None).unwrap();
+        let po = other.put_artifact(&a, b"code of a").unwrap().unwrap();
+        fs::copy(&pa, &po).unwrap();
+        fs::copy(Cache::meta_path(&pa), Cache::meta_path(&po)).unwrap();
+        assert!(other.open_artifact(&a).unwrap().is_none(), "another key");
+    }
+
+    #[test]
+    fn without_a_usable_key_artifacts_are_neither_read_nor_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CacheOptions {
+            max_bytes: None,
+            key_file: Some(PathBuf::from("/dev/null/key")),
+        };
+        let cache = Cache::open_with(dir.path(), options).unwrap();
+        assert!(
+            cache
+                .artifacts_disabled()
+                .unwrap()
+                .contains("/dev/null/key")
+        );
+        assert_eq!(cache.put_artifact(&key(b"m"), b"x").unwrap(), None);
+        assert!(cache.open_artifact(&key(b"m")).unwrap().is_none());
+        assert!(matches!(
+            cache.verify(),
+            Err(CacheError::ArtifactsDisabled(_))
+        ));
+        // The module store still works.
+        let d = cache.put_module(b"\0asm").unwrap();
+        assert!(cache.get_module(&d).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_default_key_file_sits_beside_the_cache_directory() {
+        assert_eq!(
+            default_key_file(Path::new("/var/cache/wasmq")),
+            Path::new("/var/cache/wasmq.key")
+        );
+        assert_eq!(default_key_file(Path::new("cache")), Path::new("cache.key"));
     }
 }

@@ -2,7 +2,7 @@
 //! then the compiler, with one compile per module however many jobs ask at once.
 //!
 //! The only `unsafe` of the sandbox lives here: loading a precompiled artifact, which is sound
-//! only for bytes this engine produced. The artifact's digest is checked (on the same open
+//! only for bytes this engine produced. The artifact's MAC is checked (on the same open
 //! file) before it is handed to wasmtime.
 #![allow(unsafe_code)]
 
@@ -309,10 +309,11 @@ fn load_artifact(
     };
     let path = verified.path.clone();
     let loaded = match artifact {
-        // SAFETY: the file holds exactly the bytes whose sha256 was recorded when this
-        // process (or another wasmq process) serialized a module compiled by an engine
-        // with the same fingerprint; the digest was checked on this same open file just
-        // now, and cache writers only ever replace files by rename, never in place.
+        // SAFETY: the file holds exactly the bytes a wasmq process tagged, with the
+        // artifact key, as the serialization of this module by an engine with the same
+        // fingerprint (the tag binds module, engine, kind and length); the tag was checked
+        // on this same open file just now, and cache writers only ever replace files by
+        // rename, never in place.
         Artifact::Core => {
             unsafe { Module::deserialize_open_file(engine, verified.file) }.map(Compiled::Core)
         }
@@ -324,7 +325,7 @@ fn load_artifact(
                 return None;
             }
             // SAFETY: as above; the bytes are read through the same open file whose
-            // digest was just checked, and no cache writer modifies a file in place.
+            // tag was just checked, and no cache writer modifies a file in place.
             unsafe { Component::deserialize(engine, &bytes) }.map(Compiled::Component)
         }
     };
