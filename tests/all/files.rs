@@ -143,3 +143,65 @@ fn a_writable_volume_accepts_writes() {
         "written by fsprobe\n"
     );
 }
+
+#[test]
+fn a_disk_quota_stops_jobs_that_fill_work_and_the_next_job_starts_clean() {
+    use crate::support::fixture;
+    let d = Dir::new();
+    let mib = 1u64 << 20;
+    let jobs = [
+        // Writes forever: stopped by the quota, long before its time limit.
+        with(
+            job("fill", &fixture("diskfill.wat")),
+            json!({"limits": {"disk_bytes": 4 * mib, "timeout_ms": 20_000}}),
+        ),
+        // Writes 2 MiB and exits 0 at once: caught by the check at the end.
+        with(
+            job("burst", &fixture("diskburst.wat")),
+            json!({"limits": {"disk_bytes": mib}}),
+        ),
+        // The same within its quota succeeds.
+        with(
+            job("fits", &fixture("diskburst.wat")),
+            json!({"limits": {"disk_bytes": 3 * mib}}),
+        ),
+        // Creates files forever: stopped by the file count limit.
+        with(
+            job("many", &fixture("manyfiles.wat")),
+            json!({"limits": {"files": 500, "timeout_ms": 20_000}}),
+        ),
+        // Input files count too.
+        with(
+            job("inputs", &guest("hello")),
+            json!({"files": {"a": "1", "b": "2", "c": "3"}, "limits": {"files": 2}}),
+        ),
+        // Then, on the same reused directory: nothing is left of the others.
+        with(
+            job("after", &guest("fsprobe")),
+            json!({"args": ["list:/work"]}),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let r = d.run_jobs(&jobs, &["-j", "1"]);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(15),
+        "the quota stops a job well before its 20 s time limit: {elapsed:?}"
+    );
+    for id in ["fill", "burst", "many", "inputs"] {
+        let res = r.by_id(id);
+        assert_eq!(
+            (res.status, res.code.as_str()),
+            (Status::DiskExceeded, "disk_limit"),
+            "{id}: {} {}",
+            res.message,
+            r.stderr
+        );
+    }
+    assert!(r.by_id("fill").message.contains("4194304 bytes"));
+    assert!(r.by_id("many").message.contains("500 files"));
+    assert_eq!(r.by_id("fits").status, Status::Succeeded);
+    let after = r.by_id("after");
+    assert_eq!(after.status, Status::Succeeded, "{}", after.stderr);
+    assert_eq!(after.stdout, "list /work ok\n", "an empty /work");
+}

@@ -27,6 +27,8 @@ pub(crate) struct WorkDirs {
 pub(crate) struct WorkDir<'a> {
     path: PathBuf,
     pool: &'a WorkDirs,
+    /// Seen empty after the job, so there is nothing to remove.
+    empty: bool,
 }
 
 impl WorkDirs {
@@ -59,7 +61,11 @@ impl WorkDirs {
                 p
             }
         };
-        Ok(WorkDir { path, pool: self })
+        Ok(WorkDir {
+            path,
+            pool: self,
+            empty: false,
+        })
     }
 }
 
@@ -67,13 +73,57 @@ impl WorkDir<'_> {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Records that the job left the directory empty (its final disk check saw no
+    /// entries), which spares the walk that empties it.
+    pub(crate) fn mark_empty(&mut self) {
+        self.empty = true;
+    }
+}
+
+/// What a job's files take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DiskUsage {
+    /// Bytes: for each file the larger of its length and its allocated blocks, so a
+    /// sparse file counts at its full length.
+    pub(crate) bytes: u64,
+    /// Files, directories and links.
+    pub(crate) entries: u64,
+}
+
+/// Adds up what is below `dir`, never following symlinks, stopping as soon as either
+/// total passes its limit (so a directory of a million files costs a bounded walk).
+pub(crate) fn disk_usage(
+    dir: &Path,
+    max_bytes: u64,
+    max_entries: u64,
+) -> std::io::Result<DiskUsage> {
+    use std::os::unix::fs::MetadataExt;
+    let mut usage = DiskUsage::default();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let md = entry.metadata()?;
+            usage.entries += 1;
+            if md.is_dir() {
+                stack.push(entry.path());
+            } else {
+                usage.bytes += md.len().max(md.blocks() * 512);
+            }
+            if usage.bytes > max_bytes || usage.entries > max_entries {
+                return Ok(usage);
+            }
+        }
+    }
+    Ok(usage)
 }
 
 impl Drop for WorkDir<'_> {
     fn drop(&mut self) {
         // Reuse only a directory that is verifiably empty again; anything odd is removed.
         let mut free = self.pool.free.lock().expect("work dir lock");
-        if free.len() < self.pool.keep && empty_dir(&self.path).is_ok() {
+        if free.len() < self.pool.keep && (self.empty || empty_dir(&self.path).is_ok()) {
             free.push(std::mem::take(&mut self.path));
         } else {
             drop(free);

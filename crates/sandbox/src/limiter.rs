@@ -1,6 +1,67 @@
-//! Per-job memory and table limits, and what the job used.
+//! Per-job memory, table and disk limits, and what the job used.
+
+use std::path::PathBuf;
 
 use wasmtime::ResourceLimiter;
+
+use crate::files::{DiskUsage, disk_usage};
+
+/// Epoch ticks between two checks of a running job's `/work` (16 ms at the default tick).
+const DISK_CHECK_EVERY: u32 = 16;
+
+/// One job's disk quota: its `/work` directory and the limits on what it holds.
+#[derive(Debug)]
+pub(crate) struct DiskQuota {
+    dir: PathBuf,
+    max_bytes: u64,
+    max_entries: u64,
+    ticks: u32,
+    /// Why the job was stopped for its files, if it was.
+    pub(crate) exceeded: Option<String>,
+}
+
+impl DiskQuota {
+    pub(crate) fn new(dir: PathBuf, max_bytes: u64, max_entries: u64) -> DiskQuota {
+        DiskQuota {
+            dir,
+            max_bytes,
+            max_entries,
+            ticks: 0,
+            exceeded: None,
+        }
+    }
+
+    /// Called every epoch tick while the guest runs: every few ticks, measures `/work`;
+    /// true when the job is over its quota and must stop.
+    pub(crate) fn tick(&mut self) -> bool {
+        self.ticks = self.ticks.wrapping_add(1);
+        if !self.ticks.is_multiple_of(DISK_CHECK_EVERY) {
+            return false;
+        }
+        self.check();
+        self.exceeded.is_some()
+    }
+
+    /// Measures `/work` now, recording whether it is over the quota; `None` when it could
+    /// not be measured.
+    pub(crate) fn check(&mut self) -> Option<DiskUsage> {
+        let usage = disk_usage(&self.dir, self.max_bytes, self.max_entries).ok()?;
+        if self.exceeded.is_none() {
+            if usage.bytes > self.max_bytes {
+                self.exceeded = Some(format!(
+                    "the job's files in /work took more than its disk limit of {} bytes",
+                    self.max_bytes
+                ));
+            } else if usage.entries > self.max_entries {
+                self.exceeded = Some(format!(
+                    "the job created more than its limit of {} files in /work",
+                    self.max_entries
+                ));
+            }
+        }
+        Some(usage)
+    }
+}
 
 /// Enforces one job's memory and table limits and records its peak memory and whether a
 /// growth was refused (which turns a later trap or failure into `memory_exceeded`).
@@ -12,15 +73,18 @@ pub(crate) struct JobLimiter {
     pub(crate) refused: Option<String>,
     /// The largest linear memory granted, in bytes.
     pub(crate) peak_memory: usize,
+    /// The job's `/work` quota.
+    pub(crate) disk: DiskQuota,
 }
 
 impl JobLimiter {
-    pub(crate) fn new(memory_limit: u64, table_limit: usize) -> Self {
+    pub(crate) fn new(memory_limit: u64, table_limit: usize, disk: DiskQuota) -> Self {
         JobLimiter {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             table_limit,
             refused: None,
             peak_memory: 0,
+            disk,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::Sandbox;
 use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
 use crate::kinds::{self, RunEnd};
-use crate::limiter::JobLimiter;
+use crate::limiter::{DiskQuota, JobLimiter};
 use crate::modules::{Artifact, Loaded, ResolveError, Source};
 use crate::pipe::CappedPipe;
 
@@ -107,7 +107,7 @@ impl Sandbox {
             .acquire()
             .await
             .expect("the slot semaphore is never closed");
-        let dir = match self.job_dir(&prepared) {
+        let mut dir = match self.job_dir(&prepared) {
             Ok(d) => d,
             Err(e) => {
                 result.set_outcome(
@@ -118,8 +118,12 @@ impl Sandbox {
                 return Ok(());
             }
         };
-        self.execute(rt, &resolved.loaded, &prepared, dir.path(), result)
+        let left_empty = self
+            .execute(rt, &resolved.loaded, &prepared, dir.path(), result)
             .await;
+        if left_empty {
+            dir.mark_empty();
+        }
         if let Err(e) = files::collect(
             dir.path(),
             &job.collect,
@@ -240,7 +244,7 @@ impl Sandbox {
     }
 
     /// Instantiates and runs the guest as its kind says, filling in status, output and
-    /// usage.
+    /// usage. True when the job's directory was seen empty at the end.
     async fn execute(
         &self,
         rt: &Runtime,
@@ -248,22 +252,31 @@ impl Sandbox {
         p: &Prepared<'_>,
         dir: &std::path::Path,
         result: &mut JobResult,
-    ) {
+    ) -> bool {
         let limits = &p.limits;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
         let mut wasi = match self.wasi_builder(p, dir, &stdout, &stderr) {
             Ok(w) => w,
-            Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+            Err(m) => {
+                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                return false;
+            }
         };
-        let limiter = JobLimiter::new(limits.memory_bytes, self.inner.config.max_table_elements);
+        let quota = DiskQuota::new(dir.to_owned(), limits.disk_bytes, limits.files);
+        let limiter = JobLimiter::new(
+            limits.memory_bytes,
+            self.inner.config.max_table_elements,
+            quota,
+        );
         let timeout = std::time::Duration::from_millis(limits.timeout_ms);
         let t = Instant::now();
         let mut instantiate_us = 0;
         let (outcome, usage) = match (loaded, p.job.kind) {
             (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
                 if let Err(r) = kinds::check_core_exports(pre.module(), p.job) {
-                    return result.set_outcome(Status::Rejected, r.code, r.message);
+                    result.set_outcome(Status::Rejected, r.code, r.message);
+                    return false;
                 }
                 let state = State {
                     wasi: wasi.build_p1(),
@@ -271,7 +284,10 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits) {
                     Ok(s) => s,
-                    Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+                    Err(m) => {
+                        result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                        return false;
+                    }
                 };
                 let run = kinds::run_core(
                     &mut store,
@@ -295,7 +311,10 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits) {
                     Ok(s) => s,
-                    Err(m) => return result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+                    Err(m) => {
+                        result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                        return false;
+                    }
                 };
                 let run =
                     kinds::run_component(&mut store, pre, p.job, &p.input, &mut instantiate_us, t);
@@ -307,7 +326,8 @@ impl Sandbox {
                     "internal mismatch: a {} job was resolved to the other artifact kind",
                     kind.as_str()
                 );
-                return result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+                return false;
             }
         };
         result.timings.instantiate_us = instantiate_us;
@@ -325,6 +345,12 @@ impl Sandbox {
             p.job.kind,
             result,
         );
+        // Over its disk quota, during the run or at its end: that is what the job did,
+        // whatever it did next (stopping it for that looks like an interrupt).
+        if let Some(why) = usage.disk_exceeded {
+            result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
+        }
+        usage.disk_empty
     }
 
     /// The job's WASI context: args, env, stdio, `/work` and volumes, nothing else.
@@ -363,6 +389,8 @@ struct Usage {
     fuel_consumed: Option<u64>,
     peak_memory: u64,
     refused: Option<String>,
+    disk_exceeded: Option<String>,
+    disk_empty: bool,
 }
 
 fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
@@ -370,10 +398,15 @@ fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
         .fuel
         .map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
     let limiter = store.data_mut().limiter();
+    // The last measure of /work: a job that wrote past its quota and exited at once is
+    // caught here.
+    let disk = limiter.disk.check();
     Usage {
         fuel_consumed,
         peak_memory: limiter.peak_memory as u64,
         refused: limiter.refused.take(),
+        disk_exceeded: limiter.disk.exceeded.take(),
+        disk_empty: disk.is_some_and(|d| d.entries == 0),
     }
 }
 
@@ -391,10 +424,11 @@ fn new_store<T: HasLimiter>(
             .map_err(|e| format!("could not set fuel: {e:#}"))?;
     }
     let deadline = Instant::now() + std::time::Duration::from_millis(limits.timeout_ms);
-    // Every tick: past the deadline, stop the guest; otherwise let other tasks run.
+    // Every tick: past the deadline or over the disk quota, stop the guest; otherwise
+    // let other tasks run.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    store.epoch_deadline_callback(move |mut cx| {
+        if Instant::now() >= deadline || cx.data_mut().limiter().disk.tick() {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(1))

@@ -30,6 +30,12 @@ pub struct LimitsRequest {
     /// Total bytes of collected files returned in the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_bytes: Option<u64>,
+    /// Bytes the job's files in `/work` may take (input files included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// Files and directories the job may have in `/work` (input files included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
 }
 
 /// The limits one run gets, after defaults and maximums are applied.
@@ -49,6 +55,10 @@ pub struct Limits {
     pub stderr_bytes: u64,
     /// Total bytes of collected files returned.
     pub output_bytes: u64,
+    /// Bytes the job's files in `/work` may take.
+    pub disk_bytes: u64,
+    /// Files and directories the job may have in `/work`.
+    pub files: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -62,6 +72,8 @@ impl Limits {
         stdout_bytes: MIB,
         stderr_bytes: MIB,
         output_bytes: 16 * MIB,
+        disk_bytes: 64 * MIB,
+        files: 10_000,
     };
 
     /// The built-in maximums; `fuel: None` means any fuel budget is accepted.
@@ -72,6 +84,8 @@ impl Limits {
         stdout_bytes: 64 * MIB,
         stderr_bytes: 64 * MIB,
         output_bytes: 256 * MIB,
+        disk_bytes: 4096 * MIB,
+        files: 1_000_000,
     };
 }
 
@@ -104,6 +118,8 @@ impl LimitPolicy {
             ("stdout_bytes", d.stdout_bytes, m.stdout_bytes),
             ("stderr_bytes", d.stderr_bytes, m.stderr_bytes),
             ("output_bytes", d.output_bytes, m.output_bytes),
+            ("disk_bytes", d.disk_bytes, m.disk_bytes),
+            ("files", d.files, m.files),
         ];
         for (name, default, max) in pairs {
             if default > max {
@@ -177,6 +193,8 @@ impl LimitPolicy {
                 d.output_bytes,
                 m.output_bytes,
             )?,
+            disk_bytes: pick("disk_bytes", req.disk_bytes, d.disk_bytes, m.disk_bytes)?,
+            files: pick("files", req.files, d.files, m.files)?,
         })
     }
 }

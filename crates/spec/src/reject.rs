@@ -45,6 +45,8 @@ pub mod codes {
     pub const OUT_OF_FUEL: &str = "out_of_fuel";
     /// A memory or table growth was refused by the limit and the guest then failed.
     pub const MEMORY_LIMIT: &str = "memory_limit";
+    /// The job's files in `/work` went past `limits.disk_bytes` or `limits.files`.
+    pub const DISK_LIMIT: &str = "disk_limit";
     /// The worker itself failed (disk, runtime); the job was not at fault.
     pub const INTERNAL: &str = "internal";
 }

@@ -26,6 +26,8 @@ pub enum Status {
     FuelExhausted,
     /// The memory limit refused a growth and the guest then failed.
     MemoryExceeded,
+    /// The job's files in `/work` went past its disk limit (bytes or number of files).
+    DiskExceeded,
     /// The job was not run: malformed, bad module, limits above maximum, ...
     Rejected,
     /// The worker failed; the job was not at fault.
@@ -34,13 +36,14 @@ pub enum Status {
 
 impl Status {
     /// Every status, in a stable order.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Succeeded,
         Status::Failed,
         Status::Trapped,
         Status::TimedOut,
         Status::FuelExhausted,
         Status::MemoryExceeded,
+        Status::DiskExceeded,
         Status::Rejected,
         Status::InternalError,
     ];
@@ -54,6 +57,7 @@ impl Status {
             Status::TimedOut => "timed_out",
             Status::FuelExhausted => "fuel_exhausted",
             Status::MemoryExceeded => "memory_exceeded",
+            Status::DiskExceeded => "disk_exceeded",
             Status::Rejected => "rejected",
             Status::InternalError => "internal_error",
         }
