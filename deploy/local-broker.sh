@@ -2,15 +2,21 @@
 # Makes sure a RabbitMQ broker answers on 127.0.0.1:5672 (or WASMQ_BROKER_HOST /
 # WASMQ_BROKER_PORT): starts the installed rabbitmq-server when none answers, installing
 # it from Debian's packages first when it is missing. Exits non-zero, saying why, when no
-# broker can be had.
+# broker can be had. The fault tests start a private node with the installed
+# rabbitmq-server; when another broker answers and rabbitmq-server is missing, it warns.
 set -euo pipefail
 host="${WASMQ_BROKER_HOST:-127.0.0.1}"
 port="${WASMQ_BROKER_PORT:-5672}"
 
 answers() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
+has_server() { command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; }
+
 if answers; then
   echo "rabbitmq answers on $host:$port" >&2
+  if ! has_server; then
+    echo "warning: rabbitmq-server is not installed here; the fault tests (tests/all/faults.rs) start a private node of their own and need it: apt-get install rabbitmq-server" >&2
+  fi
   exit 0
 fi
 if [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; then
@@ -20,7 +26,7 @@ fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+if ! has_server; then
   echo "rabbitmq-server is not installed; installing it from Debian's packages" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null

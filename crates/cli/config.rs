@@ -97,6 +97,7 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     pub worker_id: Option<String>,
     pub prefetch: Option<u16>,
+    pub consumer_timeout_ms: Option<u64>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]

@@ -48,6 +48,44 @@ pub struct WorkerCommand {
     /// Name written into every result [config: worker_id] [default: HOST-PID].
     #[arg(long, env = "WASMQ_WORKER_ID")]
     worker_id: Option<String>,
+    /// The broker's `consumer_timeout`, in ms: how long RabbitMQ lets a delivery stay
+    /// unacked before it closes the channel. The worker refuses to start when its longest
+    /// job (limits.maximum.timeout_ms) plus a 60 s margin would not finish within it; 0 if
+    /// the broker has no consumer timeout [config: consumer_timeout_ms]
+    /// [default: 1800000, RabbitMQ's default].
+    #[arg(long, env = "WASMQ_CONSUMER_TIMEOUT_MS")]
+    consumer_timeout_ms: Option<u64>,
+}
+
+/// RabbitMQ's default `consumer_timeout` (30 minutes, since 3.8.15).
+const RABBITMQ_CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
+
+/// How long a delivery stays unacked besides the run itself, at most: compiling its module
+/// (not counted in `timeout_ms`), publishing the result and waiting for the broker's
+/// confirm, and the broker's own interval between consumer-timeout checks.
+const CONSUMER_TIMEOUT_MARGIN_MS: u64 = 60_000;
+
+/// Refuses a job timeout the broker would cut short: a delivery unacked past the broker's
+/// `consumer_timeout` closes the worker's consuming channel, so the job's ack fails and the
+/// job goes back to the queue; it runs again (its result may be published each time), and
+/// at the delivery limit it is dead-lettered.
+fn check_consumer_timeout(max_timeout_ms: u64, consumer_timeout_ms: u64) -> anyhow::Result<()> {
+    if consumer_timeout_ms == 0 {
+        return Ok(());
+    }
+    let needed = max_timeout_ms.saturating_add(CONSUMER_TIMEOUT_MARGIN_MS);
+    if needed < consumer_timeout_ms {
+        return Ok(());
+    }
+    let fix = match consumer_timeout_ms.checked_sub(CONSUMER_TIMEOUT_MARGIN_MS + 1) {
+        Some(most) if most > 0 => format!(
+            "lower limits.maximum.timeout_ms to at most {most} ([limits.maximum] timeout_ms in the config file), or "
+        ),
+        _ => String::new(),
+    };
+    anyhow::bail!(
+        "limits.maximum.timeout_ms = {max_timeout_ms} ms (the longest job this worker accepts) plus a {CONSUMER_TIMEOUT_MARGIN_MS} ms margin for compiling and publishing is not below the broker's consumer timeout, consumer_timeout_ms = {consumer_timeout_ms} ms: RabbitMQ would close the worker's channel before such a job is acked, and the job would run again and again until the delivery limit dead-letters it. To fix it, {fix}raise consumer_timeout in the broker's rabbitmq.conf above {needed} and give the worker the same value (--consumer-timeout-ms, WASMQ_CONSUMER_TIMEOUT_MS or consumer_timeout_ms; 0 when the broker has no consumer timeout)"
+    )
 }
 
 impl WorkerCommand {
@@ -58,6 +96,18 @@ impl WorkerCommand {
 
     async fn run(self, settings: Settings) -> Outcome {
         let concurrency = settings.concurrency(&self.sandbox);
+        // Checked before anything is built or connected: a worker the broker would cut short
+        // must not take a single job.
+        let max_timeout_ms = settings
+            .sandbox_config(&self.sandbox)?
+            .limits
+            .maximum
+            .timeout_ms;
+        let consumer_timeout_ms = self
+            .consumer_timeout_ms
+            .or(settings.file.consumer_timeout_ms)
+            .unwrap_or(RABBITMQ_CONSUMER_TIMEOUT_MS);
+        check_consumer_timeout(max_timeout_ms, consumer_timeout_ms)?;
         let (cache, sandbox) = settings.sandbox(&self.sandbox)?;
         let url = settings.amqp_url(&self.broker);
         let topology = settings.topology(&self.broker)?;
@@ -84,6 +134,22 @@ impl WorkerCommand {
             Some(p) => p,
             None => u16::try_from(concurrency + 64).context("concurrency must be below 65000")?,
         };
+        // Deliveries beyond the running jobs wait in this worker, unacked, for a free slot; the
+        // broker's clock runs for them too.
+        let rounds = usize::from(prefetch).div_ceil(concurrency.max(1)) as u64;
+        let worst_ms = rounds
+            .saturating_mul(max_timeout_ms)
+            .saturating_add(CONSUMER_TIMEOUT_MARGIN_MS);
+        if rounds > 1 && consumer_timeout_ms != 0 && worst_ms >= consumer_timeout_ms {
+            info!(
+                prefetch,
+                concurrency,
+                max_timeout_ms,
+                consumer_timeout_ms,
+                "with this prefetch a job can wait unacked behind up to {} others in this worker before it starts: up to {worst_ms} ms if every job runs its maximum, past the broker's consumer timeout; for long jobs set --prefetch to --concurrency",
+                usize::from(prefetch) - 1,
+            );
+        }
 
         let shutdown = CancellationToken::new();
         // Control first, so that a worker counted by `prewarm --broadcast` always answers.
