@@ -163,7 +163,9 @@ impl FileContent {
 /// Decodes one job from JSON and checks it; the id is filled in when absent.
 ///
 /// On failure the rejection says what is wrong; the id and batch, when the text had them,
-/// are returned too so the result can still be matched to what was sent.
+/// are returned too so the result can still be matched to what was sent. They are returned
+/// only when they are themselves valid: the batch names a result routing key and queue, and
+/// an id or batch that broke the rules is no safer to echo than it was to accept.
 pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Option<String>)> {
     match serde_json::from_slice::<Job>(bytes) {
         Ok(mut job) => {
@@ -172,7 +174,11 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Optio
             }
             match job.validate() {
                 Ok(()) => Ok(job),
-                Err(r) => Err((r, job.id, job.batch)),
+                Err(r) => Err((
+                    r,
+                    job.id.filter(|s| valid_id(s)),
+                    job.batch.filter(|s| valid_batch(s)),
+                )),
             }
         }
         Err(e) => {
@@ -191,17 +197,26 @@ fn salvage_id(bytes: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(bytes) else {
         return (None, None);
     };
-    let field = |k: &str| {
+    let field = |k: &str, valid: fn(&str) -> bool| {
         map.get(k)
             .and_then(|v| v.as_str())
-            .filter(|s| valid_name(s, MAX_ID_LEN))
+            .filter(|s| valid(s))
             .map(str::to_owned)
     };
-    (field("id"), field("batch"))
+    (field("id", valid_id), field("batch", valid_batch))
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+/// 1 to [`MAX_ID_LEN`] bytes with no control characters.
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control)
+}
+
+/// 1 to [`MAX_BATCH_LEN`] characters of `A-Z a-z 0-9 - _ :`.
+fn valid_batch(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_BATCH_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
 }
 
 fn invalid(message: String) -> Rejection {
@@ -217,18 +232,14 @@ impl Job {
     /// Structural checks that need no worker state: names, paths, exclusive fields.
     pub fn validate(&self) -> Result<(), Rejection> {
         if let Some(id) = &self.id
-            && !valid_name(id, MAX_ID_LEN)
+            && !valid_id(id)
         {
             return Err(invalid(format!(
                 "id must be 1 to {MAX_ID_LEN} bytes with no control characters"
             )));
         }
         if let Some(batch) = &self.batch
-            && (batch.is_empty()
-                || batch.len() > MAX_BATCH_LEN
-                || !batch
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':')))
+            && !valid_batch(batch)
         {
             return Err(invalid(format!(
                 "batch {batch:?} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'"
@@ -370,6 +381,30 @@ mod tests {
         assert_eq!(r.code, codes::INVALID_JOB);
         assert_eq!(id.as_deref(), Some("j1"));
         assert_eq!(batch.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_rejection_returns_only_a_valid_id_and_batch() {
+        // A batch is a routing key `<batch>.<status>`: one with dots, or longer than a
+        // routing key may be, must not come back to route the rejection.
+        let long = "b".repeat(300);
+        for bad in ["a.b", "#", long.as_str()] {
+            let broken = serde_json::json!({"id": "j", "batch": bad, "module": 7}).to_string();
+            let (r, id, batch) = decode_job(broken.as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_JOB);
+            assert_eq!((id.as_deref(), batch), (Some("j"), None), "{bad}");
+            let invalid = serde_json::json!({"id": "j", "batch": bad, "module": {"base64": ""}});
+            let (r, id, batch) = decode_job(invalid.to_string().as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_FIELD);
+            assert_eq!((id.as_deref(), batch), (Some("j"), None), "{bad}");
+        }
+        let long_id = "i".repeat(MAX_ID_LEN + 1);
+        for bad in [long_id.as_str(), "a\nb", ""] {
+            let invalid = serde_json::json!({"id": bad, "batch": "b", "module": {"base64": ""}});
+            let (r, id, batch) = decode_job(invalid.to_string().as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_FIELD);
+            assert_eq!((id, batch.as_deref()), (None, Some("b")), "{bad:?}");
+        }
     }
 
     #[test]
