@@ -3,8 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitsRequest;
@@ -115,8 +118,8 @@ impl JobKind {
     }
 }
 
-/// Where a job's module comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a job's module comes from: an object with exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleRef {
     /// The sha256 (64 lowercase hex digits) of a module in the module store.
@@ -127,8 +130,47 @@ pub enum ModuleRef {
     Path(PathBuf),
 }
 
-/// The content of an input or collected file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Says that `module` takes exactly one key, where serde_json would only say "expected
+/// value" for a second key or a value that is not an object.
+impl<'de> Deserialize<'de> for ModuleRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KEYS: &[&str] = &["sha256", "base64", "path"];
+        const EXPECTED: &str = "an object with one key: sha256, base64 or path";
+
+        struct Module;
+
+        impl<'de> Visitor<'de> for Module {
+            type Value = ModuleRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModuleRef, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::invalid_length(0, &EXPECTED));
+                };
+                let module = match key.as_str() {
+                    "sha256" => ModuleRef::Sha256(map.next_value()?),
+                    "base64" => ModuleRef::Base64(map.next_value()?),
+                    "path" => ModuleRef::Path(map.next_value()?),
+                    other => return Err(de::Error::unknown_field(other, KEYS)),
+                };
+                if let Some(second) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format_args!(
+                        "a second key `{second}`; expected {EXPECTED}"
+                    )));
+                }
+                Ok(module)
+            }
+        }
+
+        d.deserialize_map(Module)
+    }
+}
+
+/// The content of an input or collected file: a string, or `{"base64": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum FileContent {
     /// UTF-8 text.
@@ -160,6 +202,44 @@ impl FileContent {
     }
 }
 
+/// Says which of the two forms was expected, where an untagged enum would only say that
+/// nothing matched; an object takes exactly the key `base64`.
+impl<'de> Deserialize<'de> for FileContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Binary {
+            base64: String,
+        }
+
+        struct Content;
+
+        impl<'de> Visitor<'de> for Content {
+            type Value = FileContent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a string, or an object {"base64": "..."}"#)
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FileContent, E> {
+                Ok(FileContent::Text(s.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, s: String) -> Result<FileContent, E> {
+                Ok(FileContent::Text(s))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileContent, A::Error> {
+                let Binary { base64 } =
+                    Binary::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileContent::Binary { base64 })
+            }
+        }
+
+        d.deserialize_any(Content)
+    }
+}
+
 /// Decodes one job from JSON and checks it; the id is filled in when absent.
 ///
 /// On failure the rejection says what is wrong; the id and batch, when the text had them,
@@ -167,7 +247,7 @@ impl FileContent {
 /// only when they are themselves valid: the batch names a result routing key and queue, and
 /// an id or batch that broke the rules is no safer to echo than it was to accept.
 pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Option<String>)> {
-    match serde_json::from_slice::<Job>(bytes) {
+    match parse(bytes) {
         Ok(mut job) => {
             if job.id.is_none() {
                 job.id = Some(uuid::Uuid::new_v4().to_string());
@@ -181,15 +261,59 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Optio
                 )),
             }
         }
-        Err(e) => {
+        Err(message) => {
             let (id, batch) = salvage_id(bytes);
-            Err((
-                Rejection::new(codes::INVALID_JOB, format!("invalid job: {e}")),
-                id,
-                batch,
-            ))
+            Err((Rejection::new(codes::INVALID_JOB, message), id, batch))
         }
     }
+}
+
+/// Parses a job, or says why not, naming the field at fault when there is one:
+/// `invalid job: limits.timeout_ms: invalid type: ...`.
+fn parse(bytes: &[u8]) -> Result<Job, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let parsed = Job::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    match parsed {
+        Ok(job) => match de.end() {
+            Ok(()) => Ok(job),
+            Err(e) => Err(format!("invalid job: {e}")),
+        },
+        Err(e) => match field_path(&track.path()) {
+            Some(field) => Err(format!("invalid job: {field}: {e}")),
+            None => Err(format!("invalid job: {e}")),
+        },
+    }
+}
+
+/// A field path as the documentation writes it (`limits.fuel`, `args[2]`,
+/// `files["out/a.txt"].base64`), or `None` at the top level.
+fn field_path(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let is_field = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                // Inside env, files and volumes a key is a name or path, not a field.
+                let in_map = matches!(out.as_str(), "env" | "files" | "volumes");
+                if is_field && !in_map {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("[{key:?}]"));
+                }
+            }
+            Segment::Unknown => out.push_str("[?]"),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The `id` and `batch` strings of a JSON object that is not a valid job, if present.
@@ -405,6 +529,90 @@ mod tests {
             assert_eq!(r.code, codes::INVALID_FIELD);
             assert_eq!((id, batch.as_deref()), (None, Some("b")), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let cases = [
+            (
+                r#""args":5"#,
+                "invalid job: args: invalid type: integer `5`",
+            ),
+            (r#""args":["a",7]"#, "invalid job: args[1]: invalid type"),
+            (r#""env":{"A":1}"#, r#"invalid job: env["A"]: invalid type"#),
+            (
+                r#""files":{"a/b":5}"#,
+                r#"invalid job: files["a/b"]: invalid type"#,
+            ),
+            (
+                r#""files":{"a":{"base64":1}}"#,
+                r#"invalid job: files["a"].base64: invalid type"#,
+            ),
+            (
+                r#""files":{"a":{"base64":"","mode":1}}"#,
+                r#"invalid job: files["a"].mode: unknown field `mode`"#,
+            ),
+            (
+                r#""limits":{"fuel":-1}"#,
+                "invalid job: limits.fuel: invalid",
+            ),
+            (
+                r#""limits":{"fule":1}"#,
+                "invalid job: limits.fule: unknown field `fule`",
+            ),
+            (
+                r#""kind":"reactor""#,
+                "invalid job: kind: unknown variant `reactor`",
+            ),
+        ];
+        for (field, expected) in cases {
+            let err = decode(&format!(r#"{{"module":{{"base64":""}},{field}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(expected),
+                "{field}: {}",
+                err.message
+            );
+        }
+        let modules = [
+            (
+                r#"{"sha256":5}"#,
+                "module.sha256: invalid type: integer `5`",
+            ),
+            (
+                r#"7"#,
+                "module: invalid type: integer `7`, expected an object with one key",
+            ),
+            (
+                r#"{}"#,
+                "module: invalid length 0, expected an object with one key",
+            ),
+            (
+                r#"{"url":"x"}"#,
+                "module: unknown field `url`, expected one of",
+            ),
+            (
+                r#"{"base64":"","sha256":"x"}"#,
+                "module: a second key `sha256`; expected an object with one key",
+            ),
+        ];
+        for (module, expected) in modules {
+            let err = decode(&format!(r#"{{"module":{module}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(&format!("invalid job: {expected}")),
+                "{module}: {}",
+                err.message
+            );
+        }
+        // The file content error says what was expected instead of naming an enum.
+        let err = decode(r#"{"module":{"base64":""},"files":{"a":5}}"#).unwrap_err();
+        assert!(
+            err.message
+                .contains(r#"expected a string, or an object {"base64": "..."}"#),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
