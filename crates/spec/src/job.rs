@@ -67,7 +67,11 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, String>,
     /// Resource limits asked for.
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "object_only"
+    )]
     pub limits: LimitsRequest,
 }
 
@@ -273,7 +277,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Optio
 fn parse(bytes: &[u8]) -> Result<Job, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut track = serde_path_to_error::Track::new();
-    let parsed = Job::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    let parsed = object_only::<_, Job>(serde_path_to_error::Deserializer::new(&mut de, &mut track));
     match parsed {
         Ok(job) => match de.end() {
             Ok(()) => Ok(job),
@@ -284,6 +288,31 @@ fn parse(bytes: &[u8]) -> Result<Job, String> {
             None => Err(format!("invalid job: {e}")),
         },
     }
+}
+
+/// A struct from a JSON object only. Derived struct impls also take an array of the
+/// fields in order, which would make `[null, null, {"base64": ""}]` a job: the format has
+/// no such form, and a field would depend on its position instead of its name.
+fn object_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Object<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    d.deserialize_map(Object(std::marker::PhantomData))
 }
 
 /// A field path as the documentation writes it (`limits.fuel`, `args[2]`,
@@ -613,6 +642,33 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_job_and_its_limits_are_objects_not_arrays() {
+        let err = decode(r#"[null,null,{"base64":""}]"#).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_JOB);
+        assert!(
+            err.message
+                .starts_with("invalid job: invalid type: sequence, expected an object"),
+            "{}",
+            err.message
+        );
+        let err = decode(r#"{"module":{"base64":""},"limits":[5]}"#).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("invalid job: limits: invalid type: sequence, expected an object"),
+            "{}",
+            err.message
+        );
+        for not_an_object in ["7", "\"job\"", "null", "true"] {
+            let err = decode(not_an_object).unwrap_err();
+            assert!(
+                err.message.contains("expected an object"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]
