@@ -49,7 +49,11 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// The guest's environment; the host's is never visible.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub env: BTreeMap<String, String>,
     /// Standard input as UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,13 +62,21 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_base64: Option<String>,
     /// Files written into the job's `/work` directory before it starts.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub files: BTreeMap<String, FileContent>,
     /// Paths (globs allowed) under `/work` returned in the result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collect: Vec<String>,
     /// Guest path -> name of an operator-declared volume.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub volumes: BTreeMap<String, String>,
     /// Resource limits asked for.
     #[serde(
@@ -313,6 +325,39 @@ where
     }
 
     d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+/// A map whose keys are all different. A JSON object may repeat a key and serde keeps the
+/// last value silently; in `env`, `files` or `volumes` that would make a job mean one thing
+/// to a reader who stops at the first and another to the worker.
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// A field path as the documentation writes it (`limits.fuel`, `args[2]`,
@@ -666,6 +711,38 @@ mod tests {
             assert!(
                 err.message.contains("expected an object"),
                 "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let cases = [
+            (r#""id":"a","id":"b""#, "invalid job: duplicate field `id`"),
+            (
+                r#""env":{"A":"1","A":"2"}"#,
+                r#"invalid job: env: duplicate key "A""#,
+            ),
+            (
+                r#""files":{"a":"1","a":"2"}"#,
+                r#"invalid job: files: duplicate key "a""#,
+            ),
+            (
+                r#""volumes":{"/d":"x","/d":"y"}"#,
+                r#"invalid job: volumes: duplicate key "/d""#,
+            ),
+            (
+                r#""limits":{"fuel":1,"fuel":2}"#,
+                "invalid job: limits: duplicate field `fuel`",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = decode(&format!(r#"{{{fields},"module":{{"base64":""}}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(expected),
+                "{fields}: {}",
                 err.message
             );
         }
