@@ -496,8 +496,52 @@ impl Job {
                 return Err(invalid(format!("volume at {guest:?} names no volume")));
             }
         }
+        self.check_base64()
+    }
+
+    /// Every base64 text decodes (checked without keeping the bytes).
+    fn check_base64(&self) -> Result<(), Rejection> {
+        let refuse = |field: &str, e: base64::DecodeError| {
+            Rejection::new(
+                codes::INVALID_BASE64,
+                format!("{field} does not decode: {e}"),
+            )
+        };
+        if let ModuleRef::Base64(text) = &self.module {
+            check_base64(text).map_err(|e| refuse("module.base64", e))?;
+        }
+        if let Some(text) = &self.stdin_base64 {
+            check_base64(text).map_err(|e| refuse("stdin_base64", e))?;
+        }
+        if let Some(text) = &self.input_base64 {
+            check_base64(text).map_err(|e| refuse("input_base64", e))?;
+        }
+        for (path, content) in &self.files {
+            if let FileContent::Binary { base64 } = content {
+                check_base64(base64).map_err(|e| refuse(&format!("files[{path:?}].base64"), e))?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether `text` decodes as standard base64, with the error `decode` would give, without
+/// holding all the bytes: a 16 MiB inline module is checked through a 3 KiB buffer.
+fn check_base64(text: &str) -> Result<(), base64::DecodeError> {
+    // A multiple of 4, so every chunk but the last is whole quads; padding may only end
+    // the last one.
+    const CHUNK: usize = 4096;
+    let mut buf = [0u8; CHUNK / 4 * 3];
+    let bytes = text.as_bytes();
+    let mut chunks = bytes.chunks(CHUNK).peekable();
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        if (!last && chunk.contains(&b'=')) || BASE64.decode_slice(chunk, &mut buf).is_err() {
+            // Rare, so decode the whole text once for the error and its offset.
+            return BASE64.decode(bytes).map(drop);
+        }
+    }
+    Ok(())
 }
 
 /// True for 64 lowercase hex digits.
@@ -744,6 +788,63 @@ mod tests {
                 err.message.starts_with(expected),
                 "{fields}: {}",
                 err.message
+            );
+        }
+    }
+
+    #[test]
+    fn base64_that_does_not_decode_is_refused_with_its_field() {
+        let cases = [
+            (
+                r#""module":{"base64":"!!!!"}"#,
+                "module.base64 does not decode: ",
+            ),
+            (
+                r##""module":{"base64":""},"stdin_base64":"QQ=""##,
+                "stdin_base64 does not decode: ",
+            ),
+            (
+                r#""module":{"base64":""},"kind":"function","input_base64":"Q""#,
+                "input_base64 does not decode: ",
+            ),
+            (
+                r#""module":{"base64":""},"files":{"a/b":{"base64":"QR=="}}"#,
+                r#"files["a/b"].base64 does not decode: "#,
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = decode(&format!("{{{fields}}}")).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_BASE64, "{}", err.message);
+            assert!(err.message.starts_with(expected), "{}", err.message);
+        }
+        let ok =
+            r#"{"module":{"base64":"AGFzbQ=="},"stdin_base64":"","files":{"a":{"base64":"QQ=="}}}"#;
+        assert!(decode(ok).is_ok());
+    }
+
+    #[test]
+    fn base64_check_agrees_with_decode_across_chunks() {
+        let quads = "QUJD".repeat(1024); // exactly one chunk
+        let mut cases = vec![
+            String::new(),
+            "QQ==".into(),
+            "QQ=".into(),
+            "QR==".into(),
+            format!("{quads}QQ=="),
+            format!("{quads}QQ"),
+            format!("QQ=={quads}"),
+            format!("{}QQ=={quads}", &quads[4..]),
+            format!("{quads}{quads}"),
+            format!("{quads}{quads}!"),
+            format!("{quads}\n{quads}"),
+        ];
+        cases.push(format!("{}=", &quads[..4095]));
+        for text in &cases {
+            assert_eq!(
+                check_base64(text),
+                BASE64.decode(text).map(drop),
+                "{} bytes",
+                text.len()
             );
         }
     }
