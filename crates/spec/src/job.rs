@@ -174,7 +174,8 @@ impl<'de> Deserialize<'de> for ModuleRef {
                 };
                 if let Some(second) = map.next_key::<String>()? {
                     return Err(de::Error::custom(format_args!(
-                        "a second key `{second}`; expected {EXPECTED}"
+                        "a second key {}; expected {EXPECTED}",
+                        Shown(&second)
                     )));
                 }
                 Ok(module)
@@ -271,7 +272,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Optio
             match job.validate() {
                 Ok(()) => Ok(job),
                 Err(r) => Err((
-                    r,
+                    Rejection::new(r.code, capped(r.message)),
                     job.id.filter(|s| valid_id(s)),
                     job.batch.filter(|s| valid_batch(s)),
                 )),
@@ -279,7 +280,11 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Optio
         }
         Err(message) => {
             let (id, batch) = salvage_id(bytes);
-            Err((Rejection::new(codes::INVALID_JOB, message), id, batch))
+            Err((
+                Rejection::new(codes::INVALID_JOB, capped(message)),
+                id,
+                batch,
+            ))
         }
     }
 }
@@ -348,7 +353,10 @@ where
             let mut out = BTreeMap::new();
             while let Some(key) = map.next_key::<String>()? {
                 if out.contains_key(&key) {
-                    return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key {}",
+                        Shown(&key)
+                    )));
                 }
                 let value = map.next_value()?;
                 out.insert(key, value);
@@ -381,13 +389,44 @@ fn field_path(path: &serde_path_to_error::Path) -> Option<String> {
                     }
                     out.push_str(key);
                 } else {
-                    out.push_str(&format!("[{key:?}]"));
+                    out.push_str(&format!("[{}]", Shown(key)));
                 }
             }
             Segment::Unknown => out.push_str("[?]"),
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Longest rejection message [`decode_job`] returns, in bytes. A message quotes at most
+/// 64 characters of a value it names, but serde's own (`invalid type: string "..."`)
+/// quote the whole value.
+pub const MAX_REJECTION_LEN: usize = 1024;
+
+/// `message`, cut to [`MAX_REJECTION_LEN`] with ` ...` at the end when it is longer.
+fn capped(mut message: String) -> String {
+    const MORE: &str = " ...";
+    if message.len() > MAX_REJECTION_LEN {
+        let mut cut = MAX_REJECTION_LEN - MORE.len();
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(MORE);
+    }
+    message
+}
+
+/// A value quoted in a message: escaped, and cut to 64 characters followed by `...`.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(64) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
+        }
+    }
 }
 
 /// The `id` and `batch` strings of a JSON object that is not a valid job, if present.
@@ -440,14 +479,16 @@ impl Job {
             && !valid_batch(batch)
         {
             return Err(invalid(format!(
-                "batch {batch:?} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'"
+                "batch {} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'",
+                Shown(batch)
             )));
         }
         if let ModuleRef::Sha256(hex) = &self.module
             && !is_sha256_hex(hex)
         {
             return Err(invalid(format!(
-                "module.sha256 {hex:?} is not 64 lowercase hex digits"
+                "module.sha256 {} is not 64 lowercase hex digits",
+                Shown(hex)
             )));
         }
         for (i, a) in self.args.iter().enumerate() {
@@ -458,7 +499,8 @@ impl Job {
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return Err(invalid(format!(
-                    "env key {k:?} must be non-empty, without '=' or NUL, and its value without NUL"
+                    "env key {} must be non-empty, without '=' or NUL, and its value without NUL",
+                    Shown(k)
                 )));
             }
         }
@@ -478,22 +520,27 @@ impl Job {
             && (self.kind != JobKind::Function || e.is_empty())
         {
             return Err(invalid(format!(
-                "export {e:?} names the function of a kind function job; this job is of kind {}",
+                "export {} names the function of a kind function job; this job is of kind {}",
+                Shown(e),
                 self.kind.as_str()
             )));
         }
         for path in self.files.keys() {
-            check_relative(path).map_err(|why| invalid(format!("files key {path:?} {why}")))?;
+            check_relative(path)
+                .map_err(|why| invalid(format!("files key {} {why}", Shown(path))))?;
         }
         for pattern in &self.collect {
             check_relative(pattern)
-                .map_err(|why| invalid(format!("collect entry {pattern:?} {why}")))?;
+                .map_err(|why| invalid(format!("collect entry {} {why}", Shown(pattern))))?;
         }
         for (guest, name) in &self.volumes {
             check_volume_mount(guest)
-                .map_err(|why| invalid(format!("volume mount point {guest:?} {why}")))?;
+                .map_err(|why| invalid(format!("volume mount point {} {why}", Shown(guest))))?;
             if name.is_empty() {
-                return Err(invalid(format!("volume at {guest:?} names no volume")));
+                return Err(invalid(format!(
+                    "volume at {} names no volume",
+                    Shown(guest)
+                )));
             }
         }
         self.check_base64()
@@ -518,7 +565,8 @@ impl Job {
         }
         for (path, content) in &self.files {
             if let FileContent::Binary { base64 } = content {
-                check_base64(base64).map_err(|e| refuse(&format!("files[{path:?}].base64"), e))?;
+                check_base64(base64)
+                    .map_err(|e| refuse(&format!("files[{}].base64", Shown(path)), e))?;
             }
         }
         Ok(())
@@ -711,7 +759,7 @@ mod tests {
             ),
             (
                 r#"{"base64":"","sha256":"x"}"#,
-                "module: a second key `sha256`; expected an object with one key",
+                r#"module: a second key "sha256"; expected an object with one key"#,
             ),
         ];
         for (module, expected) in modules {
@@ -847,6 +895,37 @@ mod tests {
                 text.len()
             );
         }
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = "x".repeat(100_000);
+        let cases = [
+            serde_json::json!({"module": {"base64": ""}, "files": {format!("../{long}"): ""}}),
+            serde_json::json!({"module": {"sha256": long}}),
+            serde_json::json!({"module": {"base64": ""}, "args": long}),
+            serde_json::json!({"module": {"base64": ""}, long.clone(): 1}),
+            serde_json::json!({"module": {"base64": ""}, "env": {long.clone(): 1}}),
+            serde_json::json!({"module": {"base64": ""}, "files": {long.clone(): {"base64": "!"}}}),
+        ];
+        for job in cases {
+            let err = decode(&job.to_string()).unwrap_err();
+            assert!(
+                err.message.len() <= MAX_REJECTION_LEN,
+                "{}",
+                err.message.len()
+            );
+            assert!(err.message.contains("xxxxxxxx"), "{}", err.message);
+        }
+        let job = serde_json::json!({"module": {"base64": ""}, "collect": [format!("/{long}")]});
+        let err = decode(&job.to_string()).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                r#"collect entry "/{}"... must be relative to /work"#,
+                &long[..63]
+            )
+        );
     }
 
     #[test]
