@@ -516,8 +516,14 @@ impl Job {
                 self.kind.as_str()
             )));
         }
+        if self.export.as_deref() == Some("") {
+            return Err(invalid(
+                "export is empty; name the function to call, or leave export out to call transform"
+                    .into(),
+            ));
+        }
         if let Some(e) = &self.export
-            && (self.kind != JobKind::Function || e.is_empty())
+            && self.kind != JobKind::Function
         {
             return Err(invalid(format!(
                 "export {} names the function of a kind function job; this job is of kind {}",
@@ -925,6 +931,19 @@ mod tests {
                 r#"collect entry "/{}"... must be relative to /work"#,
                 &long[..63]
             )
+        );
+    }
+
+    #[test]
+    fn an_empty_export_is_refused_as_empty() {
+        // It was refused as naming "the function of a kind function job" while the job was
+        // of kind function.
+        let err = decode(r#"{"kind":"function","export":"","module":{"base64":""}}"#).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_FIELD);
+        assert!(
+            err.message.starts_with("export is empty"),
+            "{}",
+            err.message
         );
     }
 
