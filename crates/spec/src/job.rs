@@ -92,7 +92,7 @@ fn is_default(l: &LimitsRequest) -> bool {
 }
 
 /// How a job's module is run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// A WASI preview 1 command: a core module whose `_start` is called.
@@ -106,6 +106,39 @@ pub enum JobKind {
     /// A component of the `wasmq:job/handler` world (wit/job.wit): `handle` is called with
     /// the input bytes and the job's context.
     Handler,
+}
+
+/// A kind is one of four strings. The derived impl also took `{"function": null}`, and said
+/// only "expected value" of a number or an array.
+impl<'de> Deserialize<'de> for JobKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: [JobKind; 4] = [
+            JobKind::Command,
+            JobKind::Component,
+            JobKind::Function,
+            JobKind::Handler,
+        ];
+        const NAMES: &[&str] = &["command", "component", "function", "handler"];
+
+        struct Kind;
+
+        impl Visitor<'_> for Kind {
+            type Value = JobKind;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of command, component, function, handler")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<JobKind, E> {
+                KINDS
+                    .into_iter()
+                    .find(|k| k.as_str() == s)
+                    .ok_or_else(|| E::unknown_variant(s, NAMES))
+            }
+        }
+
+        d.deserialize_str(Kind)
+    }
 }
 
 impl JobKind {
@@ -735,6 +768,14 @@ mod tests {
             (
                 r#""kind":"reactor""#,
                 "invalid job: kind: unknown variant `reactor`",
+            ),
+            (
+                r#""kind":7"#,
+                "invalid job: kind: invalid type: integer `7`, expected one of command,",
+            ),
+            (
+                r#""kind":{"function":null}"#,
+                "invalid job: kind: invalid type: map, expected one of command,",
             ),
         ];
         for (field, expected) in cases {
