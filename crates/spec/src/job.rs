@@ -3,8 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitsRequest;
@@ -46,7 +49,11 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// The guest's environment; the host's is never visible.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub env: BTreeMap<String, String>,
     /// Standard input as UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,16 +62,28 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_base64: Option<String>,
     /// Files written into the job's `/work` directory before it starts.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub files: BTreeMap<String, FileContent>,
     /// Paths (globs allowed) under `/work` returned in the result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collect: Vec<String>,
     /// Guest path -> name of an operator-declared volume.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub volumes: BTreeMap<String, String>,
     /// Resource limits asked for.
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "object_only"
+    )]
     pub limits: LimitsRequest,
 }
 
@@ -73,7 +92,7 @@ fn is_default(l: &LimitsRequest) -> bool {
 }
 
 /// How a job's module is run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// A WASI preview 1 command: a core module whose `_start` is called.
@@ -87,6 +106,39 @@ pub enum JobKind {
     /// A component of the `wasmq:job/handler` world (wit/job.wit): `handle` is called with
     /// the input bytes and the job's context.
     Handler,
+}
+
+/// A kind is one of four strings. The derived impl also took `{"function": null}`, and said
+/// only "expected value" of a number or an array.
+impl<'de> Deserialize<'de> for JobKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: [JobKind; 4] = [
+            JobKind::Command,
+            JobKind::Component,
+            JobKind::Function,
+            JobKind::Handler,
+        ];
+        const NAMES: &[&str] = &["command", "component", "function", "handler"];
+
+        struct Kind;
+
+        impl Visitor<'_> for Kind {
+            type Value = JobKind;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of command, component, function, handler")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<JobKind, E> {
+                KINDS
+                    .into_iter()
+                    .find(|k| k.as_str() == s)
+                    .ok_or_else(|| E::unknown_variant(s, NAMES))
+            }
+        }
+
+        d.deserialize_str(Kind)
+    }
 }
 
 impl JobKind {
@@ -115,8 +167,8 @@ impl JobKind {
     }
 }
 
-/// Where a job's module comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a job's module comes from: an object with exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleRef {
     /// The sha256 (64 lowercase hex digits) of a module in the module store.
@@ -127,8 +179,48 @@ pub enum ModuleRef {
     Path(PathBuf),
 }
 
-/// The content of an input or collected file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Says that `module` takes exactly one key, where serde_json would only say "expected
+/// value" for a second key or a value that is not an object.
+impl<'de> Deserialize<'de> for ModuleRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KEYS: &[&str] = &["sha256", "base64", "path"];
+        const EXPECTED: &str = "an object with one key: sha256, base64 or path";
+
+        struct Module;
+
+        impl<'de> Visitor<'de> for Module {
+            type Value = ModuleRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModuleRef, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::invalid_length(0, &EXPECTED));
+                };
+                let module = match key.as_str() {
+                    "sha256" => ModuleRef::Sha256(map.next_value()?),
+                    "base64" => ModuleRef::Base64(map.next_value()?),
+                    "path" => ModuleRef::Path(map.next_value()?),
+                    other => return Err(de::Error::unknown_field(other, KEYS)),
+                };
+                if let Some(second) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format_args!(
+                        "a second key {}; expected {EXPECTED}",
+                        Shown(&second)
+                    )));
+                }
+                Ok(module)
+            }
+        }
+
+        d.deserialize_map(Module)
+    }
+}
+
+/// The content of an input or collected file: a string, or `{"base64": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum FileContent {
     /// UTF-8 text.
@@ -160,28 +252,212 @@ impl FileContent {
     }
 }
 
+/// Says which of the two forms was expected, where an untagged enum would only say that
+/// nothing matched; an object takes exactly the key `base64`.
+impl<'de> Deserialize<'de> for FileContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Binary {
+            base64: String,
+        }
+
+        struct Content;
+
+        impl<'de> Visitor<'de> for Content {
+            type Value = FileContent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a string, or an object {"base64": "..."}"#)
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FileContent, E> {
+                Ok(FileContent::Text(s.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, s: String) -> Result<FileContent, E> {
+                Ok(FileContent::Text(s))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileContent, A::Error> {
+                let Binary { base64 } =
+                    Binary::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileContent::Binary { base64 })
+            }
+        }
+
+        d.deserialize_any(Content)
+    }
+}
+
 /// Decodes one job from JSON and checks it; the id is filled in when absent.
 ///
 /// On failure the rejection says what is wrong; the id and batch, when the text had them,
-/// are returned too so the result can still be matched to what was sent.
+/// are returned too so the result can still be matched to what was sent. They are returned
+/// only when they are themselves valid: the batch names a result routing key and queue, and
+/// an id or batch that broke the rules is no safer to echo than it was to accept.
 pub fn decode_job(bytes: &[u8]) -> Result<Job, (Rejection, Option<String>, Option<String>)> {
-    match serde_json::from_slice::<Job>(bytes) {
+    match parse(bytes) {
         Ok(mut job) => {
             if job.id.is_none() {
                 job.id = Some(uuid::Uuid::new_v4().to_string());
             }
             match job.validate() {
                 Ok(()) => Ok(job),
-                Err(r) => Err((r, job.id, job.batch)),
+                Err(r) => Err((
+                    Rejection::new(r.code, capped(r.message)),
+                    job.id.filter(|s| valid_id(s)),
+                    job.batch.filter(|s| valid_batch(s)),
+                )),
             }
         }
-        Err(e) => {
+        Err(message) => {
             let (id, batch) = salvage_id(bytes);
             Err((
-                Rejection::new(codes::INVALID_JOB, format!("invalid job: {e}")),
+                Rejection::new(codes::INVALID_JOB, capped(message)),
                 id,
                 batch,
             ))
+        }
+    }
+}
+
+/// Parses a job, or says why not, naming the field at fault when there is one:
+/// `invalid job: limits.timeout_ms: invalid type: ...`.
+fn parse(bytes: &[u8]) -> Result<Job, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let parsed = object_only::<_, Job>(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    match parsed {
+        Ok(job) => match de.end() {
+            Ok(()) => Ok(job),
+            Err(e) => Err(format!("invalid job: {e}")),
+        },
+        Err(e) => match field_path(&track.path()) {
+            Some(field) => Err(format!("invalid job: {field}: {e}")),
+            None => Err(format!("invalid job: {e}")),
+        },
+    }
+}
+
+/// A struct from a JSON object only. Derived struct impls also take an array of the
+/// fields in order, which would make `[null, null, {"base64": ""}]` a job: the format has
+/// no such form, and a field would depend on its position instead of its name.
+fn object_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Object<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+/// A map whose keys are all different. A JSON object may repeat a key and serde keeps the
+/// last value silently; in `env`, `files` or `volumes` that would make a job mean one thing
+/// to a reader who stops at the first and another to the worker.
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key {}",
+                        Shown(&key)
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_map(Unique(std::marker::PhantomData))
+}
+
+/// A field path as the documentation writes it (`limits.fuel`, `args[2]`,
+/// `files["out/a.txt"].base64`), or `None` at the top level.
+fn field_path(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let is_field = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                // Inside env, files and volumes a key is a name or path, not a field.
+                let in_map = matches!(out.as_str(), "env" | "files" | "volumes");
+                if is_field && !in_map {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("[{}]", Shown(key)));
+                }
+            }
+            Segment::Unknown => out.push_str("[?]"),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Longest rejection message [`decode_job`] returns, in bytes. A message quotes at most
+/// 64 characters of a value it names, but serde's own (`invalid type: string "..."`)
+/// quote the whole value.
+pub const MAX_REJECTION_LEN: usize = 1024;
+
+/// `message`, cut to [`MAX_REJECTION_LEN`] with ` ...` at the end when it is longer.
+fn capped(mut message: String) -> String {
+    const MORE: &str = " ...";
+    if message.len() > MAX_REJECTION_LEN {
+        let mut cut = MAX_REJECTION_LEN - MORE.len();
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(MORE);
+    }
+    message
+}
+
+/// A value quoted in a message: escaped, and cut to 64 characters followed by `...`.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(64) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
         }
     }
 }
@@ -191,17 +467,26 @@ fn salvage_id(bytes: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(bytes) else {
         return (None, None);
     };
-    let field = |k: &str| {
+    let field = |k: &str, valid: fn(&str) -> bool| {
         map.get(k)
             .and_then(|v| v.as_str())
-            .filter(|s| valid_name(s, MAX_ID_LEN))
+            .filter(|s| valid(s))
             .map(str::to_owned)
     };
-    (field("id"), field("batch"))
+    (field("id", valid_id), field("batch", valid_batch))
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+/// 1 to [`MAX_ID_LEN`] bytes with no control characters.
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control)
+}
+
+/// 1 to [`MAX_BATCH_LEN`] characters of `A-Z a-z 0-9 - _ :`.
+fn valid_batch(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_BATCH_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
 }
 
 fn invalid(message: String) -> Rejection {
@@ -217,28 +502,26 @@ impl Job {
     /// Structural checks that need no worker state: names, paths, exclusive fields.
     pub fn validate(&self) -> Result<(), Rejection> {
         if let Some(id) = &self.id
-            && !valid_name(id, MAX_ID_LEN)
+            && !valid_id(id)
         {
             return Err(invalid(format!(
                 "id must be 1 to {MAX_ID_LEN} bytes with no control characters"
             )));
         }
         if let Some(batch) = &self.batch
-            && (batch.is_empty()
-                || batch.len() > MAX_BATCH_LEN
-                || !batch
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':')))
+            && !valid_batch(batch)
         {
             return Err(invalid(format!(
-                "batch {batch:?} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'"
+                "batch {} must be 1 to {MAX_BATCH_LEN} characters of A-Z, a-z, 0-9, '-', '_' or ':'",
+                Shown(batch)
             )));
         }
         if let ModuleRef::Sha256(hex) = &self.module
             && !is_sha256_hex(hex)
         {
             return Err(invalid(format!(
-                "module.sha256 {hex:?} is not 64 lowercase hex digits"
+                "module.sha256 {} is not 64 lowercase hex digits",
+                Shown(hex)
             )));
         }
         for (i, a) in self.args.iter().enumerate() {
@@ -249,7 +532,8 @@ impl Job {
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return Err(invalid(format!(
-                    "env key {k:?} must be non-empty, without '=' or NUL, and its value without NUL"
+                    "env key {} must be non-empty, without '=' or NUL, and its value without NUL",
+                    Shown(k)
                 )));
             }
         }
@@ -265,30 +549,86 @@ impl Job {
                 self.kind.as_str()
             )));
         }
+        if self.export.as_deref() == Some("") {
+            return Err(invalid(
+                "export is empty; name the function to call, or leave export out to call transform"
+                    .into(),
+            ));
+        }
         if let Some(e) = &self.export
-            && (self.kind != JobKind::Function || e.is_empty())
+            && self.kind != JobKind::Function
         {
             return Err(invalid(format!(
-                "export {e:?} names the function of a kind function job; this job is of kind {}",
+                "export {} names the function of a kind function job; this job is of kind {}",
+                Shown(e),
                 self.kind.as_str()
             )));
         }
         for path in self.files.keys() {
-            check_relative(path).map_err(|why| invalid(format!("files key {path:?} {why}")))?;
+            check_relative(path)
+                .map_err(|why| invalid(format!("files key {} {why}", Shown(path))))?;
         }
         for pattern in &self.collect {
             check_relative(pattern)
-                .map_err(|why| invalid(format!("collect entry {pattern:?} {why}")))?;
+                .map_err(|why| invalid(format!("collect entry {} {why}", Shown(pattern))))?;
         }
         for (guest, name) in &self.volumes {
             check_volume_mount(guest)
-                .map_err(|why| invalid(format!("volume mount point {guest:?} {why}")))?;
+                .map_err(|why| invalid(format!("volume mount point {} {why}", Shown(guest))))?;
             if name.is_empty() {
-                return Err(invalid(format!("volume at {guest:?} names no volume")));
+                return Err(invalid(format!(
+                    "volume at {} names no volume",
+                    Shown(guest)
+                )));
+            }
+        }
+        self.check_base64()
+    }
+
+    /// Every base64 text decodes (checked without keeping the bytes).
+    fn check_base64(&self) -> Result<(), Rejection> {
+        let refuse = |field: &str, e: base64::DecodeError| {
+            Rejection::new(
+                codes::INVALID_BASE64,
+                format!("{field} does not decode: {e}"),
+            )
+        };
+        if let ModuleRef::Base64(text) = &self.module {
+            check_base64(text).map_err(|e| refuse("module.base64", e))?;
+        }
+        if let Some(text) = &self.stdin_base64 {
+            check_base64(text).map_err(|e| refuse("stdin_base64", e))?;
+        }
+        if let Some(text) = &self.input_base64 {
+            check_base64(text).map_err(|e| refuse("input_base64", e))?;
+        }
+        for (path, content) in &self.files {
+            if let FileContent::Binary { base64 } = content {
+                check_base64(base64)
+                    .map_err(|e| refuse(&format!("files[{}].base64", Shown(path)), e))?;
             }
         }
         Ok(())
     }
+}
+
+/// Whether `text` decodes as standard base64, with the error `decode` would give, without
+/// holding all the bytes: a 16 MiB inline module is checked through a 3 KiB buffer.
+fn check_base64(text: &str) -> Result<(), base64::DecodeError> {
+    // A multiple of 4, so every chunk but the last is whole quads; padding may only end
+    // the last one.
+    const CHUNK: usize = 4096;
+    let mut buf = [0u8; CHUNK / 4 * 3];
+    let bytes = text.as_bytes();
+    let mut chunks = bytes.chunks(CHUNK).peekable();
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        if (!last && chunk.contains(&b'=')) || BASE64.decode_slice(chunk, &mut buf).is_err() {
+            // Rare, so decode the whole text once for the error and its offset.
+            return BASE64.decode(bytes).map(drop);
+        }
+    }
+    Ok(())
 }
 
 /// True for 64 lowercase hex digits.
@@ -370,6 +710,282 @@ mod tests {
         assert_eq!(r.code, codes::INVALID_JOB);
         assert_eq!(id.as_deref(), Some("j1"));
         assert_eq!(batch.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_rejection_returns_only_a_valid_id_and_batch() {
+        // A batch is a routing key `<batch>.<status>`: one with dots, or longer than a
+        // routing key may be, must not come back to route the rejection.
+        let long = "b".repeat(300);
+        for bad in ["a.b", "#", long.as_str()] {
+            let broken = serde_json::json!({"id": "j", "batch": bad, "module": 7}).to_string();
+            let (r, id, batch) = decode_job(broken.as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_JOB);
+            assert_eq!((id.as_deref(), batch), (Some("j"), None), "{bad}");
+            let invalid = serde_json::json!({"id": "j", "batch": bad, "module": {"base64": ""}});
+            let (r, id, batch) = decode_job(invalid.to_string().as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_FIELD);
+            assert_eq!((id.as_deref(), batch), (Some("j"), None), "{bad}");
+        }
+        let long_id = "i".repeat(MAX_ID_LEN + 1);
+        for bad in [long_id.as_str(), "a\nb", ""] {
+            let invalid = serde_json::json!({"id": bad, "batch": "b", "module": {"base64": ""}});
+            let (r, id, batch) = decode_job(invalid.to_string().as_bytes()).unwrap_err();
+            assert_eq!(r.code, codes::INVALID_FIELD);
+            assert_eq!((id, batch.as_deref()), (None, Some("b")), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let cases = [
+            (
+                r#""args":5"#,
+                "invalid job: args: invalid type: integer `5`",
+            ),
+            (r#""args":["a",7]"#, "invalid job: args[1]: invalid type"),
+            (r#""env":{"A":1}"#, r#"invalid job: env["A"]: invalid type"#),
+            (
+                r#""files":{"a/b":5}"#,
+                r#"invalid job: files["a/b"]: invalid type"#,
+            ),
+            (
+                r#""files":{"a":{"base64":1}}"#,
+                r#"invalid job: files["a"].base64: invalid type"#,
+            ),
+            (
+                r#""files":{"a":{"base64":"","mode":1}}"#,
+                r#"invalid job: files["a"].mode: unknown field `mode`"#,
+            ),
+            (
+                r#""limits":{"fuel":-1}"#,
+                "invalid job: limits.fuel: invalid",
+            ),
+            (
+                r#""limits":{"fule":1}"#,
+                "invalid job: limits.fule: unknown field `fule`",
+            ),
+            (
+                r#""kind":"reactor""#,
+                "invalid job: kind: unknown variant `reactor`",
+            ),
+            (
+                r#""kind":7"#,
+                "invalid job: kind: invalid type: integer `7`, expected one of command,",
+            ),
+            (
+                r#""kind":{"function":null}"#,
+                "invalid job: kind: invalid type: map, expected one of command,",
+            ),
+        ];
+        for (field, expected) in cases {
+            let err = decode(&format!(r#"{{"module":{{"base64":""}},{field}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(expected),
+                "{field}: {}",
+                err.message
+            );
+        }
+        let modules = [
+            (
+                r#"{"sha256":5}"#,
+                "module.sha256: invalid type: integer `5`",
+            ),
+            (
+                r#"7"#,
+                "module: invalid type: integer `7`, expected an object with one key",
+            ),
+            (
+                r#"{}"#,
+                "module: invalid length 0, expected an object with one key",
+            ),
+            (
+                r#"{"url":"x"}"#,
+                "module: unknown field `url`, expected one of",
+            ),
+            (
+                r#"{"base64":"","sha256":"x"}"#,
+                r#"module: a second key "sha256"; expected an object with one key"#,
+            ),
+        ];
+        for (module, expected) in modules {
+            let err = decode(&format!(r#"{{"module":{module}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(&format!("invalid job: {expected}")),
+                "{module}: {}",
+                err.message
+            );
+        }
+        // The file content error says what was expected instead of naming an enum.
+        let err = decode(r#"{"module":{"base64":""},"files":{"a":5}}"#).unwrap_err();
+        assert!(
+            err.message
+                .contains(r#"expected a string, or an object {"base64": "..."}"#),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_job_and_its_limits_are_objects_not_arrays() {
+        let err = decode(r#"[null,null,{"base64":""}]"#).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_JOB);
+        assert!(
+            err.message
+                .starts_with("invalid job: invalid type: sequence, expected an object"),
+            "{}",
+            err.message
+        );
+        let err = decode(r#"{"module":{"base64":""},"limits":[5]}"#).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("invalid job: limits: invalid type: sequence, expected an object"),
+            "{}",
+            err.message
+        );
+        for not_an_object in ["7", "\"job\"", "null", "true"] {
+            let err = decode(not_an_object).unwrap_err();
+            assert!(
+                err.message.contains("expected an object"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let cases = [
+            (r#""id":"a","id":"b""#, "invalid job: duplicate field `id`"),
+            (
+                r#""env":{"A":"1","A":"2"}"#,
+                r#"invalid job: env: duplicate key "A""#,
+            ),
+            (
+                r#""files":{"a":"1","a":"2"}"#,
+                r#"invalid job: files: duplicate key "a""#,
+            ),
+            (
+                r#""volumes":{"/d":"x","/d":"y"}"#,
+                r#"invalid job: volumes: duplicate key "/d""#,
+            ),
+            (
+                r#""limits":{"fuel":1,"fuel":2}"#,
+                "invalid job: limits: duplicate field `fuel`",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = decode(&format!(r#"{{{fields},"module":{{"base64":""}}}}"#)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_JOB);
+            assert!(
+                err.message.starts_with(expected),
+                "{fields}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn base64_that_does_not_decode_is_refused_with_its_field() {
+        let cases = [
+            (
+                r#""module":{"base64":"!!!!"}"#,
+                "module.base64 does not decode: ",
+            ),
+            (
+                r##""module":{"base64":""},"stdin_base64":"QQ=""##,
+                "stdin_base64 does not decode: ",
+            ),
+            (
+                r#""module":{"base64":""},"kind":"function","input_base64":"Q""#,
+                "input_base64 does not decode: ",
+            ),
+            (
+                r#""module":{"base64":""},"files":{"a/b":{"base64":"QR=="}}"#,
+                r#"files["a/b"].base64 does not decode: "#,
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = decode(&format!("{{{fields}}}")).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_BASE64, "{}", err.message);
+            assert!(err.message.starts_with(expected), "{}", err.message);
+        }
+        let ok =
+            r#"{"module":{"base64":"AGFzbQ=="},"stdin_base64":"","files":{"a":{"base64":"QQ=="}}}"#;
+        assert!(decode(ok).is_ok());
+    }
+
+    #[test]
+    fn base64_check_agrees_with_decode_across_chunks() {
+        let quads = "QUJD".repeat(1024); // exactly one chunk
+        let mut cases = vec![
+            String::new(),
+            "QQ==".into(),
+            "QQ=".into(),
+            "QR==".into(),
+            format!("{quads}QQ=="),
+            format!("{quads}QQ"),
+            format!("QQ=={quads}"),
+            format!("{}QQ=={quads}", &quads[4..]),
+            format!("{quads}{quads}"),
+            format!("{quads}{quads}!"),
+            format!("{quads}\n{quads}"),
+        ];
+        cases.push(format!("{}=", &quads[..4095]));
+        for text in &cases {
+            assert_eq!(
+                check_base64(text),
+                BASE64.decode(text).map(drop),
+                "{} bytes",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = "x".repeat(100_000);
+        let cases = [
+            serde_json::json!({"module": {"base64": ""}, "files": {format!("../{long}"): ""}}),
+            serde_json::json!({"module": {"sha256": long}}),
+            serde_json::json!({"module": {"base64": ""}, "args": long}),
+            serde_json::json!({"module": {"base64": ""}, long.clone(): 1}),
+            serde_json::json!({"module": {"base64": ""}, "env": {long.clone(): 1}}),
+            serde_json::json!({"module": {"base64": ""}, "files": {long.clone(): {"base64": "!"}}}),
+        ];
+        for job in cases {
+            let err = decode(&job.to_string()).unwrap_err();
+            assert!(
+                err.message.len() <= MAX_REJECTION_LEN,
+                "{}",
+                err.message.len()
+            );
+            assert!(err.message.contains("xxxxxxxx"), "{}", err.message);
+        }
+        let job = serde_json::json!({"module": {"base64": ""}, "collect": [format!("/{long}")]});
+        let err = decode(&job.to_string()).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                r#"collect entry "/{}"... must be relative to /work"#,
+                &long[..63]
+            )
+        );
+    }
+
+    #[test]
+    fn an_empty_export_is_refused_as_empty() {
+        // It was refused as naming "the function of a kind function job" while the job was
+        // of kind function.
+        let err = decode(r#"{"kind":"function","export":"","module":{"base64":""}}"#).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_FIELD);
+        assert!(
+            err.message.starts_with("export is empty"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

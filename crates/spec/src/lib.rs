@@ -2,8 +2,9 @@
 //! job safe to hand to a sandbox.
 //!
 //! This crate is the public contract between submitters, workers and result readers.
-//! It depends on serde alone (plus the codecs the format names), so any tool can speak
-//! it without pulling in a runtime.
+//! It depends on serde alone (plus the codecs the format names, and serde_path_to_error so
+//! that a rejection names the field at fault), so any tool can speak it without pulling in
+//! a runtime.
 //!
 //! # Layout
 //! - [`job`]: [`Job`], [`ModuleRef`], [`FileContent`], decoding and structural validation.
