@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 use wasmq_broker::amqp::Topology;
 use wasmq_cache::{Cache, CacheOptions};
-use wasmq_sandbox::{Sandbox, SandboxConfig, Volume};
+use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
 
 /// Flags every command shares.
@@ -102,6 +102,44 @@ pub struct FileConfig {
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Tenant policies, by broker user (`wasmq worker`; see docs/configuration.md).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// The policy of jobs without a verified tenant that has a policy.
+    pub default_tenant: Option<TenantConfig>,
+    /// Whether such jobs run under `default_tenant` or are rejected.
+    pub unverified_jobs: Option<UnverifiedJobsConfig>,
+}
+
+/// `[tenants.NAME]` and `[default_tenant]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Names of `[volumes]` its jobs may mount.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Whether its jobs may carry their module inline.
+    #[serde(default)]
+    pub inline_modules: bool,
+    #[serde(default)]
+    pub limits: TenantLimitsConfig,
+}
+
+/// `[tenants.NAME.limits.maximum]`: a tenant has the worker's defaults (lowered to its
+/// maximum) and a maximum of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimitsConfig {
+    #[serde(default)]
+    pub maximum: LimitsRequest,
+}
+
+/// `unverified_jobs = "default" | "reject"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnverifiedJobsConfig {
+    Default,
+    Reject,
 }
 
 /// A volume in the config file.
@@ -249,8 +287,43 @@ impl Settings {
             let (name, volume) = parse_volume(spec)?;
             c.volumes.insert(name, volume);
         }
+        c.tenancy = self.tenancy(&c.limits);
         c.check().map_err(anyhow::Error::msg)?;
         Ok(c)
+    }
+
+    /// The tenant policies of the config file; `None` (tenancy off) when it has none of
+    /// `[tenants]`, `[default_tenant]` and `unverified_jobs`.
+    fn tenancy(&self, limits: &LimitPolicy) -> Option<Tenancy> {
+        let f = &self.file;
+        if f.tenants.is_empty() && f.default_tenant.is_none() && f.unverified_jobs.is_none() {
+            return None;
+        }
+        let policy = |t: &TenantConfig| {
+            let mut maximum = limits.maximum;
+            overlay(&mut maximum, &t.limits.maximum);
+            TenantPolicy {
+                volumes: t.volumes.iter().cloned().collect(),
+                inline_modules: t.inline_modules,
+                maximum,
+            }
+        };
+        Some(Tenancy {
+            tenants: f
+                .tenants
+                .iter()
+                .map(|(name, t)| (name.clone(), policy(t)))
+                .collect(),
+            default: f
+                .default_tenant
+                .as_ref()
+                .map(policy)
+                .unwrap_or_else(|| TenantPolicy::restrictive(limits)),
+            unverified: match f.unverified_jobs {
+                Some(UnverifiedJobsConfig::Reject) => UnverifiedJobs::Reject,
+                Some(UnverifiedJobsConfig::Default) | None => UnverifiedJobs::Default,
+            },
+        })
     }
 
     /// The broker URL.
@@ -297,6 +370,17 @@ impl Settings {
         let sandbox = Sandbox::new(self.sandbox_config(args)?, cache.clone())?;
         Ok((cache, sandbox))
     }
+
+    /// As [`Settings::sandbox`], for the operator's own jobs (`wasmq run`): tenant
+    /// policies are checked but not applied, since those jobs come from local files, not
+    /// from a broker user.
+    pub fn local_sandbox(&self, args: &SandboxArgs) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
+        let cache = self.open_cache()?;
+        let mut config = self.sandbox_config(args)?;
+        config.tenancy = None;
+        let sandbox = Sandbox::new(config, cache.clone())?;
+        Ok((cache, sandbox))
+    }
 }
 
 /// Overlays the config file's and the flags' limits on the built-in ones.
@@ -323,6 +407,8 @@ fn overlay(l: &mut wasmq_spec::Limits, r: &LimitsRequest) {
     l.stdout_bytes = r.stdout_bytes.unwrap_or(l.stdout_bytes);
     l.stderr_bytes = r.stderr_bytes.unwrap_or(l.stderr_bytes);
     l.output_bytes = r.output_bytes.unwrap_or(l.output_bytes);
+    l.disk_bytes = r.disk_bytes.unwrap_or(l.disk_bytes);
+    l.files = r.files.unwrap_or(l.files);
 }
 
 /// `NAME=DIR` or `NAME=DIR:rw` (or `:ro`).
@@ -372,5 +458,92 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.limits.maximum.memory_bytes, Some(1048576));
+    }
+
+    fn settings(toml_text: &str) -> Settings {
+        Settings {
+            file: toml::from_str(toml_text).unwrap(),
+            cache_dir: PathBuf::from("cache"),
+            cache_max_bytes: None,
+            artifact_key_file: None,
+            log_format: LogFormat::Human,
+        }
+    }
+
+    fn no_flags() -> SandboxArgs {
+        SandboxArgs {
+            concurrency: Some(1),
+            volumes: Vec::new(),
+            timeout_ms: None,
+            memory_bytes: None,
+        }
+    }
+
+    #[test]
+    fn tenants_are_off_unless_configured() {
+        let s = settings("concurrency = 1\n");
+        assert!(s.sandbox_config(&no_flags()).unwrap().tenancy.is_none());
+        let s = settings("unverified_jobs = 'reject'\n");
+        let t = s.sandbox_config(&no_flags()).unwrap().tenancy.unwrap();
+        assert!(t.tenants.is_empty());
+        assert_eq!(t.unverified, UnverifiedJobs::Reject);
+        assert_eq!(t.default.maximum, LimitPolicy::default().maximum);
+        assert!(!t.default.inline_modules && t.default.volumes.is_empty());
+    }
+
+    #[test]
+    fn tenant_policies_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let base = format!(
+            "[volumes.ref]\npath = '{d}'\n[limits.maximum]\nmemory_bytes = 1073741824\ndisk_bytes = 134217728\n"
+        );
+        let s = settings(&format!(
+            "{base}[tenants.alice]\nvolumes = ['ref']\ninline_modules = true\n[tenants.alice.limits.maximum]\nmemory_bytes = 536870912\n[default_tenant.limits.maximum]\ntimeout_ms = 100\n"
+        ));
+        let c = s.sandbox_config(&no_flags()).unwrap();
+        assert_eq!(
+            c.limits.maximum.disk_bytes, 134217728,
+            "[limits.maximum] disk_bytes applies"
+        );
+        let t = c.tenancy.unwrap();
+        let alice = &t.tenants["alice"];
+        assert!(alice.inline_modules && alice.volumes.contains("ref"));
+        assert_eq!(
+            (alice.maximum.memory_bytes, alice.maximum.disk_bytes),
+            (536870912, 134217728)
+        );
+        assert_eq!(t.default.maximum.timeout_ms, 100);
+        assert_eq!(t.unverified, UnverifiedJobs::Default);
+
+        let err = |extra: &str| {
+            format!(
+                "{:#}",
+                settings(&format!("{base}{extra}"))
+                    .sandbox_config(&no_flags())
+                    .expect_err("refused")
+            )
+        };
+        let e = err("[tenants.bob]\nvolumes = ['nope']\n");
+        assert!(
+            e.contains("tenants.bob: volume \"nope\" is not declared (declared volumes: [ref])"),
+            "{e}"
+        );
+        let e = err("[tenants.bob.limits.maximum]\nmemory_bytes = 2147483648\n");
+        assert!(
+            e.contains("tenants.bob: limits.maximum.memory_bytes = 2147483648 is above the worker's maximum of 1073741824"),
+            "{e}"
+        );
+        let e = err("[default_tenant.limits.maximum]\nfiles = 2000000\n");
+        assert!(e.contains("default_tenant: limits.maximum.files"), "{e}");
+        let e = err("[tenants.'../x']\n");
+        assert!(e.contains("tenant name \"../x\" must be"), "{e}");
+        let bad = toml::from_str::<FileConfig>("[tenants.a]\ninline_module = true\n").unwrap_err();
+        assert!(bad.to_string().contains("inline_module"), "{bad}");
+        let bad = toml::from_str::<FileConfig>("unverified_jobs = 'allow'\n").unwrap_err();
+        assert!(
+            bad.to_string().contains("unverified_jobs") || bad.to_string().contains("allow"),
+            "{bad}"
+        );
     }
 }

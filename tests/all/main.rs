@@ -7,6 +7,8 @@ mod cli;
 mod faults;
 mod files;
 mod fleet;
+mod hostile;
 mod kinds;
 mod statuses;
 mod support;
+mod tenants;

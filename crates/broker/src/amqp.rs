@@ -206,6 +206,24 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The user a connection to `url` authenticates as, percent-decoded (`guest` when the URL
+/// names none): the `user_id` RabbitMQ accepts on that connection's messages. `None` when
+/// the URL does not parse, uses EXTERNAL or ANONYMOUS authentication (the user comes from
+/// the client certificate or the broker, not the URL), or names a user too long for the
+/// property.
+pub fn url_user(url: &str) -> Option<String> {
+    use lapin::uri::{AMQPUri, SASLMechanism};
+    let uri: AMQPUri = url.parse().ok()?;
+    if matches!(
+        uri.query.auth_mechanism,
+        Some(SASLMechanism::External | SASLMechanism::Anonymous)
+    ) {
+        return None;
+    }
+    let user = uri.authority.userinfo.username;
+    (user.len() <= 255).then_some(user)
+}
+
 /// JSON, persistent.
 pub fn json_properties() -> BasicProperties {
     BasicProperties::default()
@@ -283,6 +301,9 @@ pub struct AmqpTransport {
 pub struct AmqpDelivery {
     data: Vec<u8>,
     attempt: u32,
+    /// The `user_id` property: RabbitMQ refuses a publish whose `user_id` is not the
+    /// publishing connection's user, so a present one is verified.
+    user_id: Option<ShortString>,
     acker: Acker,
     reply_to: Option<ShortString>,
     correlation_id: Option<ShortString>,
@@ -396,6 +417,7 @@ impl AmqpTransport {
         };
         AmqpDelivery {
             attempt,
+            user_id: d.properties.user_id().clone(),
             reply_to: d.properties.reply_to().clone(),
             correlation_id: d.properties.correlation_id().clone(),
             acker: d.acker,
@@ -549,6 +571,10 @@ impl Delivery for AmqpDelivery {
         self.attempt
     }
 
+    fn tenant(&self) -> Option<&str> {
+        self.user_id.as_ref().map(|u| u.as_str())
+    }
+
     async fn ack(self) -> Result<(), BrokerError> {
         self.acker
             .ack(BasicAckOptions::default())
@@ -589,6 +615,17 @@ mod tests {
             Topology::result_routing_key(None, Status::Succeeded),
             "_.succeeded"
         );
+    }
+
+    #[test]
+    fn the_url_user_is_percent_decoded() {
+        assert_eq!(
+            url_user("amqp://al%40ice:p%3Ass@h:5672/%2f").as_deref(),
+            Some("al@ice")
+        );
+        assert_eq!(url_user("amqp://h:5672/%2f").as_deref(), Some("guest"));
+        assert_eq!(url_user("amqp://u:p@h/%2f?auth_mechanism=external"), None);
+        assert_eq!(url_user("not a url"), None);
     }
 
     #[test]

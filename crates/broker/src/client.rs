@@ -13,7 +13,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Acker, Channel, Confirmation, Connection, Consumer, PublisherConfirm};
 
 use crate::BrokerError;
-use crate::amqp::{Topology, connect, json_properties, publish_confirmed};
+use crate::amqp::{Topology, connect, json_properties, publish_confirmed, url_user};
 
 fn err(context: &str) -> impl FnOnce(lapin::Error) -> BrokerError + '_ {
     move |e| BrokerError(format!("{context}: {e}"))
@@ -24,6 +24,8 @@ pub struct Client {
     conn: Connection,
     ch: Channel,
     topology: Topology,
+    /// The connection's user, set as `user_id` on job messages (see [`url_user`]).
+    user: Option<ShortString>,
 }
 
 /// A message read from a queue.
@@ -86,7 +88,18 @@ impl Client {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(err("enabling publisher confirms"))?;
-        Ok(Client { conn, ch, topology })
+        Ok(Client {
+            conn,
+            ch,
+            topology,
+            user: url_user(url).map(ShortString::from),
+        })
+    }
+
+    /// The `user_id` this client's job messages carry: the user of its connection, which
+    /// the broker verifies, so workers know the jobs' tenant.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.as_str())
     }
 
     /// A new channel on this client's connection.
@@ -139,7 +152,8 @@ impl Client {
 
     /// Publishes job messages (id, JSON body) to the jobs queue, persistent, keeping up to
     /// `window` unconfirmed at once; `on_confirmed` is told how many were confirmed so far.
-    /// Returns once every message is confirmed.
+    /// Returns once every message is confirmed. Each carries the connection's user as its
+    /// `user_id` ([`Client::user`]), its verified tenant.
     pub async fn publish_jobs(
         &self,
         jobs: impl IntoIterator<Item = (String, Vec<u8>)>,
@@ -155,6 +169,10 @@ impl Client {
                 confirmed += 1;
                 on_confirmed(confirmed);
             }
+            let mut props = json_properties().with_message_id(id.into());
+            if let Some(user) = &self.user {
+                props = props.with_user_id(user.clone());
+            }
             let confirm = self
                 .ch
                 .basic_publish(
@@ -162,7 +180,7 @@ impl Client {
                     queue.as_str().into(),
                     BasicPublishOptions::default(),
                     &body,
-                    json_properties().with_message_id(id.into()),
+                    props,
                 )
                 .await
                 .map_err(err("publishing a job"))?;

@@ -34,6 +34,14 @@ pub trait Delivery: Send + 'static {
     /// Which delivery of this message this is (1 for the first).
     fn attempt(&self) -> u32;
 
+    /// The tenant that published the message, as the transport verified it; `None` when
+    /// the message names none or the transport cannot verify one. For RabbitMQ this is
+    /// the `user_id` property, which the broker checks against the publishing
+    /// connection's user.
+    fn tenant(&self) -> Option<&str> {
+        None
+    }
+
     /// The job is done and its result published: remove the message.
     fn ack(self) -> impl Future<Output = Result<(), BrokerError>> + Send;
 

@@ -19,7 +19,9 @@
 //!
 //! # On disk
 //! ```text
-//! <root>/modules/<aa>/<sha256>.wasm                       uploaded modules
+//! <root>/modules/<aa>/<sha256>.wasm                       uploaded modules (shared)
+//! <root>/tenants/<tenant>/modules/<aa>/<sha256>.wasm      modules a tenant sent inline
+//!                                                         (that tenant's jobs only)
 //! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>          compiled code (kind: cwasm, ...)
 //! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>.meta     its MAC and provenance (JSON)
 //! <root>/quarantine/                                      files that failed their check
@@ -34,6 +36,6 @@ pub mod store;
 pub use digest::Digest;
 pub use mac::MacKey;
 pub use store::{
-    ArtifactKey, Cache, CacheError, CacheOptions, DiskStats, GcReport, VerifiedArtifact,
-    VerifyReport, default_key_file,
+    ArtifactKey, Cache, CacheError, CacheOptions, DiskStats, GcReport, MAX_TENANT_NAME,
+    VerifiedArtifact, VerifyReport, default_key_file, valid_tenant_name,
 };

@@ -28,6 +28,9 @@ pub enum CacheError {
     /// Artifacts are disabled ([`Cache::artifacts_disabled`]), so they cannot be checked.
     #[error("the artifact cache is disabled: {0}")]
     ArtifactsDisabled(String),
+    /// A tenant name that cannot name a directory ([`valid_tenant_name`]).
+    #[error("{0:?} is not a valid tenant name")]
+    InvalidTenant(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
@@ -84,6 +87,10 @@ pub struct DiskStats {
     pub modules: u64,
     /// Their total size.
     pub module_bytes: u64,
+    /// Modules in tenants' own namespaces (sent inline by a tenant), all tenants.
+    pub tenant_modules: u64,
+    /// Their total size.
+    pub tenant_module_bytes: u64,
     /// Compiled artifacts, all engines.
     pub artifacts: u64,
     /// Their total size, with their metadata.
@@ -139,6 +146,21 @@ pub struct CacheOptions {
     pub max_bytes: Option<u64>,
     /// The artifact MAC key file (created when missing); [`default_key_file`] when `None`.
     pub key_file: Option<PathBuf>,
+}
+
+/// Longest tenant name, in bytes.
+pub const MAX_TENANT_NAME: usize = 128;
+
+/// Whether `name` may name a tenant's module namespace (`<root>/tenants/<name>/`): 1 to
+/// [`MAX_TENANT_NAME`] bytes of `A-Z a-z 0-9 . _ - @`, not starting with `.`. Such a name
+/// is always one plain directory name: never `.`, `..`, empty, or a path.
+pub fn valid_tenant_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TENANT_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
 }
 
 /// Where the artifact key lives unless configured: beside the cache directory, never in
@@ -247,21 +269,23 @@ impl Cache {
     // ----- modules -------------------------------------------------------------------
 
     fn module_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("modules")
-            .join(digest.prefix())
-            .join(format!("{}.wasm", digest.to_hex()))
+        module_file(&self.root.join("modules"), digest)
+    }
+
+    /// Where tenant `tenant` keeps module `digest`: `tenants/<tenant>/modules/<aa>/<sha>.wasm`.
+    fn tenant_module_path(&self, tenant: &str, digest: &Digest) -> Result<PathBuf, CacheError> {
+        if !valid_tenant_name(tenant) {
+            return Err(CacheError::InvalidTenant(tenant.to_owned()));
+        }
+        let dir = self.root.join("tenants").join(tenant).join("modules");
+        Ok(module_file(&dir, digest))
     }
 
     /// Stores `bytes` as a module and returns its digest; a module already stored is not
     /// written again.
     pub fn put_module(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
         let digest = Digest::of(bytes);
-        let path = self.module_path(&digest);
-        match fs::metadata(&path) {
-            Ok(m) if m.len() == bytes.len() as u64 => {}
-            _ => write_atomic(&path, bytes).map_err(io_err(&path))?,
-        }
+        put_module_at(&self.module_path(&digest), bytes)?;
         Ok(digest)
     }
 
@@ -273,15 +297,43 @@ impl Cache {
     /// The module with this digest, checked: `None` when absent, or when the stored bytes
     /// no longer match (they are quarantined and a warning is logged).
     pub fn get_module(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
-        let path = self.module_path(digest);
-        let bytes = match fs::read(&path) {
+        self.get_module_at(&self.module_path(digest), digest)
+    }
+
+    /// Stores `bytes` as a module of tenant `tenant` only (not in the shared store), and
+    /// returns its digest.
+    pub fn put_tenant_module(&self, tenant: &str, bytes: &[u8]) -> Result<Digest, CacheError> {
+        let digest = Digest::of(bytes);
+        put_module_at(&self.tenant_module_path(tenant, &digest)?, bytes)?;
+        Ok(digest)
+    }
+
+    /// True when tenant `tenant`'s namespace holds a file for `digest` (false for a name
+    /// that is not a valid tenant name).
+    pub fn has_tenant_module(&self, tenant: &str, digest: &Digest) -> bool {
+        self.tenant_module_path(tenant, digest)
+            .is_ok_and(|p| p.is_file())
+    }
+
+    /// Module `digest` from tenant `tenant`'s namespace, checked like
+    /// [`Cache::get_module`].
+    pub fn get_tenant_module(
+        &self,
+        tenant: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
+        self.get_module_at(&self.tenant_module_path(tenant, digest)?, digest)
+    }
+
+    fn get_module_at(&self, path: &Path, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
+        let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => return Err(io_err(path)(e)),
         };
         if Digest::of(&bytes) != *digest {
             warn!(path = %path.display(), "stored module does not match its digest; quarantined");
-            self.quarantine(&path);
+            self.quarantine(path);
             return Ok(None);
         }
         Ok(Some(bytes))
@@ -430,6 +482,19 @@ impl Cache {
         self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Every file under `tenants/<tenant>/modules/<aa>/`.
+    fn tenant_module_files(&self) -> Result<Vec<PathBuf>, CacheError> {
+        Ok(files_below(&self.root.join("tenants"), 4)?
+            .into_iter()
+            .filter(|f| {
+                f.parent()
+                    .and_then(Path::parent)
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "modules")
+            })
+            .collect())
+    }
+
     /// Every artifact with its size (bytes + metadata) and last use.
     fn artifact_entries(&self) -> Result<Vec<ArtifactEntry>, CacheError> {
         let mut out = Vec::new();
@@ -460,7 +525,7 @@ impl Cache {
     /// files left by interrupted writers.
     pub fn gc(&self, max_bytes: u64) -> Result<GcReport, CacheError> {
         let mut report = GcReport::default();
-        for (dir, depth) in [("modules", 2), ("artifacts", 3)] {
+        for (dir, depth) in [("modules", 2), ("artifacts", 3), ("tenants", 4)] {
             for file in files_below(&self.root.join(dir), depth)? {
                 let is_temp = file
                     .file_name()
@@ -501,7 +566,9 @@ impl Cache {
             return Err(CacheError::ArtifactsDisabled(why.clone()));
         }
         let mut report = VerifyReport::default();
-        for file in files_below(&self.root.join("modules"), 2)? {
+        let mut modules = files_below(&self.root.join("modules"), 2)?;
+        modules.extend(self.tenant_module_files()?);
+        for file in modules {
             let Some(expected) = file
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -573,6 +640,12 @@ impl Cache {
                 s.module_bytes += fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             }
         }
+        for file in self.tenant_module_files()? {
+            if file.extension().is_some_and(|e| e == "wasm") {
+                s.tenant_modules += 1;
+                s.tenant_module_bytes += fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            }
+        }
         for e in self.artifact_entries()? {
             s.artifacts += 1;
             s.artifact_bytes += e.bytes;
@@ -604,6 +677,21 @@ impl Cache {
     /// Files this process quarantined.
     pub fn quarantined(&self) -> u64 {
         self.counters.quarantined.load(Ordering::Relaxed)
+    }
+}
+
+/// `<dir>/<aa>/<sha256>.wasm`.
+fn module_file(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join(digest.prefix())
+        .join(format!("{}.wasm", digest.to_hex()))
+}
+
+/// Writes a module file unless one of the same length is there (its bytes are checked
+/// whenever it is read).
+fn put_module_at(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() == bytes.len() as u64 => Ok(()),
+        _ => write_atomic(path, bytes).map_err(io_err(path)),
     }
 }
 
@@ -674,6 +762,57 @@ mod tests {
         assert_eq!(cache.get_module(&d).unwrap(), None);
         assert_eq!(cache.quarantined(), 1);
         assert!(!cache.has_module(&d));
+    }
+
+    #[test]
+    fn tenant_modules_are_apart_from_the_shared_store_and_from_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let d = cache.put_tenant_module("alice", b"\0asm alice").unwrap();
+        assert!(cache.has_tenant_module("alice", &d));
+        assert!(!cache.has_tenant_module("bob", &d));
+        assert!(!cache.has_module(&d), "not shared");
+        assert_eq!(cache.get_module(&d).unwrap(), None);
+        assert_eq!(cache.get_tenant_module("bob", &d).unwrap(), None);
+        assert_eq!(
+            cache.get_tenant_module("alice", &d).unwrap().as_deref(),
+            Some(&b"\0asm alice"[..])
+        );
+        assert!(
+            dir.path()
+                .join("tenants/alice/modules")
+                .join(d.prefix())
+                .join(format!("{}.wasm", d.to_hex()))
+                .is_file()
+        );
+        let s = cache.disk_stats().unwrap();
+        assert_eq!((s.modules, s.tenant_modules), (0, 1));
+        fs::write(
+            cache.tenant_module_path("alice", &d).unwrap(),
+            b"\0asm alicX",
+        )
+        .unwrap();
+        let r = cache.verify().unwrap();
+        assert_eq!((r.modules, r.quarantined.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_tenant_name_never_becomes_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("c"), None).unwrap();
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b", "a b", "é"] {
+            assert!(!valid_tenant_name(bad), "{bad:?}");
+            assert!(matches!(
+                cache.put_tenant_module(bad, b"x"),
+                Err(CacheError::InvalidTenant(_))
+            ));
+            assert!(!cache.has_tenant_module(bad, &Digest::of(b"x")));
+        }
+        assert!(!valid_tenant_name(&"a".repeat(MAX_TENANT_NAME + 1)));
+        for good in ["alice", "team-1", "svc.batch_2", "a@example.com", "a..b"] {
+            assert!(valid_tenant_name(good), "{good:?}");
+        }
+        assert!(!dir.path().join("x").exists());
     }
 
     #[test]

@@ -44,6 +44,12 @@ impl CacheCommand {
                 } else {
                     println!("root        {}", cache.root().display());
                     println!("modules     {} ({} bytes)", s.modules, s.module_bytes);
+                    if s.tenant_modules > 0 {
+                        println!(
+                            "tenant-only {} modules ({} bytes)",
+                            s.tenant_modules, s.tenant_module_bytes
+                        );
+                    }
                     println!("artifacts   {} ({} bytes)", s.artifacts, s.artifact_bytes);
                     println!("engines     {}", s.engines.join(", "));
                     println!("quarantined {}", s.quarantined);

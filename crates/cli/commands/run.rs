@@ -40,7 +40,7 @@ impl RunCommand {
 
     async fn run(self, settings: Settings) -> Outcome {
         let concurrency = settings.concurrency(&self.sandbox);
-        let (cache, sandbox) = settings.sandbox(&self.sandbox)?;
+        let (cache, sandbox) = settings.local_sandbox(&self.sandbox)?;
         let entries = read_inputs(&self.inputs)?;
         let started = Instant::now();
         let (queue, mut results) = MemoryQueue::new();

@@ -1,10 +1,10 @@
 //! Sandbox settings, fixed when the process starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmq_spec::LimitPolicy;
+use wasmq_spec::{LimitPolicy, Limits};
 
 /// An operator-declared host directory that jobs may mount by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,50 @@ pub struct Volume {
     pub host: PathBuf,
     /// Whether jobs may write to it (read-only otherwise).
     pub writable: bool,
+}
+
+/// What the jobs of one tenant (or the jobs without one) may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// The operator volumes (by name) its jobs may mount; each must be declared.
+    pub volumes: BTreeSet<String>,
+    /// Whether its jobs may carry their module inline (`base64`).
+    pub inline_modules: bool,
+    /// The most its jobs may ask for; each limit within the worker's maximum.
+    pub maximum: Limits,
+}
+
+impl TenantPolicy {
+    /// No volumes, no inline modules, the worker's maximums.
+    pub fn restrictive(limits: &LimitPolicy) -> TenantPolicy {
+        TenantPolicy {
+            volumes: BTreeSet::new(),
+            inline_modules: false,
+            maximum: limits.maximum,
+        }
+    }
+}
+
+/// What happens to jobs without a verified tenant that has a policy: no `user_id`, or a
+/// `user_id` with no entry in [`Tenancy::tenants`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnverifiedJobs {
+    /// They run under [`Tenancy::default`].
+    #[default]
+    Default,
+    /// They are rejected (`tenant_not_allowed`).
+    Reject,
+}
+
+/// Tenant policies: who may do what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Policies by tenant name (the broker user that publishes the tenant's jobs).
+    pub tenants: BTreeMap<String, TenantPolicy>,
+    /// The policy of jobs without a verified tenant that has a policy.
+    pub default: TenantPolicy,
+    /// Whether such jobs run (under `default`) or are rejected.
+    pub unverified: UnverifiedJobs,
 }
 
 /// How the sandbox runs jobs.
@@ -39,6 +83,9 @@ pub struct SandboxConfig {
     /// Bytes of each reused memory/table slot reset in place rather than returned to the
     /// kernel.
     pub keep_resident_bytes: usize,
+    /// Tenant policies; `None` turns tenancy off (every job is treated alike, as the
+    /// operator's).
+    pub tenancy: Option<Tenancy>,
 }
 
 impl Default for SandboxConfig {
@@ -56,6 +103,7 @@ impl Default for SandboxConfig {
             epoch_tick: Duration::from_millis(1),
             pooling: true,
             keep_resident_bytes: 4 * 1024 * 1024,
+            tenancy: None,
         }
     }
 }
@@ -84,6 +132,42 @@ impl SandboxConfig {
             && !root.is_dir()
         {
             return Err(format!("work root {} is not a directory", root.display()));
+        }
+        if let Some(t) = &self.tenancy {
+            for (name, policy) in &t.tenants {
+                if !wasmq_cache::valid_tenant_name(name) {
+                    return Err(format!(
+                        "tenant name {name:?} must be 1 to {} characters of A-Z, a-z, 0-9, '.', '_', '-' or '@', not starting with '.' (it names the tenant's module directory)",
+                        wasmq_cache::MAX_TENANT_NAME
+                    ));
+                }
+                self.check_policy(&format!("tenants.{name}"), policy)?;
+            }
+            self.check_policy("default_tenant", &t.default)?;
+        }
+        Ok(())
+    }
+
+    /// A tenant policy mounts only declared volumes and stays within the worker's maximums.
+    fn check_policy(&self, key: &str, p: &TenantPolicy) -> Result<(), String> {
+        for v in &p.volumes {
+            if !self.volumes.contains_key(v) {
+                let declared: Vec<&str> = self.volumes.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "{key}: volume {v:?} is not declared (declared volumes: [{}])",
+                    declared.join(", ")
+                ));
+            }
+        }
+        if let Some((limit, value, max)) = p.maximum.first_above(&self.limits.maximum) {
+            return Err(format!(
+                "{key}: limits.maximum.{limit} = {value} is above the worker's maximum of {max} ([limits.maximum] {limit})"
+            ));
+        }
+        if p.maximum.timeout_ms == 0 {
+            return Err(format!(
+                "{key}: limits.maximum.timeout_ms must be at least 1"
+            ));
         }
         Ok(())
     }

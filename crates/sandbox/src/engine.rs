@@ -154,6 +154,15 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)?;
+        // WASI's exit status is a u32, but wasmtime-wasi refuses 126 and up with an error
+        // that would read as a failed host call; the job's status is what it passed.
+        linker.allow_shadowing(true);
+        linker.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |code: i32| -> wasmtime::Result<()> { Err(wasmtime_wasi::I32Exit(code).into()) },
+        )?;
+        linker.allow_shadowing(false);
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
         spawn_epoch_ticker(engine.weak(), options.epoch_tick);

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmq_spec::{FileContent, JobResult, Rejection, codes};
 
+use crate::tree;
+
 /// Per-job `/work` directories, reused: a finished job's directory is emptied and handed to
 /// the next job instead of being removed and created again (on some filesystems removing a
 /// directory costs a synchronous discard, tens of microseconds per job).
@@ -81,44 +83,6 @@ impl WorkDir<'_> {
     }
 }
 
-/// What a job's files take.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct DiskUsage {
-    /// Bytes: for each file the larger of its length and its allocated blocks, so a
-    /// sparse file counts at its full length.
-    pub(crate) bytes: u64,
-    /// Files, directories and links.
-    pub(crate) entries: u64,
-}
-
-/// Adds up what is below `dir`, never following symlinks, stopping as soon as either
-/// total passes its limit (so a directory of a million files costs a bounded walk).
-pub(crate) fn disk_usage(
-    dir: &Path,
-    max_bytes: u64,
-    max_entries: u64,
-) -> std::io::Result<DiskUsage> {
-    use std::os::unix::fs::MetadataExt;
-    let mut usage = DiskUsage::default();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d)? {
-            let entry = entry?;
-            let md = entry.metadata()?;
-            usage.entries += 1;
-            if md.is_dir() {
-                stack.push(entry.path());
-            } else {
-                usage.bytes += md.len().max(md.blocks() * 512);
-            }
-            if usage.bytes > max_bytes || usage.entries > max_entries {
-                return Ok(usage);
-            }
-        }
-    }
-    Ok(usage)
-}
-
 impl Drop for WorkDir<'_> {
     fn drop(&mut self) {
         // Reuse only a directory that is verifiably empty again; anything odd is removed.
@@ -127,22 +91,16 @@ impl Drop for WorkDir<'_> {
             free.push(std::mem::take(&mut self.path));
         } else {
             drop(free);
-            let _ = fs::remove_dir_all(&self.path);
+            if tree::remove_contents(&self.path).is_ok() {
+                let _ = fs::remove_dir(&self.path);
+            }
         }
     }
 }
 
-/// Removes everything inside `dir` (never following symlinks), leaving it empty.
+/// Removes everything inside `dir` (never following symlinks, at any depth).
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            fs::remove_dir_all(entry.path())?;
-        } else {
-            fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
+    tree::remove_contents(dir)
 }
 
 /// Decodes the job's input files, so bad base64 is refused before anything runs.
@@ -183,49 +141,39 @@ pub(crate) fn collect(
     dir: &Path,
     patterns: &[String],
     cap: u64,
+    max_entries: u64,
     result: &mut JobResult,
 ) -> std::io::Result<()> {
     if patterns.is_empty() {
         return Ok(());
     }
-    let root = dir.canonicalize()?;
-    let base = glob::Pattern::escape(&root.to_string_lossy());
-    let mut used: u64 = 0;
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
         require_literal_leading_dot: false,
     };
-    for pattern in patterns {
-        let full = format!("{base}/{pattern}");
-        let Ok(paths) = glob::glob_with(&full, options) else {
+    let patterns: Vec<glob::Pattern> = patterns
+        .iter()
+        .filter_map(|p| glob::Pattern::new(p).ok())
+        .collect();
+    // The walk never follows a symlink, so every path it yields is a regular file inside
+    // `dir`; it looks at a bounded number of entries however many the guest made.
+    let found = tree::files_matching(dir, max_entries, |rel| {
+        patterns.iter().any(|p| p.matches_path_with(rel, options))
+    })?;
+    let mut used: u64 = 0;
+    for path in found {
+        let rel = path.to_string_lossy().into_owned();
+        let Ok(meta) = fs::symlink_metadata(dir.join(&path)) else {
             continue;
         };
-        for path in paths.flatten() {
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let Ok(real) = path.canonicalize() else {
-                continue;
-            };
-            let Ok(rel) = real.strip_prefix(&root) else {
-                continue;
-            };
-            let rel = rel.to_string_lossy().into_owned();
-            if result.files.contains_key(&rel) || result.files_omitted.contains(&rel) {
-                continue;
-            }
-            if used + meta.len() > cap {
-                result.files_omitted.push(rel);
-                continue;
-            }
-            let bytes = fs::read(&real)?;
-            used += bytes.len() as u64;
-            result.files.insert(rel, FileContent::from_bytes(bytes));
+        if used + meta.len() > cap {
+            result.files_omitted.push(rel);
+            continue;
         }
+        let bytes = fs::read(dir.join(&path))?;
+        used += bytes.len() as u64;
+        result.files.insert(rel, FileContent::from_bytes(bytes));
     }
     Ok(())
 }
@@ -244,7 +192,7 @@ mod tests {
         fs::write(p.join("other.txt"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", p.join("out/link.txt")).unwrap();
         let mut r = JobResult::new("j", None);
-        collect(p, &["out/*.txt".into()], 6, &mut r).unwrap();
+        collect(p, &["out/*.txt".into()], 6, 1000, &mut r).unwrap();
         assert_eq!(r.files.keys().collect::<Vec<_>>(), ["out/a.txt"]);
         assert_eq!(r.files_omitted, ["out/b.txt"]);
     }

@@ -8,7 +8,8 @@
 //! guest can misbehave ends in a result status; none of them takes the process down.
 //!
 //! # Layout
-//! - [`config`]: [`SandboxConfig`] and [`Volume`], fixed at start.
+//! - [`config`]: [`SandboxConfig`], [`Volume`] and the tenant policies ([`Tenancy`]),
+//!   fixed at start.
 //! - `engine`: the engines (plain and fuel-metering), pooling allocator, epoch tickers,
 //!   fingerprints.
 //! - `modules`: the hot set, single-flight compile, load-from-disk (the one `unsafe`).
@@ -17,6 +18,7 @@
 //! - `pipe`: capped stdout/stderr capture.
 //! - `files`: the job's `/work` directory: inputs in, collected files out.
 
+mod bounds;
 pub mod config;
 mod engine;
 mod files;
@@ -25,6 +27,7 @@ mod limiter;
 mod modules;
 mod pipe;
 mod run;
+mod tree;
 
 use std::sync::Arc;
 
@@ -32,7 +35,7 @@ use tokio::sync::Semaphore;
 use wasmq_cache::{Cache, Digest};
 use wasmq_spec::CacheOutcome;
 
-pub use config::{SandboxConfig, Volume};
+pub use config::{SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 
 use engine::{EngineKind, EngineOptions, Engines};
 use modules::{Artifact, Modules, ResolveError, Source};
@@ -83,7 +86,7 @@ impl Sandbox {
             epoch_tick: config.epoch_tick,
         })
         .map_err(|e| SetupError(format!("the wasm engine refused its configuration: {e:#}")))?;
-        let modules = Modules::new(cache, config.hot_set_size);
+        let modules = Modules::new(cache, config.hot_set_size, config.max_module_bytes);
         let work_dirs =
             files::WorkDirs::new(config.work_root.as_deref(), slots as usize).map_err(|e| {
                 SetupError(format!("could not create the directory for job files: {e}"))

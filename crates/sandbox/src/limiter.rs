@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use wasmtime::ResourceLimiter;
 
-use crate::files::{DiskUsage, disk_usage};
+use crate::tree::{Usage, usage};
 
 /// Epoch ticks between two checks of a running job's `/work` (16 ms at the default tick).
 const DISK_CHECK_EVERY: u32 = 16;
@@ -43,9 +43,18 @@ impl DiskQuota {
     }
 
     /// Measures `/work` now, recording whether it is over the quota; `None` when it could
-    /// not be measured.
-    pub(crate) fn check(&mut self) -> Option<DiskUsage> {
-        let usage = disk_usage(&self.dir, self.max_bytes, self.max_entries).ok()?;
+    /// not be measured, which is recorded as over the quota too: a tree too deep or too
+    /// long to measure must not pass for a small one.
+    pub(crate) fn check(&mut self) -> Option<Usage> {
+        let usage = match usage(&self.dir, self.max_bytes, self.max_entries) {
+            Ok(u) => u,
+            Err(e) => {
+                self.exceeded.get_or_insert_with(|| {
+                    format!("the job's files in /work cannot be measured ({e}), which its disk limit does not allow")
+                });
+                return None;
+            }
+        };
         if self.exceeded.is_none() {
             if usage.bytes > self.max_bytes {
                 self.exceeded = Some(format!(

@@ -79,10 +79,23 @@ pub(crate) enum ResolveError {
 
 /// Where a module's bytes come from when they are needed.
 pub(crate) enum Source {
-    /// The module store, by digest.
+    /// The (shared) module store, by digest.
     Store,
+    /// One tenant's own module store, by digest.
+    Tenant(String),
     /// Bytes the job carried.
     Bytes(Vec<u8>),
+}
+
+/// The rejection of a `sha256` reference the job may not have: absent from the store, or
+/// (to a tenant) in another tenant's namespace. One function, so both read the same.
+pub(crate) fn not_found(digest: &Digest) -> Rejection {
+    Rejection::new(
+        codes::MODULE_NOT_FOUND,
+        format!(
+            "module sha256:{digest} is not in the module store; upload it with `wasmq submit` or `wasmq prewarm`"
+        ),
+    )
 }
 
 /// A resolved module and how it was found.
@@ -101,16 +114,29 @@ pub(crate) struct Modules {
     hot: Mutex<LruCache<(Digest, EngineKind, Artifact), Slot>>,
     cache: Arc<Cache>,
     compiles: AtomicU64,
+    /// Largest module compiled for a job, from the store or inline.
+    max_module_bytes: usize,
 }
 
 impl Modules {
-    pub(crate) fn new(cache: Arc<Cache>, capacity: usize) -> Modules {
+    pub(crate) fn new(cache: Arc<Cache>, capacity: usize, max_module_bytes: usize) -> Modules {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         Modules {
             hot: Mutex::new(LruCache::new(cap)),
             cache,
             compiles: AtomicU64::new(0),
+            max_module_bytes,
         }
+    }
+
+    /// The module store and artifact cache behind the hot set.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The same, shared, for blocking tasks.
+    pub(crate) fn cache_arc(&self) -> Arc<Cache> {
+        self.cache.clone()
     }
 
     /// Forgets every loaded module; the next job of each loads it from disk again.
@@ -193,23 +219,29 @@ impl Modules {
 
         let bytes = match source {
             Source::Bytes(b) => b,
-            Source::Store => {
+            source => {
                 let cache = self.cache.clone();
-                let got = tokio::task::spawn_blocking(move || cache.get_module(&digest))
-                    .await
-                    .map_err(|e| {
-                        ResolveError::Internal(format!("reading the module store panicked: {e}"))
-                    })?;
+                let got = tokio::task::spawn_blocking(move || match &source {
+                    Source::Tenant(tenant) => cache.get_tenant_module(tenant, &digest),
+                    _ => cache.get_module(&digest),
+                })
+                .await
+                .map_err(|e| {
+                    ResolveError::Internal(format!("reading the module store panicked: {e}"))
+                })?;
                 match got {
-                    Ok(Some(b)) => b,
-                    Ok(None) => {
+                    Ok(Some(b)) if b.len() > self.max_module_bytes => {
                         return Err(ResolveError::Rejected(Rejection::new(
-                            codes::MODULE_NOT_FOUND,
+                            codes::MODULE_TOO_LARGE,
                             format!(
-                                "module sha256:{digest} is not in the module store; upload it with `wasmq submit` or `wasmq prewarm`"
+                                "module sha256:{digest} is {} bytes, larger than this worker's maximum of {} bytes (max_module_bytes)",
+                                b.len(),
+                                self.max_module_bytes
                             ),
                         )));
                     }
+                    Ok(Some(b)) => b,
+                    Ok(None) => return Err(ResolveError::Rejected(not_found(&digest))),
                     Err(e) => return Err(ResolveError::Internal(e.to_string())),
                 }
             }
@@ -219,6 +251,10 @@ impl Modules {
             && found != artifact
         {
             let r = Rejection::new(codes::WRONG_KIND, wrong_kind(artifact, found));
+            return Ok((Err(r), CacheOutcome::Compiled, 0));
+        }
+        if let Err(why) = crate::bounds::check(&bytes) {
+            let r = Rejection::new(codes::MODULE_TOO_COMPLEX, why);
             return Ok((Err(r), CacheOutcome::Compiled, 0));
         }
         let started = Instant::now();
@@ -241,10 +277,19 @@ impl Modules {
         let (module, serialized) = match compiled {
             Ok(m) => m,
             Err(e) => {
-                let r = Rejection::new(
-                    codes::INVALID_MODULE,
-                    format!("the module is not valid WebAssembly: {e:#}"),
-                );
+                let message = format!("{e:#}");
+                // Valid, but asking for more memory or table than any job here may have.
+                let r = if message.contains("pooling allocator") {
+                    Rejection::new(
+                        codes::MEMORY_LIMIT,
+                        format!("the module needs more than this worker allows: {message}"),
+                    )
+                } else {
+                    Rejection::new(
+                        codes::INVALID_MODULE,
+                        format!("the module is not valid WebAssembly: {message}"),
+                    )
+                };
                 return Ok((Err(r), CacheOutcome::Compiled, compile_us));
             }
         };

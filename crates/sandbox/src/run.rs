@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use tracing::debug;
+use tracing::{debug, warn};
 use wasmq_cache::Digest;
 use wasmq_spec::{Job, JobKind, JobResult, Limits, ModuleRef, Rejection, Status, WORK_DIR, codes};
 use wasmtime::component::ResourceTable;
@@ -13,11 +13,12 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::Sandbox;
+use crate::config::{Tenancy, TenantPolicy, UnverifiedJobs};
 use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
 use crate::kinds::{self, RunEnd};
 use crate::limiter::{DiskQuota, JobLimiter};
-use crate::modules::{Artifact, Loaded, ResolveError, Source};
+use crate::modules::{self, Artifact, Loaded, ResolveError, Source};
 use crate::pipe::CappedPipe;
 
 /// argv\[0\] as the guest sees it.
@@ -30,6 +31,73 @@ struct Mount {
     guest: String,
     host: std::path::PathBuf,
     perms: FsPerms,
+}
+
+/// The rules a job runs under.
+#[derive(Clone, Copy)]
+enum Policy<'a> {
+    /// Tenancy is off: the worker's limits, every declared volume, any module.
+    Operator,
+    /// A tenant policy: the named tenant's, or the default policy (`name: None`).
+    Tenant {
+        name: Option<&'a str>,
+        policy: &'a TenantPolicy,
+    },
+}
+
+impl Policy<'_> {
+    /// Who the policy is about, for messages.
+    fn who(&self) -> String {
+        match self {
+            Policy::Operator => "this worker".into(),
+            Policy::Tenant { name: Some(n), .. } => format!("tenant {n:?}"),
+            Policy::Tenant { name: None, .. } => "a job without a tenant policy".into(),
+        }
+    }
+
+    /// Whose maximum limits are, for messages.
+    fn whose(&self) -> String {
+        match self {
+            Policy::Operator => "this worker's".into(),
+            Policy::Tenant { name: Some(n), .. } => format!("tenant {n:?}'s"),
+            Policy::Tenant { name: None, .. } => "the default tenant policy's".into(),
+        }
+    }
+}
+
+/// The policy for a job published by broker user `tenant` (verified by the broker), or
+/// why the job may not run at all.
+fn policy<'a>(
+    tenancy: Option<&'a Tenancy>,
+    tenant: Option<&'a str>,
+) -> Result<Policy<'a>, Rejection> {
+    let Some(t) = tenancy else {
+        return Ok(Policy::Operator);
+    };
+    // Only names from the configuration (checked to be plain directory names) are ever
+    // used further, never the user id itself.
+    if let Some((name, policy)) = tenant.and_then(|n| t.tenants.get_key_value(n)) {
+        return Ok(Policy::Tenant {
+            name: Some(name.as_str()),
+            policy,
+        });
+    }
+    match (t.unverified, tenant) {
+        (UnverifiedJobs::Default, _) => Ok(Policy::Tenant {
+            name: None,
+            policy: &t.default,
+        }),
+        (UnverifiedJobs::Reject, None) => Err(Rejection::new(
+            codes::TENANT_NOT_ALLOWED,
+            "the job message has no user_id, and this worker runs only jobs of the tenants it has a policy for; publish it with `wasmq submit`, which sets user_id to the user of its broker connection",
+        )),
+        (UnverifiedJobs::Reject, Some(user)) => Err(Rejection::new(
+            codes::TENANT_NOT_ALLOWED,
+            format!(
+                "broker user {user:?} has no tenant policy on this worker, which runs only jobs of the tenants it has a policy for"
+            ),
+        )),
+    }
 }
 
 /// Everything a run needs besides the module, prepared before a slot is taken.
@@ -45,10 +113,26 @@ struct Prepared<'a> {
 
 impl Sandbox {
     /// Runs `job` and returns its result; never fails: every problem is a status.
+    ///
+    /// The job has no tenant: with tenancy on it gets the default policy (or is rejected).
     pub async fn run(&self, job: &Job) -> JobResult {
+        self.run_as(job, None).await
+    }
+
+    /// Runs `job`, published by `tenant` (a broker user the broker verified), under that
+    /// tenant's policy; see [`crate::Tenancy`]. Without tenancy, `tenant` is ignored.
+    pub async fn run_as(&self, job: &Job, tenant: Option<&str>) -> JobResult {
         let started = Instant::now();
         let mut result = JobResult::new(job.id(), job.batch.clone());
-        if let Err(r) = self.run_into(job, &mut result).await {
+        let tenancy = self.inner.config.tenancy.as_ref();
+        if tenancy.is_some() {
+            result.tenant = tenant.map(str::to_owned);
+        }
+        let outcome = match policy(tenancy, tenant) {
+            Ok(policy) => self.run_into(job, policy, &mut result).await,
+            Err(r) => Err(r),
+        };
+        if let Err(r) = outcome {
             result.set_outcome(Status::Rejected, r.code, r.message);
         }
         result.timings.total_us = started.elapsed().as_micros() as u64;
@@ -56,9 +140,14 @@ impl Sandbox {
         result
     }
 
-    async fn run_into(&self, job: &Job, result: &mut JobResult) -> Result<(), Rejection> {
+    async fn run_into(
+        &self,
+        job: &Job,
+        policy: Policy<'_>,
+        result: &mut JobResult,
+    ) -> Result<(), Rejection> {
         let inner = &self.inner;
-        let prepared = self.prepare(job)?;
+        let prepared = self.prepare(job, policy)?;
         let kind = if prepared.limits.fuel.is_some() {
             EngineKind::Fuel
         } else {
@@ -77,9 +166,15 @@ impl Sandbox {
         };
         result.engine = Some(rt.fingerprint.clone());
 
-        let (digest, source) = self.module_source(&job.module)?;
+        let (digest, source) = self.module_source(&job.module, policy)?;
         result.module = Some(digest.to_hex());
         tracing::Span::current().record("module", result.module.as_deref());
+        let (source, keep_for) = self.namespace(policy, digest, source)?;
+        // Kept to store in the tenant's namespace once it has resolved.
+        let keep = match (&source, keep_for) {
+            (Source::Bytes(b), Some(tenant)) => Some((tenant, b.clone())),
+            _ => None,
+        };
         let t = Instant::now();
         let artifact = if job.kind.is_component() {
             Artifact::Component
@@ -93,6 +188,12 @@ impl Sandbox {
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
         let resolved = match resolved {
             Ok(r) => r,
+            // A module whose declared memory or table is above every limit here is what
+            // `memory_exceeded` means, though it never ran.
+            Err(ResolveError::Rejected(r)) if r.code == codes::MEMORY_LIMIT => {
+                result.set_outcome(Status::MemoryExceeded, r.code, r.message);
+                return Ok(());
+            }
             Err(ResolveError::Rejected(r)) => return Err(r),
             Err(ResolveError::Internal(m)) => {
                 result.set_outcome(Status::InternalError, codes::INTERNAL, m);
@@ -101,6 +202,9 @@ impl Sandbox {
         };
         result.cache = Some(resolved.outcome);
         result.timings.compile_us = resolved.compile_us;
+        if let Some((tenant, bytes)) = keep {
+            self.store_tenant_module(tenant, bytes).await;
+        }
 
         let _slot = inner
             .slots
@@ -128,6 +232,7 @@ impl Sandbox {
             dir.path(),
             &job.collect,
             prepared.limits.output_bytes,
+            prepared.limits.files,
             result,
         ) {
             result.set_outcome(
@@ -140,14 +245,35 @@ impl Sandbox {
     }
 
     /// Checks limits, volumes, stdin and files before any work is done.
-    fn prepare<'a>(&self, job: &'a Job) -> Result<Prepared<'a>, Rejection> {
+    fn prepare<'a>(&self, job: &'a Job, policy: Policy<'_>) -> Result<Prepared<'a>, Rejection> {
         let config = &self.inner.config;
         // Decoding validated it already, but this library may be handed any `Job`, and
         // `files` keys become host paths: the check stays here, at the boundary (< 1 µs).
         job.validate()?;
-        let limits = config.limits.resolve(&job.limits)?;
+        let limits = match policy {
+            Policy::Operator => config.limits.resolve(&job.limits)?,
+            Policy::Tenant { policy: p, .. } => config
+                .limits
+                .narrowed(p.maximum)
+                .resolve_with(&job.limits, &policy.whose())?,
+        };
         let mut mounts = Vec::with_capacity(job.volumes.len());
         for (guest, name) in &job.volumes {
+            // A tenant learns only of its own volumes: any other name, declared or not, is
+            // refused the same way.
+            if let Policy::Tenant { policy: p, .. } = policy
+                && !p.volumes.contains(name)
+            {
+                let allowed: Vec<&str> = p.volumes.iter().map(String::as_str).collect();
+                return Err(Rejection::new(
+                    codes::VOLUME_NOT_ALLOWED,
+                    format!(
+                        "{} may not mount volume {name:?} (at {guest}); volumes it may mount: [{}]",
+                        policy.who(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
             let Some(v) = config.volumes.get(name) else {
                 let declared: Vec<&str> = config.volumes.keys().map(String::as_str).collect();
                 return Err(Rejection::new(
@@ -200,8 +326,23 @@ impl Sandbox {
     }
 
     /// The digest of the job's module and where its bytes are.
-    fn module_source(&self, module: &ModuleRef) -> Result<(Digest, Source), Rejection> {
+    fn module_source(
+        &self,
+        module: &ModuleRef,
+        policy: Policy<'_>,
+    ) -> Result<(Digest, Source), Rejection> {
         let max = self.inner.config.max_module_bytes;
+        if let (ModuleRef::Base64(_), Policy::Tenant { policy: p, .. }) = (module, policy)
+            && !p.inline_modules
+        {
+            return Err(Rejection::new(
+                codes::INLINE_MODULE_NOT_ALLOWED,
+                format!(
+                    "{} may not send modules inline (module.base64); refer by sha256 to a module in the module store",
+                    policy.who()
+                ),
+            ));
+        }
         match module {
             ModuleRef::Sha256(hex) => {
                 let d = hex.parse::<Digest>().map_err(|e| {
@@ -214,7 +355,7 @@ impl Sandbox {
                     return Err(Rejection::new(
                         codes::MODULE_TOO_LARGE,
                         format!(
-                            "the inline module is larger than this worker's maximum of {max} bytes; upload it and refer to it by sha256"
+                            "the inline module is larger than this worker's maximum of {max} bytes (max_module_bytes)"
                         ),
                     ));
                 }
@@ -233,6 +374,57 @@ impl Sandbox {
                     p.display()
                 ),
             )),
+        }
+    }
+
+    /// Applies the module namespace of `policy` before anything is looked up: a tenant's
+    /// job may refer by sha256 to a module of the shared store or of its own namespace;
+    /// any other digest is `module_not_found`, exactly as for a module that does not exist
+    /// (the hot set and the artifacts are shared and would otherwise answer). Also returns
+    /// the tenant whose namespace should keep inline bytes that are in neither.
+    ///
+    /// The checks are a `stat` or two, done inline.
+    fn namespace<'p>(
+        &self,
+        policy: Policy<'p>,
+        digest: Digest,
+        source: Source,
+    ) -> Result<(Source, Option<&'p str>), Rejection> {
+        let Policy::Tenant { name, .. } = policy else {
+            return Ok((source, None));
+        };
+        let cache = self.inner.modules.cache();
+        match source {
+            Source::Store if cache.has_module(&digest) => Ok((Source::Store, None)),
+            Source::Store => match name {
+                Some(t) if cache.has_tenant_module(t, &digest) => {
+                    Ok((Source::Tenant(t.to_owned()), None))
+                }
+                _ => Err(modules::not_found(&digest)),
+            },
+            Source::Bytes(bytes) => {
+                let keep = name
+                    .filter(|t| !cache.has_module(&digest) && !cache.has_tenant_module(t, &digest));
+                Ok((Source::Bytes(bytes), keep))
+            }
+            Source::Tenant(_) => Err(modules::not_found(&digest)),
+        }
+    }
+
+    /// Keeps inline bytes that resolved in `tenant`'s namespace, so its later jobs may
+    /// refer to them by sha256. A failed write only costs that, never this job.
+    async fn store_tenant_module(&self, tenant: &str, bytes: Vec<u8>) {
+        let cache = self.inner.modules.cache_arc();
+        let t = tenant.to_owned();
+        let stored = tokio::task::spawn_blocking(move || cache.put_tenant_module(&t, &bytes)).await;
+        match stored {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(tenant, error = %e, "could not keep an inline module in the tenant's namespace")
+            }
+            Err(e) => {
+                warn!(tenant, error = %e, "keeping an inline module in the tenant's namespace panicked")
+            }
         }
     }
 

@@ -89,6 +89,37 @@ impl Limits {
     };
 }
 
+impl Limits {
+    /// Every limit but fuel, by name, in a stable order.
+    fn named(&self) -> [(&'static str, u64); 7] {
+        [
+            ("timeout_ms", self.timeout_ms),
+            ("memory_bytes", self.memory_bytes),
+            ("stdout_bytes", self.stdout_bytes),
+            ("stderr_bytes", self.stderr_bytes),
+            ("output_bytes", self.output_bytes),
+            ("disk_bytes", self.disk_bytes),
+            ("files", self.files),
+        ]
+    }
+
+    /// The first limit of `self` above the same limit of `max`, as (name, value, maximum);
+    /// `None` when every limit is within. Fuel `None` means unbounded, so it is above any
+    /// bounded maximum.
+    pub fn first_above(&self, max: &Limits) -> Option<(&'static str, String, String)> {
+        for ((name, v), (_, m)) in self.named().into_iter().zip(max.named()) {
+            if v > m {
+                return Some((name, v.to_string(), m.to_string()));
+            }
+        }
+        match (self.fuel, max.fuel) {
+            (Some(v), Some(m)) if v > m => Some(("fuel", v.to_string(), m.to_string())),
+            (None, Some(m)) => Some(("fuel", "unbounded".into(), m.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// A worker's defaults and maximums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitPolicy {
@@ -139,20 +170,47 @@ impl LimitPolicy {
         Ok(())
     }
 
+    /// This policy with a tighter maximum (`max`, within this one's maximum): a default
+    /// above `max` is lowered to it, since a job that asks for nothing must still be
+    /// within its maximum.
+    pub fn narrowed(&self, max: Limits) -> LimitPolicy {
+        let d = &self.default;
+        LimitPolicy {
+            default: Limits {
+                timeout_ms: d.timeout_ms.min(max.timeout_ms),
+                fuel: match (d.fuel, max.fuel) {
+                    (Some(d), Some(m)) => Some(d.min(m)),
+                    (d, _) => d,
+                },
+                memory_bytes: d.memory_bytes.min(max.memory_bytes),
+                stdout_bytes: d.stdout_bytes.min(max.stdout_bytes),
+                stderr_bytes: d.stderr_bytes.min(max.stderr_bytes),
+                output_bytes: d.output_bytes.min(max.output_bytes),
+                disk_bytes: d.disk_bytes.min(max.disk_bytes),
+                files: d.files.min(max.files),
+            },
+            maximum: max,
+        }
+    }
+
     /// The limits for a job that asks for `req`, or why it may not have them.
     pub fn resolve(&self, req: &LimitsRequest) -> Result<Limits, Rejection> {
-        fn pick(name: &str, asked: Option<u64>, default: u64, max: u64) -> Result<u64, Rejection> {
-            match asked {
-                None => Ok(default),
-                Some(v) if v > max => Err(Rejection::new(
-                    codes::LIMIT_ABOVE_MAXIMUM,
-                    format!(
-                        "limits.{name} = {v} is above this worker's maximum of {max}; ask for at most {max}"
-                    ),
-                )),
-                Some(v) => Ok(v),
-            }
-        }
+        self.resolve_with(req, "this worker's")
+    }
+
+    /// As [`LimitPolicy::resolve`]; a rejection names the maximum as `whose` maximum
+    /// (`this worker's`, `tenant "alice"'s`).
+    pub fn resolve_with(&self, req: &LimitsRequest, whose: &str) -> Result<Limits, Rejection> {
+        let pick = |name: &str, asked: Option<u64>, default: u64, max: u64| match asked {
+            None => Ok(default),
+            Some(v) if v > max => Err(Rejection::new(
+                codes::LIMIT_ABOVE_MAXIMUM,
+                format!(
+                    "limits.{name} = {v} is above {whose} maximum of {max}; ask for at most {max}"
+                ),
+            )),
+            Some(v) => Ok(v),
+        };
         let (d, m) = (&self.default, &self.maximum);
         let timeout_ms = pick("timeout_ms", req.timeout_ms, d.timeout_ms, m.timeout_ms)?;
         if timeout_ms == 0 {
@@ -244,6 +302,38 @@ mod tests {
         assert_eq!(
             p.resolve(&over).unwrap_err().code,
             codes::LIMIT_ABOVE_MAXIMUM
+        );
+    }
+
+    #[test]
+    fn a_narrowed_policy_names_its_owner_and_lowers_defaults() {
+        let mut max = Limits::MAXIMUM;
+        max.timeout_ms = 500;
+        max.fuel = Some(10);
+        let p = LimitPolicy::default().narrowed(max);
+        let silent = p.resolve(&LimitsRequest::default()).unwrap();
+        assert_eq!((silent.timeout_ms, silent.fuel), (500, None));
+        let req = LimitsRequest {
+            timeout_ms: Some(501),
+            ..Default::default()
+        };
+        let err = p.resolve_with(&req, "tenant \"bob\"'s").unwrap_err();
+        assert_eq!(err.code, codes::LIMIT_ABOVE_MAXIMUM);
+        assert_eq!(
+            err.message,
+            "limits.timeout_ms = 501 is above tenant \"bob\"'s maximum of 500; ask for at most 500"
+        );
+        assert_eq!(max.first_above(&Limits::MAXIMUM), None);
+        assert_eq!(
+            Limits::MAXIMUM.first_above(&max),
+            Some(("timeout_ms", "300000".into(), "500".into()))
+        );
+        let mut no_fuel_cap = max;
+        no_fuel_cap.fuel = None;
+        assert_eq!(
+            no_fuel_cap.first_above(&max).map(|a| a.0),
+            Some("fuel"),
+            "unbounded fuel is above a bounded maximum"
         );
     }
 

@@ -24,6 +24,8 @@ pub mod codes {
     pub const MODULE_TOO_LARGE: &str = "module_too_large";
     /// Bytes that do not validate or compile as a WebAssembly module.
     pub const INVALID_MODULE: &str = "invalid_module";
+    /// A function nests deeper or declares more locals than the compiler is allowed to take.
+    pub const MODULE_TOO_COMPLEX: &str = "module_too_complex";
     /// The module imports something the sandbox does not provide.
     pub const UNKNOWN_IMPORT: &str = "unknown_import";
     /// The module has no `_start` export to run as a command.
@@ -37,8 +39,14 @@ pub mod codes {
     pub const GUEST_ERROR: &str = "guest_error";
     /// A volume name the operator did not declare.
     pub const UNKNOWN_VOLUME: &str = "unknown_volume";
-    /// A limit above this worker's maximum.
+    /// A limit above this worker's maximum, or above the maximum of the job's tenant.
     pub const LIMIT_ABOVE_MAXIMUM: &str = "limit_above_maximum";
+    /// A declared volume the job's tenant policy does not allow it to mount.
+    pub const VOLUME_NOT_ALLOWED: &str = "volume_not_allowed";
+    /// An inline (`base64`) module where the job's tenant policy allows only stored ones.
+    pub const INLINE_MODULE_NOT_ALLOWED: &str = "inline_module_not_allowed";
+    /// The job has no verified tenant with a policy, and this worker rejects such jobs.
+    pub const TENANT_NOT_ALLOWED: &str = "tenant_not_allowed";
     /// The guest ran past its wall-clock limit.
     pub const TIMEOUT: &str = "timeout";
     /// The guest used all of its fuel.

@@ -159,6 +159,10 @@ pub struct JobResult {
     /// The worker that produced this result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The job's verified tenant (the broker user that published it), when the worker
+    /// enforces tenant policies and the message carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 fn one() -> u32 {
@@ -194,6 +198,7 @@ impl JobResult {
             cache: None,
             timings: Timings::default(),
             worker: None,
+            tenant: None,
         }
     }
 

@@ -93,6 +93,7 @@ async fn handle<T: Transport>(
     permit: OwnedSemaphorePermit,
 ) {
     let attempt = delivery.attempt();
+    let tenant = delivery.tenant().map(str::to_owned);
     let mut result = match decode(delivery.body(), config.max_message_bytes) {
         Err(rejected) => *rejected,
         Ok(job) => {
@@ -106,8 +107,11 @@ async fn handle<T: Transport>(
             );
             let (id, batch) = (job.id().to_owned(), job.batch.clone());
             let sandbox = sandbox.clone();
+            let tenant = tenant.clone();
             // Its own task, so that a panic in the runner is caught here as a host fault.
-            let run = tokio::spawn(async move { sandbox.run(&job).await }.instrument(span));
+            let run = tokio::spawn(
+                async move { sandbox.run_as(&job, tenant.as_deref()).await }.instrument(span),
+            );
             match run.await {
                 Ok(r) => r,
                 Err(e) => JobResult::internal(id, batch, format!("the runner failed: {e}")),
@@ -133,11 +137,16 @@ async fn handle<T: Transport>(
     }
     result.attempt = attempt;
     result.worker = Some(config.worker_id.clone());
+    // Every result of a tenant's job names it, messages that are not jobs included.
+    if sandbox.config().tenancy.is_some() {
+        result.tenant = tenant;
+    }
     info!(
         job = %result.id,
         batch = result.batch.as_deref().unwrap_or(""),
         module = result.module.as_deref().unwrap_or(""),
         status = %result.status,
+        tenant = result.tenant.as_deref().unwrap_or(""),
         attempt,
         total_us = result.timings.total_us,
         "job done"
