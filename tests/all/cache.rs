@@ -437,3 +437,100 @@ fn a_full_or_read_only_cache_disk_does_not_fail_jobs() {
         err("ro.err")
     );
 }
+
+#[test]
+fn two_processes_and_a_gc_sharing_one_cache_never_corrupt_it() {
+    let d = Dir::new();
+    let modules = [
+        guest("hello"),
+        guest("wordcount"),
+        guest("jsonx"),
+        fixture("hello.wat"),
+        fixture("noop.wat"),
+        fixture("exit7.wat"),
+    ];
+    let jobs: Vec<_> = (0..120)
+        .map(|i| {
+            with(
+                job(&format!("j{i}"), &modules[i % modules.len()]),
+                json!({"files": {"input.txt": "a b"}, "stdin": "[]"}),
+            )
+        })
+        .collect();
+    let file = d.jobs_file("shared.jsonl", &jobs);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A collector evicting everything, over and over, while both processes compile and
+    // load.
+    let gc = {
+        let (stop, cache) = (stop.clone(), d.cache_dir());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmq"))
+                    .env_remove("WASMQ_CONFIG")
+                    .env("WASMQ_CACHE_DIR", &cache)
+                    .args(["cache", "gc", "--max-bytes", "0"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                runs += 1;
+            }
+            runs
+        })
+    };
+    for round in 0..3 {
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                d.wasmq()
+                    .args(["run", "-j", "4"])
+                    .arg(&file)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let r = crate::support::parse(child.wait_with_output().unwrap());
+            assert_eq!(r.results.len(), jobs.len(), "round {round}: {}", r.stderr);
+            // exit7.wat fails by design; everything else succeeds.
+            assert_eq!(
+                r.count_status(Status::Failed),
+                jobs.len() / modules.len(),
+                "round {round}: {}",
+                r.stderr
+            );
+            assert_eq!(
+                r.count_status(Status::Succeeded),
+                jobs.len() - jobs.len() / modules.len(),
+                "round {round}: {}",
+                r.stderr
+            );
+            assert!(
+                !r.stderr.contains("integrity check"),
+                "no process ever found a damaged artifact: {}",
+                r.stderr
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(gc.join().unwrap() > 0, "the collector ran");
+    let verify = d.wasmq().args(["cache", "verify"]).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.cache_dir().join("quarantine"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing was ever quarantined"
+    );
+}
