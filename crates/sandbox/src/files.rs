@@ -18,8 +18,8 @@ use crate::tree;
 /// pool is dropped.
 pub(crate) struct WorkDirs {
     root: tempfile::TempDir,
-    /// Empty directories ready for a job.
-    free: Mutex<Vec<PathBuf>>,
+    /// Empty directories ready for a job, with an open handle on each.
+    free: Mutex<Vec<(PathBuf, rustix::fs::Dir)>>,
     /// Most directories kept for reuse.
     keep: usize,
     next: AtomicU64,
@@ -31,6 +31,9 @@ pub(crate) struct WorkDir<'a> {
     pool: &'a WorkDirs,
     /// Seen empty after the job, so there is nothing to remove.
     empty: bool,
+    /// An open handle on the directory, kept across jobs: it tells whether the directory
+    /// is empty without opening it again. Lent to the job's disk quota while it runs.
+    handle: Option<rustix::fs::Dir>,
 }
 
 impl WorkDirs {
@@ -52,7 +55,7 @@ impl WorkDirs {
     /// An empty directory for one job.
     pub(crate) fn take(&self) -> std::io::Result<WorkDir<'_>> {
         let reused = self.free.lock().expect("work dir lock").pop();
-        let path = match reused {
+        let (path, handle) = match reused {
             Some(p) => p,
             None => {
                 let p = self
@@ -60,13 +63,22 @@ impl WorkDirs {
                     .path()
                     .join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
                 fs::create_dir(&p)?;
-                p
+                let fd = rustix::fs::open(
+                    &p,
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::NOFOLLOW
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?;
+                (p, rustix::fs::Dir::new(fd)?)
             }
         };
         Ok(WorkDir {
             path,
             pool: self,
             empty: false,
+            handle: Some(handle),
         })
     }
 }
@@ -81,14 +93,30 @@ impl WorkDir<'_> {
     pub(crate) fn mark_empty(&mut self) {
         self.empty = true;
     }
+
+    /// Lends the directory's open handle (to the job's disk quota).
+    pub(crate) fn lend_handle(&mut self) -> Option<rustix::fs::Dir> {
+        self.handle.take()
+    }
+
+    /// Takes the handle back after the job.
+    pub(crate) fn return_handle(&mut self, handle: Option<rustix::fs::Dir>) {
+        if handle.is_some() {
+            self.handle = handle;
+        }
+    }
 }
 
 impl Drop for WorkDir<'_> {
     fn drop(&mut self) {
         // Reuse only a directory that is verifiably empty again; anything odd is removed.
         let mut free = self.pool.free.lock().expect("work dir lock");
-        if free.len() < self.pool.keep && (self.empty || empty_dir(&self.path).is_ok()) {
-            free.push(std::mem::take(&mut self.path));
+        if free.len() < self.pool.keep
+            && self.handle.is_some()
+            && (self.empty || empty_dir(&self.path).is_ok())
+        {
+            let handle = self.handle.take().expect("checked above");
+            free.push((std::mem::take(&mut self.path), handle));
         } else {
             drop(free);
             if tree::remove_contents(&self.path).is_ok() {

@@ -134,6 +134,32 @@ impl Sandbox {
     pub async fn prewarm(&self, bytes: Vec<u8>) -> Result<Prewarmed, String> {
         let digest = Digest::of(&bytes);
         let artifact = modules::sniff(&bytes).unwrap_or(Artifact::Core);
+        self.prewarm_from(digest, artifact, Source::Bytes(bytes))
+            .await
+    }
+
+    /// Loads the module `digest` of the module store, a core module or a `component`, for
+    /// the default engine, compiling it only if no artifact is cached: what a job naming it
+    /// by sha256 does before it runs. The bytes are read (and hashed) only on a compile.
+    pub async fn prewarm_stored(
+        &self,
+        digest: Digest,
+        component: bool,
+    ) -> Result<Prewarmed, String> {
+        let artifact = if component {
+            Artifact::Component
+        } else {
+            Artifact::Core
+        };
+        self.prewarm_from(digest, artifact, Source::Store).await
+    }
+
+    async fn prewarm_from(
+        &self,
+        digest: Digest,
+        artifact: Artifact,
+        source: Source,
+    ) -> Result<Prewarmed, String> {
         let rt = self
             .inner
             .engines
@@ -142,13 +168,7 @@ impl Sandbox {
         match self
             .inner
             .modules
-            .resolve(
-                rt,
-                EngineKind::Plain,
-                artifact,
-                digest,
-                Source::Bytes(bytes),
-            )
+            .resolve(rt, EngineKind::Plain, artifact, digest, source)
             .await
         {
             Ok(r) => Ok(Prewarmed {

@@ -222,9 +222,11 @@ impl Sandbox {
                 return Ok(());
             }
         };
-        let left_empty = self
-            .execute(rt, &resolved.loaded, &prepared, dir.path(), result)
+        let handle = dir.lend_handle();
+        let (left_empty, handle) = self
+            .execute(rt, &resolved.loaded, &prepared, dir.path(), handle, result)
             .await;
+        dir.return_handle(handle);
         if left_empty {
             dir.mark_empty();
         }
@@ -443,8 +445,9 @@ impl Sandbox {
         loaded: &Loaded,
         p: &Prepared<'_>,
         dir: &std::path::Path,
+        handle: Option<rustix::fs::Dir>,
         result: &mut JobResult,
-    ) -> bool {
+    ) -> (bool, Option<rustix::fs::Dir>) {
         let limits = &p.limits;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
@@ -452,10 +455,10 @@ impl Sandbox {
             Ok(w) => w,
             Err(m) => {
                 result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                return false;
+                return (false, handle);
             }
         };
-        let quota = DiskQuota::new(dir.to_owned(), limits.disk_bytes, limits.files);
+        let quota = DiskQuota::new(dir.to_owned(), limits.disk_bytes, limits.files, handle);
         let limiter = JobLimiter::new(
             limits.memory_bytes,
             self.inner.config.max_table_elements,
@@ -468,7 +471,7 @@ impl Sandbox {
             (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
                 if let Err(r) = kinds::check_core_exports(pre.module(), p.job) {
                     result.set_outcome(Status::Rejected, r.code, r.message);
-                    return false;
+                    return (false, None);
                 }
                 let state = State {
                     wasi: wasi.build_p1(),
@@ -478,7 +481,7 @@ impl Sandbox {
                     Ok(s) => s,
                     Err(m) => {
                         result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                        return false;
+                        return (false, None);
                     }
                 };
                 let run = kinds::run_core(
@@ -505,7 +508,7 @@ impl Sandbox {
                     Ok(s) => s,
                     Err(m) => {
                         result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                        return false;
+                        return (false, None);
                     }
                 };
                 let run =
@@ -519,7 +522,7 @@ impl Sandbox {
                     kind.as_str()
                 );
                 result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                return false;
+                return (false, None);
             }
         };
         result.timings.instantiate_us = instantiate_us;
@@ -542,7 +545,7 @@ impl Sandbox {
         if let Some(why) = usage.disk_exceeded {
             result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
         }
-        usage.disk_empty
+        (usage.disk_empty, usage.handle)
     }
 
     /// The job's WASI context: args, env, stdio, `/work` and volumes, nothing else.
@@ -583,6 +586,7 @@ struct Usage {
     refused: Option<String>,
     disk_exceeded: Option<String>,
     disk_empty: bool,
+    handle: Option<rustix::fs::Dir>,
 }
 
 fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
@@ -592,13 +596,14 @@ fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
     let limiter = store.data_mut().limiter();
     // The last measure of /work: a job that wrote past its quota and exited at once is
     // caught here.
-    let disk = limiter.disk.check();
+    let disk = limiter.disk.check_final();
     Usage {
         fuel_consumed,
         peak_memory: limiter.peak_memory as u64,
         refused: limiter.refused.take(),
         disk_exceeded: limiter.disk.exceeded.take(),
         disk_empty: disk.is_some_and(|d| d.entries == 0),
+        handle: limiter.disk.handle.take(),
     }
 }
 

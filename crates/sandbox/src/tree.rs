@@ -84,6 +84,20 @@ pub(crate) fn remove_contents(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// True when the directory read through `dir` holds no entry: one rewind and one or two
+/// reads of an already open handle.
+pub(crate) fn is_empty(dir: &mut Dir) -> io::Result<bool> {
+    dir.rewind();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// What a job's files take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Usage {
