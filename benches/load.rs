@@ -429,7 +429,7 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
     let jobs: String = (0..1000)
         .map(|i| {
             format!(
-                "{{\"id\":\"c{i}\",\"module\":{{\"path\":{:?}}},\"stdin\":\"a b c\"}}\n",
+                "{{\"id\":\"c{i}\",\"module\":{{\"path\":{:?}}},\"files\":{{\"input.txt\":\"a b c\"}}}}\n",
                 modules[i % 10]
             )
         })
@@ -459,7 +459,9 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 1000, "every job has a result");
-    assert!(lines.iter().all(|r| r["status"] == "succeeded"));
+    if let Some(bad) = lines.iter().find(|r| r["status"] != "succeeded") {
+        panic!("a cold-batch job did not succeed: {bad}");
+    }
     let compiled = lines.iter().filter(|r| r["cache"] == "compiled").count();
     let mut queues = prefix_queues(&prefix);
     queues.push(format!("{prefix}.batch.{batch}"));
