@@ -353,6 +353,25 @@ async fn wasmq_flow(n: usize, dir: &Path) -> (Flow, Flow) {
     (batch, single)
 }
 
+/// `wasmq submit FILE`, then `wasmq results --batch B --wait`: the batch id and what
+/// `results` printed.
+fn submit_and_wait(prefix: &str, cache: &Path, file: &Path) -> (String, Vec<u8>) {
+    let submit = wasmq(prefix, cache)
+        .arg("submit")
+        .arg(file)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(submit.status.success());
+    let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
+    let results = wasmq(prefix, cache)
+        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    (batch, results.stdout)
+}
+
 /// wasmq through its CLI: jobs per second from the start of `submit` to the last result
 /// `results --wait` read.
 fn cli_end_to_end(n: usize, dir: &Path) -> f64 {
@@ -367,21 +386,9 @@ fn cli_end_to_end(n: usize, dir: &Path) -> f64 {
     prewarm(&prefix, &cache, noop);
     let worker = start_worker(&prefix, &cache);
     let start = Instant::now();
-    let submit = wasmq(&prefix, &cache)
-        .arg("submit")
-        .arg(&file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(submit.status.success());
-    let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
-    let results = wasmq(&prefix, &cache)
-        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
+    let (batch, results) = submit_and_wait(&prefix, &cache, &file);
     let elapsed = start.elapsed();
-    let got = results.stdout.iter().filter(|b| **b == b'\n').count();
+    let got = results.iter().filter(|b| **b == b'\n').count();
     assert_eq!(got, n, "every job has a result");
     stop(worker);
     let mut queues = prefix_queues(&prefix);
@@ -438,22 +445,10 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
     std::fs::write(&file, jobs).unwrap();
     let worker = start_worker(&prefix, &cache);
     let start = Instant::now();
-    let submit = wasmq(&prefix, &cache)
-        .arg("submit")
-        .arg(&file)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(submit.status.success());
-    let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
-    let results = wasmq(&prefix, &cache)
-        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
+    let (batch, results) = submit_and_wait(&prefix, &cache, &file);
     let elapsed = start.elapsed().as_secs_f64();
     stop(worker);
-    let lines: Vec<serde_json::Value> = String::from_utf8(results.stdout)
+    let lines: Vec<serde_json::Value> = String::from_utf8(results)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
