@@ -203,14 +203,13 @@ async fn raw_worker(jobs: String, prefetch: u16) -> (Connection, tokio::task::Jo
             let p = wpub.clone();
             tokio::spawn(async move {
                 let to = d.properties.reply_to().clone().expect("reply_to");
-                let mut body = format!("{{\"id\":\"n{}\",\"pad\":\"", index_of(&d.data));
-                body.extend(std::iter::repeat_n('x', 200 - body.len() - 2));
-                body.push_str("\"}");
+                // The result: as large as the job, carrying its id.
+                let body = raw_job(index_of(&d.data));
                 p.basic_publish(
                     "".into(),
                     to.as_str().into(),
                     BasicPublishOptions::default(),
-                    body.as_bytes(),
+                    &body,
                     BasicProperties::default().with_delivery_mode(2),
                 )
                 .await
@@ -224,7 +223,7 @@ async fn raw_worker(jobs: String, prefetch: u16) -> (Connection, tokio::task::Jo
     (wc, task)
 }
 
-/// A 200-byte job body with id `n<i>` (what the raw consumer gets).
+/// A 200-byte body with id `n<i>`: a raw job, and its result.
 fn raw_job(i: usize) -> Vec<u8> {
     let mut body = format!("{{\"id\":\"n{i}\",\"pad\":\"");
     body.extend(std::iter::repeat_n('x', 200 - body.len() - 2));

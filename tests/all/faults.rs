@@ -14,12 +14,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
@@ -467,27 +465,10 @@ impl Rig {
     /// Starts a worker and waits until it consumes; returns its index.
     fn start_worker(&mut self, concurrency: usize) -> usize {
         let id = format!("w{}", self.workers.len());
-        let mut child = self
-            .wasmq()
-            .args(["worker", "--worker-id", &id, "--concurrency"])
-            .arg(concurrency.to_string())
-            .env("WASMQ_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let w = WorkerProc { child, id, log };
-        w.wait_for_log("worker consuming", Duration::from_secs(60));
+        let mut cmd = self.wasmq();
+        cmd.args(["worker", "--worker-id", &id, "--concurrency"])
+            .arg(concurrency.to_string());
+        let w = WorkerProc::spawn(cmd, id, Duration::from_secs(60));
         self.workers.push(w);
         self.workers.len() - 1
     }

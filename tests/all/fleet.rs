@@ -45,6 +45,30 @@ pub struct WorkerProc {
 }
 
 impl WorkerProc {
+    /// Spawns `wasmq worker` as `cmd` says (logging at info), collects its stderr, and
+    /// waits up to `timeout` until it consumes.
+    pub fn spawn(mut cmd: Command, id: String, timeout: Duration) -> WorkerProc {
+        let mut child = cmd
+            .env("WASMQ_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let w = WorkerProc { child, id, log };
+        w.wait_for_log("worker consuming", timeout);
+        w
+    }
+
     /// Waits until the worker logged `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let start = Instant::now();
@@ -97,34 +121,17 @@ impl Fleet {
     /// Starts a worker and waits until it consumes.
     pub fn start_worker(&mut self, concurrency: usize, extra: &[&str]) -> usize {
         let id = format!("{}-w{}", self.prefix, self.workers.len());
-        let mut child = self
-            .wasmq()
-            .args([
-                "worker",
-                "--worker-id",
-                &id,
-                "--concurrency",
-                &concurrency.to_string(),
-            ])
-            .args(&self.broker_flags)
-            .args(extra)
-            .env("WASMQ_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let w = WorkerProc { child, id, log };
-        w.wait_for_log("worker consuming", Duration::from_secs(30));
+        let mut cmd = self.wasmq();
+        cmd.args([
+            "worker",
+            "--worker-id",
+            &id,
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .args(&self.broker_flags)
+        .args(extra);
+        let w = WorkerProc::spawn(cmd, id, Duration::from_secs(30));
         self.workers.push(w);
         self.workers.len() - 1
     }

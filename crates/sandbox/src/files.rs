@@ -113,7 +113,7 @@ impl Drop for WorkDir<'_> {
         let mut free = self.pool.free.lock().expect("work dir lock");
         if free.len() < self.pool.keep
             && self.handle.is_some()
-            && (self.empty || empty_dir(&self.path).is_ok())
+            && (self.empty || tree::remove_contents(&self.path).is_ok())
         {
             let handle = self.handle.take().expect("checked above");
             free.push((std::mem::take(&mut self.path), handle));
@@ -124,11 +124,6 @@ impl Drop for WorkDir<'_> {
             }
         }
     }
-}
-
-/// Removes everything inside `dir` (never following symlinks, at any depth).
-fn empty_dir(dir: &Path) -> std::io::Result<()> {
-    tree::remove_contents(dir)
 }
 
 /// Decodes the job's input files, so bad base64 is refused before anything runs.

@@ -296,27 +296,9 @@ impl Sandbox {
                 },
             });
         }
-        let stdin = match (&job.stdin, &job.stdin_base64) {
-            (Some(s), _) => s.as_bytes().to_vec(),
-            (None, Some(b)) => BASE64.decode(b).map_err(|e| {
-                Rejection::new(
-                    codes::INVALID_BASE64,
-                    format!("stdin_base64 does not decode: {e}"),
-                )
-            })?,
-            (None, None) => Vec::new(),
-        };
+        let stdin = text_or_base64("stdin_base64", &job.stdin, &job.stdin_base64)?;
         let inputs = files::decode_inputs(&job.files)?;
-        let input = match (&job.input, &job.input_base64) {
-            (Some(s), _) => s.as_bytes().to_vec(),
-            (None, Some(b)) => BASE64.decode(b).map_err(|e| {
-                Rejection::new(
-                    codes::INVALID_BASE64,
-                    format!("input_base64 does not decode: {e}"),
-                )
-            })?,
-            (None, None) => Vec::new(),
-        };
+        let input = text_or_base64("input_base64", &job.input, &job.input_base64)?;
         Ok(Prepared {
             job,
             limits,
@@ -576,6 +558,25 @@ impl Sandbox {
                 })?;
         }
         Ok(wasi)
+    }
+}
+
+/// The bytes of a field given as text or as base64 (`field` names the latter); none when
+/// neither is set.
+fn text_or_base64(
+    field: &str,
+    text: &Option<String>,
+    base64: &Option<String>,
+) -> Result<Vec<u8>, Rejection> {
+    match (text, base64) {
+        (Some(s), _) => Ok(s.as_bytes().to_vec()),
+        (None, Some(b)) => BASE64.decode(b).map_err(|e| {
+            Rejection::new(
+                codes::INVALID_BASE64,
+                format!("{field} does not decode: {e}"),
+            )
+        }),
+        (None, None) => Ok(Vec::new()),
     }
 }
 
