@@ -51,6 +51,11 @@ pub struct SandboxArgs {
     /// Default memory limit per job, in bytes [config: limits.default.memory_bytes].
     #[arg(long, env = "WASMQ_MEMORY_BYTES")]
     pub memory_bytes: Option<u64>,
+    /// Guest path of the job's directory for jobs that give no `work_dir`, e.g. `/` to
+    /// run WASI programs as `wasmtime run --dir DIR::/` does [config: default_work_dir]
+    /// [default: /work].
+    #[arg(long, env = "WASMQ_DEFAULT_WORK_DIR")]
+    pub default_work_dir: Option<String>,
 }
 
 /// Flags of the commands that talk to RabbitMQ.
@@ -89,6 +94,7 @@ pub struct FileConfig {
     pub hot_set_size: Option<usize>,
     pub max_module_bytes: Option<usize>,
     pub work_root: Option<PathBuf>,
+    pub default_work_dir: Option<String>,
     pub pooling: Option<bool>,
     pub amqp_url: Option<String>,
     pub queue_prefix: Option<String>,
@@ -273,6 +279,13 @@ impl Settings {
             c.pooling = *p;
         }
         c.work_root = self.file.work_root.clone();
+        if let Some(d) = args
+            .default_work_dir
+            .as_ref()
+            .or(self.file.default_work_dir.as_ref())
+        {
+            c.default_work_dir = d.clone();
+        }
         c.limits = limit_policy(&self.file.limits, args)?;
         for (name, v) in &self.file.volumes {
             c.volumes.insert(
@@ -476,7 +489,33 @@ mod tests {
             volumes: Vec::new(),
             timeout_ms: None,
             memory_bytes: None,
+            default_work_dir: None,
         }
+    }
+
+    #[test]
+    fn the_default_work_dir_comes_from_the_file_then_the_flag_and_is_checked() {
+        assert_eq!(
+            settings("")
+                .sandbox_config(&no_flags())
+                .unwrap()
+                .default_work_dir,
+            "/work"
+        );
+        let s = settings("default_work_dir = '/'\n");
+        assert_eq!(s.sandbox_config(&no_flags()).unwrap().default_work_dir, "/");
+        let flag = SandboxArgs {
+            default_work_dir: Some("/home/user".into()),
+            ..no_flags()
+        };
+        assert_eq!(
+            s.sandbox_config(&flag).unwrap().default_work_dir,
+            "/home/user"
+        );
+        let err = settings("default_work_dir = 'work'\n")
+            .sandbox_config(&no_flags())
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("default_work_dir"), "{err:#}");
     }
 
     #[test]

@@ -325,6 +325,32 @@ impl Cache {
         self.get_module_at(&self.tenant_module_path(tenant, digest)?, digest)
     }
 
+    /// The first 8 bytes of module `digest` (from tenant `tenant`'s namespace when given),
+    /// unchecked: the header that tells a core module from a component, read before the
+    /// whole module is (and is checked against its digest). `None` when absent or shorter.
+    pub fn module_header(
+        &self,
+        tenant: Option<&str>,
+        digest: &Digest,
+    ) -> Result<Option<[u8; 8]>, CacheError> {
+        use std::io::Read as _;
+        let path = match tenant {
+            Some(t) => self.tenant_module_path(t, digest)?,
+            None => self.module_path(digest),
+        };
+        let mut file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut head = [0u8; 8];
+        match file.read_exact(&mut head) {
+            Ok(()) => Ok(Some(head)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     fn get_module_at(&self, path: &Path, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
         let bytes = match fs::read(path) {
             Ok(b) => b,

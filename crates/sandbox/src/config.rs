@@ -76,6 +76,8 @@ pub struct SandboxConfig {
     pub max_table_elements: usize,
     /// Where per-job directories are created (the system temp dir when `None`).
     pub work_root: Option<PathBuf>,
+    /// The guest path of the job's directory for jobs that give no `work_dir`.
+    pub default_work_dir: String,
     /// How often the epoch advances; timeouts are checked at this granularity.
     pub epoch_tick: Duration,
     /// Use the pooling instance allocator (the fast default).
@@ -100,6 +102,7 @@ impl Default for SandboxConfig {
             max_module_bytes: 64 * 1024 * 1024,
             max_table_elements: 100_000,
             work_root: None,
+            default_work_dir: wasmq_spec::WORK_DIR.to_owned(),
             epoch_tick: Duration::from_millis(1),
             pooling: true,
             keep_resident_bytes: 4 * 1024 * 1024,
@@ -132,6 +135,12 @@ impl SandboxConfig {
             && !root.is_dir()
         {
             return Err(format!("work root {} is not a directory", root.display()));
+        }
+        if let Err(why) = wasmq_spec::job::check_work_dir(&self.default_work_dir) {
+            return Err(format!(
+                "default_work_dir {:?} {why}",
+                self.default_work_dir
+            ));
         }
         if let Some(t) = &self.tenancy {
             for (name, policy) in &t.tenants {

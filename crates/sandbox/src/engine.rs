@@ -164,6 +164,8 @@ impl Runtime {
         )?;
         linker.allow_shadowing(false);
         let mut component_linker = wasmtime::component::Linker::new(&engine);
+        // This includes `wasi:cli/exit#exit-with-code` (WASI 0.2.12), so a component that
+        // exits with a number reports that number, as a core command does.
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
         spawn_epoch_ticker(engine.weak(), options.epoch_tick);
         let fingerprint = fingerprint(&engine);

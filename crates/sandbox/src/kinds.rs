@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use wasmq_spec::{Job, JobKind, Rejection, codes};
+use wasmq_spec::{Exports, Job, JobKind, Rejection, codes};
 use wasmtime::{ExternType, Instance, InstancePre, Module, Store, ValType};
 
 use crate::engine::{ComponentState, State};
@@ -71,10 +71,44 @@ fn i64_(v: &ValType) -> bool {
     matches!(v, ValType::I64)
 }
 
-/// Checks that a core module has what the job's kind calls, before anything runs.
-pub(crate) fn check_core_exports(module: &Module, job: &Job) -> Result<(), Rejection> {
+/// What a core module offers a job that gives no kind.
+pub(crate) fn core_exports(module: &Module, job: &Job) -> Exports {
+    Exports {
+        component: false,
+        command: func_is(module, "_start", &[], &[]) == Some(true),
+        function: matches!(module.get_export("memory"), Some(ExternType::Memory(_)))
+            && func_is(module, "alloc", &[i32_], &[i32_]) == Some(true)
+            && func_is(module, export_name(job), &[i32_, i32_], &[i64_]) == Some(true),
+    }
+}
+
+/// What a component offers a job that gives no kind.
+pub(crate) fn component_exports(pre: &wasmtime::component::InstancePre<ComponentState>) -> Exports {
+    Exports {
+        component: true,
+        command: wasmtime_wasi::p2::bindings::CommandPre::new(pre.clone()).is_ok(),
+        function: bindings::HandlerPre::new(pre.clone()).is_ok(),
+    }
+}
+
+/// Why a module or component offers nothing a job without a kind could run.
+pub(crate) fn no_entry_point(component: bool) -> Rejection {
+    let message = if component {
+        "the component exports neither wasi:cli/run (a WASI command) nor `handle` of the wasmq:job/handler world (wit/job.wit), so there is nothing to run"
+    } else {
+        "the module exports neither `_start` (a WASI command) nor `alloc` and `transform` (the plugin ABI, docs/guest-abi.md), so there is nothing to run; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)"
+    };
+    Rejection::new(codes::NO_ENTRY_POINT, message)
+}
+
+/// Checks that a core module has what `kind` calls, before anything runs.
+pub(crate) fn check_core_exports(
+    module: &Module,
+    job: &Job,
+    kind: JobKind,
+) -> Result<(), Rejection> {
     let has = |name: &str| module.get_export(name).is_some();
-    match job.kind {
+    match kind {
         JobKind::Function => {
             let name = export_name(job);
             let mut problems = Vec::new();
@@ -126,11 +160,13 @@ pub(crate) fn check_core_exports(module: &Module, job: &Job) -> Result<(), Rejec
     }
 }
 
-/// Instantiates a core module and calls what the job's kind calls.
+/// Instantiates a core module and calls what `kind` calls.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_core(
     store: &mut Store<State>,
     pre: &InstancePre<State>,
     job: &Job,
+    kind: JobKind,
     input: &[u8],
     limits: &wasmq_spec::Limits,
     instantiate_us: &mut u64,
@@ -139,7 +175,7 @@ pub(crate) async fn run_core(
     let instance = pre.instantiate_async(&mut *store).await;
     *instantiate_us = t.elapsed().as_micros() as u64;
     let instance = instance?;
-    if job.kind == JobKind::Function {
+    if kind == JobKind::Function {
         let cap = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         return call_function(store, &instance, export_name(job), input, cap).await;
     }
@@ -202,16 +238,17 @@ async fn call_function(
     Ok(RunEnd::Output(bytes[..out_len.min(cap)].to_vec(), out_len))
 }
 
-/// Instantiates a component and calls what the job's kind calls.
+/// Instantiates a component and calls what `kind` calls.
 pub(crate) async fn run_component(
     store: &mut Store<ComponentState>,
     pre: &wasmtime::component::InstancePre<ComponentState>,
     job: &Job,
+    kind: JobKind,
     input: &[u8],
     instantiate_us: &mut u64,
     t: Instant,
 ) -> wasmtime::Result<RunEnd> {
-    if job.kind == JobKind::Handler {
+    if kind == JobKind::Handler {
         let handler_pre = match bindings::HandlerPre::new(pre.clone()) {
             Ok(p) => p,
             Err(e) => {

@@ -112,6 +112,8 @@ type Slot = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
 /// recently used out.
 pub(crate) struct Modules {
     hot: Mutex<LruCache<(Digest, EngineKind, Artifact), Slot>>,
+    /// What each recently seen stored module is, for jobs that give no kind.
+    layers: Mutex<LruCache<Digest, Artifact>>,
     cache: Arc<Cache>,
     compiles: AtomicU64,
     /// Largest module compiled for a job, from the store or inline.
@@ -123,6 +125,7 @@ impl Modules {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         Modules {
             hot: Mutex::new(LruCache::new(cap)),
+            layers: Mutex::new(LruCache::new(cap)),
             cache,
             compiles: AtomicU64::new(0),
             max_module_bytes,
@@ -147,6 +150,38 @@ impl Modules {
     /// Modules compiled by this process.
     pub(crate) fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Whether module `digest` is a core module or a component, for a job that does not
+    /// say (its kind is absent): the header of inline bytes, or of the stored module (read
+    /// once per digest, then remembered). A module that is absent or not WebAssembly counts
+    /// as core; resolving it then says what is wrong.
+    pub(crate) async fn artifact_of(
+        &self,
+        digest: Digest,
+        source: &Source,
+    ) -> Result<Artifact, ResolveError> {
+        let tenant = match source {
+            Source::Bytes(b) => return Ok(Artifact::of(b).unwrap_or(Artifact::Core)),
+            Source::Store => None,
+            Source::Tenant(t) => Some(t.clone()),
+        };
+        if let Some(a) = self.layers.lock().expect("layers lock").get(&digest) {
+            return Ok(*a);
+        }
+        let cache = self.cache.clone();
+        let head =
+            tokio::task::spawn_blocking(move || cache.module_header(tenant.as_deref(), &digest))
+                .await
+                .map_err(|e| {
+                    ResolveError::Internal(format!("reading the module store panicked: {e}"))
+                })?
+                .map_err(|e| ResolveError::Internal(e.to_string()))?;
+        let Some(found) = head.as_ref().and_then(|h| Artifact::of(h)) else {
+            return Ok(Artifact::Core);
+        };
+        self.layers.lock().expect("layers lock").put(digest, found);
+        Ok(found)
     }
 
     /// The loaded module for `digest` on `rt`, loading or compiling it if needed.

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use tracing::{debug, warn};
 use wasmq_cache::Digest;
-use wasmq_spec::{Job, JobKind, JobResult, Limits, ModuleRef, Rejection, Status, WORK_DIR, codes};
+use wasmq_spec::{Job, JobKind, JobResult, Limits, ModuleRef, Rejection, Status, codes};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -109,6 +109,15 @@ struct Prepared<'a> {
     input: Vec<u8>,
     inputs: Vec<(&'a str, Vec<u8>)>,
     mounts: Vec<Mount>,
+    /// The guest path of the job's directory: the job's `work_dir` or the worker's default.
+    work_dir: &'a str,
+}
+
+/// What runs: the loaded module and the kind it runs as (the job's, or detected).
+#[derive(Clone, Copy)]
+struct Program<'a> {
+    loaded: &'a Loaded,
+    kind: JobKind,
 }
 
 impl Sandbox {
@@ -175,12 +184,16 @@ impl Sandbox {
             (Source::Bytes(b), Some(tenant)) => Some((tenant, b.clone())),
             _ => None,
         };
-        let t = Instant::now();
-        let artifact = if job.kind.is_component() {
-            Artifact::Component
-        } else {
-            Artifact::Core
+        result.kind = job.kind;
+        let artifact = match job.kind {
+            Some(k) if k.is_component() => Artifact::Component,
+            Some(_) => Artifact::Core,
+            None => match inner.modules.artifact_of(digest, &source).await {
+                Ok(a) => a,
+                Err(e) => return resolve_failed(e, result),
+            },
         };
+        let t = Instant::now();
         let resolved = inner
             .modules
             .resolve(rt, kind, artifact, digest, source)
@@ -188,20 +201,24 @@ impl Sandbox {
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
         let resolved = match resolved {
             Ok(r) => r,
-            // A module whose declared memory or table is above every limit here is what
-            // `memory_exceeded` means, though it never ran.
-            Err(ResolveError::Rejected(r)) if r.code == codes::MEMORY_LIMIT => {
-                result.set_outcome(Status::MemoryExceeded, r.code, r.message);
-                return Ok(());
-            }
-            Err(ResolveError::Rejected(r)) => return Err(r),
-            Err(ResolveError::Internal(m)) => {
-                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                return Ok(());
-            }
+            Err(e) => return resolve_failed(e, result),
         };
         result.cache = Some(resolved.outcome);
         result.timings.compile_us = resolved.compile_us;
+        let job_kind = match job.kind {
+            Some(k) => k,
+            None => {
+                let exports = match &*resolved.loaded {
+                    Loaded::Core(pre) => kinds::core_exports(pre.module(), job),
+                    Loaded::Component(pre) => kinds::component_exports(pre),
+                };
+                let k = JobKind::detect(exports, job.wants_function())
+                    .ok_or_else(|| kinds::no_entry_point(exports.component))?;
+                job.check_fields_for(k)?;
+                result.kind = Some(k);
+                k
+            }
+        };
         if let Some((tenant, bytes)) = keep {
             self.store_tenant_module(tenant, bytes).await;
         }
@@ -223,8 +240,12 @@ impl Sandbox {
             }
         };
         let handle = dir.lend_handle();
+        let program = Program {
+            loaded: &resolved.loaded,
+            kind: job_kind,
+        };
         let (left_empty, handle) = self
-            .execute(rt, &resolved.loaded, &prepared, dir.path(), handle, result)
+            .execute(rt, program, &prepared, dir.path(), handle, result)
             .await;
         dir.return_handle(handle);
         if left_empty {
@@ -247,7 +268,7 @@ impl Sandbox {
     }
 
     /// Checks limits, volumes, stdin and files before any work is done.
-    fn prepare<'a>(&self, job: &'a Job, policy: Policy<'_>) -> Result<Prepared<'a>, Rejection> {
+    fn prepare<'a>(&'a self, job: &'a Job, policy: Policy<'_>) -> Result<Prepared<'a>, Rejection> {
         let config = &self.inner.config;
         // Decoding validated it already, but this library may be handed any `Job`, and
         // `files` keys become host paths: the check stays here, at the boundary (< 1 µs).
@@ -259,6 +280,15 @@ impl Sandbox {
                 .narrowed(p.maximum)
                 .resolve_with(&job.limits, &policy.whose())?,
         };
+        let work_dir = job
+            .work_dir
+            .as_deref()
+            .unwrap_or(config.default_work_dir.as_str());
+        if job.work_dir.is_none() {
+            // Decoding checked the mount points against /work; the job's directory is at
+            // the worker's default.
+            job.check_mounts(work_dir)?;
+        }
         let mut mounts = Vec::with_capacity(job.volumes.len());
         for (guest, name) in &job.volumes {
             // A tenant learns only of its own volumes: any other name, declared or not, is
@@ -306,6 +336,7 @@ impl Sandbox {
             input,
             inputs,
             mounts,
+            work_dir,
         })
     }
 
@@ -424,7 +455,7 @@ impl Sandbox {
     async fn execute(
         &self,
         rt: &Runtime,
-        loaded: &Loaded,
+        Program { loaded, kind }: Program<'_>,
         p: &Prepared<'_>,
         dir: &std::path::Path,
         handle: Option<rustix::fs::Dir>,
@@ -449,9 +480,9 @@ impl Sandbox {
         let timeout = std::time::Duration::from_millis(limits.timeout_ms);
         let t = Instant::now();
         let mut instantiate_us = 0;
-        let (outcome, usage) = match (loaded, p.job.kind) {
+        let (outcome, usage) = match (loaded, kind) {
             (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
-                if let Err(r) = kinds::check_core_exports(pre.module(), p.job) {
+                if let Err(r) = kinds::check_core_exports(pre.module(), p.job, kind) {
                     result.set_outcome(Status::Rejected, r.code, r.message);
                     return (false, None);
                 }
@@ -470,6 +501,7 @@ impl Sandbox {
                     &mut store,
                     pre,
                     p.job,
+                    kind,
                     &p.input,
                     limits,
                     &mut instantiate_us,
@@ -493,8 +525,15 @@ impl Sandbox {
                         return (false, None);
                     }
                 };
-                let run =
-                    kinds::run_component(&mut store, pre, p.job, &p.input, &mut instantiate_us, t);
+                let run = kinds::run_component(
+                    &mut store,
+                    pre,
+                    p.job,
+                    kind,
+                    &p.input,
+                    &mut instantiate_us,
+                    t,
+                );
                 let outcome = tokio::time::timeout(timeout, run).await;
                 (outcome, usage(&mut store, limits))
             }
@@ -515,13 +554,7 @@ impl Sandbox {
         result.set_stderr(&err, err_cut);
         result.fuel_consumed = usage.fuel_consumed;
         result.memory_peak_bytes = usage.peak_memory;
-        classify(
-            outcome,
-            usage.refused.as_deref(),
-            limits,
-            p.job.kind,
-            result,
-        );
+        classify(outcome, usage.refused.as_deref(), limits, kind, result);
         // Over its disk quota, during the run or at its end: that is what the job did,
         // whatever it did next (stopping it for that looks like an interrupt).
         if let Some(why) = usage.disk_exceeded {
@@ -530,7 +563,14 @@ impl Sandbox {
         (usage.disk_empty, usage.handle)
     }
 
-    /// The job's WASI context: args, env, stdio, `/work` and volumes, nothing else.
+    /// The job's WASI context: args, env, stdio, the job's directory and volumes, nothing
+    /// else.
+    ///
+    /// The job's directory is preopened at its `work_dir`, and (unless that is `/`) once
+    /// more as `.`, after the volumes: wasi-libc (and so Rust's std) resolves a relative
+    /// path against its current directory `/`, then looks for the longest preopen prefix,
+    /// where `.` (like `/`) is the empty prefix; so `fopen("input.txt")` finds the job's
+    /// file whatever `work_dir` is. Earlier preopens keep their descriptors (3, 4, ...).
     fn wasi_builder(
         &self,
         p: &Prepared<'_>,
@@ -545,7 +585,7 @@ impl Sandbox {
             .stdin(MemoryInputPipe::new(p.stdin.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone());
-        wasi.preopened_dir(dir, WORK_DIR, FsPerms::ReadWrite)
+        wasi.preopened_dir(dir, p.work_dir, FsPerms::ReadWrite)
             .map_err(|e| format!("could not open the job directory: {e:#}"))?;
         for m in &p.mounts {
             wasi.preopened_dir(&m.host, &m.guest, m.perms)
@@ -557,7 +597,28 @@ impl Sandbox {
                     )
                 })?;
         }
+        if p.work_dir != "/" {
+            wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)
+                .map_err(|e| format!("could not open the job directory: {e:#}"))?;
+        }
         Ok(wasi)
+    }
+}
+
+/// Writes a module that could not be had into the result, or returns the rejection.
+fn resolve_failed(e: ResolveError, result: &mut JobResult) -> Result<(), Rejection> {
+    match e {
+        // A module whose declared memory or table is above every limit here is what
+        // `memory_exceeded` means, though it never ran.
+        ResolveError::Rejected(r) if r.code == codes::MEMORY_LIMIT => {
+            result.set_outcome(Status::MemoryExceeded, r.code, r.message);
+            Ok(())
+        }
+        ResolveError::Rejected(r) => Err(r),
+        ResolveError::Internal(m) => {
+            result.set_outcome(Status::InternalError, codes::INTERNAL, m);
+            Ok(())
+        }
     }
 }
 
@@ -709,14 +770,14 @@ fn classify(
                     ),
                     other => (
                         Status::Trapped,
-                        format!("trap_{}", snake_case(&format!("{other:?}"))),
+                        trap_code(*other).to_owned(),
                         format!("the guest trapped: {e:#}"),
                     ),
                 }
             } else {
                 (
                     Status::Trapped,
-                    "trap_host".to_owned(),
+                    codes::TRAP_HOST.to_owned(),
                     format!("the guest failed in a host call: {e:#}"),
                 )
             }
@@ -743,29 +804,69 @@ fn classify(
     result.set_outcome(status, &code, message);
 }
 
-fn snake_case(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, ch) in camel.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
+/// The public code of a trap: one of [`codes::TRAP_CODES`], spelt out here so that a
+/// wasmtime upgrade that renames or adds traps cannot change a code; a trap this table
+/// does not know is [`codes::TRAP_OTHER`].
+fn trap_code(trap: Trap) -> &'static str {
+    match trap {
+        Trap::StackOverflow => "trap_stack_overflow",
+        Trap::MemoryOutOfBounds => "trap_memory_out_of_bounds",
+        Trap::HeapMisaligned => "trap_heap_misaligned",
+        Trap::TableOutOfBounds => "trap_table_out_of_bounds",
+        Trap::IndirectCallToNull => "trap_indirect_call_to_null",
+        Trap::BadSignature => "trap_bad_signature",
+        Trap::IntegerOverflow => "trap_integer_overflow",
+        Trap::IntegerDivisionByZero => "trap_integer_division_by_zero",
+        Trap::BadConversionToInteger => "trap_bad_conversion_to_integer",
+        Trap::UnreachableCodeReached => "trap_unreachable_code_reached",
+        Trap::AtomicWaitNonSharedMemory => "trap_atomic_wait_non_shared_memory",
+        Trap::NullReference => "trap_null_reference",
+        Trap::ArrayOutOfBounds => "trap_array_out_of_bounds",
+        Trap::AllocationTooLarge => "trap_allocation_too_large",
+        Trap::CastFailure => "trap_cast_failure",
+        Trap::UnhandledTag => "trap_unhandled_tag",
+        Trap::ContinuationAlreadyConsumed => "trap_continuation_already_consumed",
+        Trap::CannotEnterComponent => "trap_cannot_enter_component",
+        Trap::CannotLeaveComponent => "trap_cannot_leave_component",
+        Trap::InvalidChar => "trap_invalid_char",
+        Trap::StringOutOfBounds => "trap_string_out_of_bounds",
+        Trap::ListOutOfBounds => "trap_list_out_of_bounds",
+        Trap::InvalidDiscriminant => "trap_invalid_discriminant",
+        Trap::UnalignedPointer => "trap_unaligned_pointer",
+        _ => codes::TRAP_OTHER,
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
+    use wasmq_spec::codes;
+    use wasmtime::Trap;
+
     #[test]
-    fn trap_names_become_codes() {
-        assert_eq!(super::snake_case("StackOverflow"), "stack_overflow");
+    fn every_trap_code_is_in_the_public_table() {
+        let table: Vec<&str> = codes::TRAP_CODES.iter().map(|(c, _)| *c).collect();
+        // Every trap wasmtime can encode maps to a code of the table or to the fallback.
+        let mut seen = Vec::new();
+        for byte in 0..=u8::MAX {
+            if let Some(trap) = Trap::from_u8(byte) {
+                let code = super::trap_code(trap);
+                assert!(
+                    table.contains(&code) || code == codes::TRAP_OTHER,
+                    "{trap:?} maps to {code}, which the table does not list"
+                );
+                seen.push(code);
+            }
+        }
+        // And every code of the table is reachable.
+        for code in table {
+            assert!(
+                seen.contains(&code),
+                "{code} is listed but no trap gives it"
+            );
+        }
         assert_eq!(
-            super::snake_case("UnreachableCodeReached"),
-            "unreachable_code_reached"
+            super::trap_code(Trap::UnreachableCodeReached),
+            "trap_unreachable_code_reached"
         );
     }
 }

@@ -33,9 +33,10 @@ pub struct Job {
     pub batch: Option<String>,
     /// The module to run.
     pub module: ModuleRef,
-    /// How the module is run.
-    #[serde(default, skip_serializing_if = "JobKind::is_default")]
-    pub kind: JobKind,
+    /// How the module is run; when absent, the module's bytes and exports decide
+    /// ([`JobKind::detect`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<JobKind>,
     /// The function to call, for kind `function` (default `transform`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
@@ -61,14 +62,19 @@ pub struct Job {
     /// Standard input as base64 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_base64: Option<String>,
-    /// Files written into the job's `/work` directory before it starts.
+    /// The guest path at which the job's directory is preopened (absolute; `/` allowed);
+    /// the worker's default (`/work` unless the operator set another) when absent.
+    /// Relative paths of the guest resolve inside the job's directory whatever it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+    /// Files written into the job's directory before it starts.
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
         deserialize_with = "unique_keys"
     )]
     pub files: BTreeMap<String, FileContent>,
-    /// Paths (globs allowed) under `/work` returned in the result.
+    /// Paths (globs allowed) in the job's directory returned in the result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collect: Vec<String>,
     /// Guest path -> name of an operator-declared volume.
@@ -92,11 +98,10 @@ fn is_default(l: &LimitsRequest) -> bool {
 }
 
 /// How a job's module is run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// A WASI preview 1 command: a core module whose `_start` is called.
-    #[default]
     Command,
     /// A WASI preview 2 command component: its `wasi:cli/run` export is called.
     Component,
@@ -141,9 +146,33 @@ impl<'de> Deserialize<'de> for JobKind {
     }
 }
 
+/// What a module offers, as far as choosing its kind goes: read from its bytes (core
+/// module or component) and its exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exports {
+    /// A component (Component Model) rather than a core module.
+    pub component: bool,
+    /// A core module exporting `_start`, or a component exporting `wasi:cli/run`.
+    pub command: bool,
+    /// A core module exporting `alloc` and the job's function (`export`, or `transform`),
+    /// or a component exporting `handle` of the `wasmq:job/handler` world.
+    pub function: bool,
+}
+
 impl JobKind {
-    fn is_default(&self) -> bool {
-        *self == JobKind::Command
+    /// The kind a job without `kind` runs as, given what its module exports; `None` when
+    /// it offers no entry point. A job that gives `input` or `export` (`wants_function`,
+    /// fields no command takes) runs as a function (core module) or handler (component);
+    /// otherwise a module's command comes before its function.
+    pub fn detect(exports: Exports, wants_function: bool) -> Option<JobKind> {
+        let function = wants_function || (exports.function && !exports.command);
+        match (exports.component, function, exports.command) {
+            (false, true, _) => Some(JobKind::Function),
+            (false, false, true) => Some(JobKind::Command),
+            (true, true, _) => Some(JobKind::Handler),
+            (true, false, true) => Some(JobKind::Component),
+            (_, false, false) => None,
+        }
     }
 
     /// The name used on the wire.
@@ -543,11 +572,8 @@ impl Job {
         if self.input.is_some() && self.input_base64.is_some() {
             return Err(invalid("give input or input_base64, not both".into()));
         }
-        if !self.kind.takes_input() && (self.input.is_some() || self.input_base64.is_some()) {
-            return Err(invalid(format!(
-                "input is for kinds function and handler; a {} job reads stdin instead",
-                self.kind.as_str()
-            )));
+        if let Some(kind) = self.kind {
+            self.check_input_for(kind)?;
         }
         if self.export.as_deref() == Some("") {
             return Err(invalid(
@@ -555,14 +581,11 @@ impl Job {
                     .into(),
             ));
         }
-        if let Some(e) = &self.export
-            && self.kind != JobKind::Function
-        {
-            return Err(invalid(format!(
-                "export {} names the function of a kind function job; this job is of kind {}",
-                Shown(e),
-                self.kind.as_str()
-            )));
+        if let Some(kind) = self.kind {
+            self.check_export_for(kind)?;
+        }
+        if let Some(dir) = &self.work_dir {
+            check_work_dir(dir).map_err(|why| invalid(format!("work_dir {} {why}", Shown(dir))))?;
         }
         for path in self.files.keys() {
             check_relative(path)
@@ -572,8 +595,52 @@ impl Job {
             check_relative(pattern)
                 .map_err(|why| invalid(format!("collect entry {} {why}", Shown(pattern))))?;
         }
+        self.check_mounts(self.work_dir.as_deref().unwrap_or(crate::WORK_DIR))?;
+        self.check_base64()
+    }
+
+    /// True when the job gives a field only a function or handler takes (`input`,
+    /// `input_base64`, `export`): what decides between a module's command and its
+    /// function when the job gives no `kind`.
+    pub fn wants_function(&self) -> bool {
+        self.input.is_some() || self.input_base64.is_some() || self.export.is_some()
+    }
+
+    /// Checks that the job's fields fit `kind` (given, or detected from the module):
+    /// `input` only for kinds that take it, `export` only for `function`.
+    pub fn check_fields_for(&self, kind: JobKind) -> Result<(), Rejection> {
+        self.check_input_for(kind)?;
+        self.check_export_for(kind)
+    }
+
+    fn check_input_for(&self, kind: JobKind) -> Result<(), Rejection> {
+        if !kind.takes_input() && (self.input.is_some() || self.input_base64.is_some()) {
+            return Err(invalid(format!(
+                "input is for kinds function and handler; a {} job reads stdin instead",
+                kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_export_for(&self, kind: JobKind) -> Result<(), Rejection> {
+        if let Some(e) = &self.export
+            && kind != JobKind::Function
+        {
+            return Err(invalid(format!(
+                "export {} names the function of a kind function job; this job is of kind {}",
+                Shown(e),
+                kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the volume mount points against the job's directory at guest path
+    /// `work_dir` (the job's own, or the worker's default when the job gives none).
+    pub fn check_mounts(&self, work_dir: &str) -> Result<(), Rejection> {
         for (guest, name) in &self.volumes {
-            check_volume_mount(guest)
+            check_volume_mount(guest, work_dir)
                 .map_err(|why| invalid(format!("volume mount point {} {why}", Shown(guest))))?;
             if name.is_empty() {
                 return Err(invalid(format!(
@@ -582,7 +649,7 @@ impl Job {
                 )));
             }
         }
-        self.check_base64()
+        Ok(())
     }
 
     /// Every base64 text decodes (checked without keeping the bytes).
@@ -636,7 +703,32 @@ pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A path inside `/work`: relative, non-empty, no `..`, no NUL.
+/// Longest accepted `work_dir`, in bytes.
+pub const MAX_WORK_DIR_LEN: usize = 256;
+
+/// A guest path for the job's directory: absolute, normalised (no `.`, `..`, `//` or
+/// trailing `/`, except `/` itself), no NUL.
+pub fn check_work_dir(dir: &str) -> Result<(), &'static str> {
+    if !dir.starts_with('/') {
+        return Err("must be an absolute guest path such as /work or /");
+    }
+    if dir.len() > MAX_WORK_DIR_LEN {
+        return Err("is longer than 256 bytes");
+    }
+    if dir.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if dir != "/"
+        && dir[1..]
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("must be normalised: no empty, '.' or '..' components, no trailing '/'");
+    }
+    Ok(())
+}
+
+/// A path inside the job's directory: relative, non-empty, no `..`, no NUL.
 fn check_relative(path: &str) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("is empty");
@@ -650,7 +742,7 @@ fn check_relative(path: &str) -> Result<(), &'static str> {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => return Err("must not contain '..'"),
             Component::RootDir | Component::Prefix(_) => {
-                return Err("must be relative to /work");
+                return Err("must be relative to the job's directory");
             }
         }
     }
@@ -660,8 +752,9 @@ fn check_relative(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// A volume mount point: absolute, no `..`, and not `/work` or inside it.
-fn check_volume_mount(guest: &str) -> Result<(), &'static str> {
+/// A volume mount point: absolute, no `..`, not `/`, and not the job's directory
+/// (`work_dir`) or inside it, unless that is `/` (where the longest preopen wins).
+fn check_volume_mount(guest: &str, work_dir: &str) -> Result<(), &'static str> {
     let p = Path::new(guest);
     if !p.is_absolute() {
         return Err("must be an absolute guest path such as /data");
@@ -675,8 +768,8 @@ fn check_volume_mount(guest: &str) -> Result<(), &'static str> {
     if p == Path::new("/") {
         return Err("must not be /");
     }
-    if p.starts_with(crate::WORK_DIR) {
-        return Err("must not be /work or inside it");
+    if work_dir != "/" && p.starts_with(work_dir) {
+        return Err("must not be the job's directory (work_dir) or inside it");
     }
     Ok(())
 }
@@ -969,7 +1062,7 @@ mod tests {
         assert_eq!(
             err.message,
             format!(
-                r#"collect entry "/{}"... must be relative to /work"#,
+                r#"collect entry "/{}"... must be relative to the job's directory"#,
                 &long[..63]
             )
         );
@@ -1022,12 +1115,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             (job.kind, job.export.as_deref()),
-            (JobKind::Function, Some("f"))
+            (Some(JobKind::Function), Some("f"))
         );
-        assert_eq!(
-            decode(r#"{"module":{"base64":""}}"#).unwrap().kind,
-            JobKind::Command
-        );
+        // No kind: the module decides when it is run.
+        assert_eq!(decode(r#"{"module":{"base64":""}}"#).unwrap().kind, None);
+        assert!(decode(r#"{"input":"x","export":"f","module":{"base64":""}}"#).is_ok());
         assert!(decode(r#"{"kind":"command","input":"x","module":{"base64":""}}"#).is_err());
         assert!(decode(r#"{"kind":"handler","export":"f","module":{"base64":""}}"#).is_err());
         let err = decode(r#"{"kind":"reactor","module":{"base64":""}}"#).unwrap_err();
@@ -1036,6 +1128,70 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_kind_is_detected_from_what_the_module_exports() {
+        let core = |command, function| Exports {
+            component: false,
+            command,
+            function,
+        };
+        let comp = |command, function| Exports {
+            component: true,
+            command,
+            function,
+        };
+        use JobKind::*;
+        assert_eq!(JobKind::detect(core(true, false), false), Some(Command));
+        assert_eq!(JobKind::detect(core(false, true), false), Some(Function));
+        assert_eq!(JobKind::detect(core(true, true), false), Some(Command));
+        assert_eq!(JobKind::detect(core(true, true), true), Some(Function));
+        // The job's input says function; the run then explains what the module lacks.
+        assert_eq!(JobKind::detect(core(true, false), true), Some(Function));
+        assert_eq!(JobKind::detect(core(false, false), false), None);
+        assert_eq!(JobKind::detect(comp(true, false), false), Some(Component));
+        assert_eq!(JobKind::detect(comp(false, true), false), Some(Handler));
+        assert_eq!(JobKind::detect(comp(true, true), true), Some(Handler));
+        assert_eq!(JobKind::detect(comp(false, false), false), None);
+        assert_eq!(JobKind::detect(comp(true, false), true), Some(Handler));
+    }
+
+    #[test]
+    fn work_dir_is_an_absolute_normalised_path() {
+        for good in ["/", "/work", "/home/user", "/a-b_c.d"] {
+            let json = serde_json::json!({"module": {"base64": ""}, "work_dir": good});
+            assert!(decode(&json.to_string()).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "work", "./work", "/work/", "//", "/a//b", "/a/./b", "/a/..", "/a\0b",
+        ] {
+            let json = serde_json::json!({"module": {"base64": ""}, "work_dir": bad});
+            let err = decode(&json.to_string()).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_FIELD, "{bad}: {}", err.message);
+            assert!(err.message.starts_with("work_dir "), "{}", err.message);
+        }
+        let long = format!("/{}", "a".repeat(MAX_WORK_DIR_LEN));
+        let json = serde_json::json!({"module": {"base64": ""}, "work_dir": long});
+        assert!(decode(&json.to_string()).is_err());
+    }
+
+    #[test]
+    fn volumes_stay_out_of_the_job_directory_unless_it_is_the_root() {
+        let job = |work_dir: Option<&str>, mount: &str| {
+            let mut j = serde_json::json!({"module": {"base64": ""}, "volumes": {mount: "ref"}});
+            if let Some(w) = work_dir {
+                j["work_dir"] = w.into();
+            }
+            decode(&j.to_string())
+        };
+        assert!(job(None, "/work/x").is_err());
+        assert!(job(None, "/data").is_ok());
+        assert!(job(Some("/home/u"), "/work/x").is_ok());
+        assert!(job(Some("/home/u"), "/home/u").is_err());
+        assert!(job(Some("/home/u"), "/home/u/data").is_err());
+        assert!(job(Some("/"), "/data").is_ok());
+        assert!(job(Some("/"), "/").is_err());
     }
 
     #[test]

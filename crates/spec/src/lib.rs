@@ -20,10 +20,11 @@ pub mod limits;
 pub mod reject;
 pub mod result;
 
-pub use job::{FileContent, Job, JobKind, ModuleRef, decode_job};
+pub use job::{Exports, FileContent, Job, JobKind, ModuleRef, decode_job};
 pub use limits::{LimitPolicy, Limits, LimitsRequest};
 pub use reject::{Rejection, codes};
 pub use result::{CacheOutcome, JobResult, Status, Timings};
 
-/// The guest path at which every job sees its own read-write directory.
+/// The guest path at which a job sees its own read-write directory unless its `work_dir`
+/// or the worker's default says otherwise.
 pub const WORK_DIR: &str = "/work";

@@ -57,6 +57,112 @@ pub mod codes {
     pub const DISK_LIMIT: &str = "disk_limit";
     /// The worker itself failed (disk, runtime); the job was not at fault.
     pub const INTERNAL: &str = "internal";
+
+    /// A host call failed fatally (not an exit): status `trapped`.
+    pub const TRAP_HOST: &str = "trap_host";
+    /// A trap that [`TRAP_CODES`] does not name (a kind of trap added by a later runtime):
+    /// status `trapped`, with the runtime's own description in the message.
+    pub const TRAP_OTHER: &str = "trap_other";
+
+    /// Every code a trap of the guest's own can have (status `trapped`), with its meaning:
+    /// the public table, fixed here rather than derived from the runtime's names, so a
+    /// runtime upgrade cannot change a code. docs/job-format.md lists the same table (a
+    /// test holds the two together). Besides these: [`TRAP_HOST`] and [`TRAP_OTHER`].
+    pub const TRAP_CODES: &[(&str, &str)] = &[
+        (
+            "trap_stack_overflow",
+            "the call stack was exhausted (deep or endless recursion)",
+        ),
+        (
+            "trap_memory_out_of_bounds",
+            "a load or store outside the linear memory",
+        ),
+        (
+            "trap_heap_misaligned",
+            "an atomic access at an address not naturally aligned",
+        ),
+        ("trap_table_out_of_bounds", "a table access out of bounds"),
+        (
+            "trap_indirect_call_to_null",
+            "an indirect call to an uninitialised table entry",
+        ),
+        (
+            "trap_bad_signature",
+            "an indirect call whose signature does not match the callee",
+        ),
+        (
+            "trap_integer_overflow",
+            "integer overflow (e.g. `i32.div_s` of INT_MIN by -1)",
+        ),
+        (
+            "trap_integer_division_by_zero",
+            "integer division or remainder by zero",
+        ),
+        (
+            "trap_bad_conversion_to_integer",
+            "a float-to-int conversion of NaN or out of range",
+        ),
+        (
+            "trap_unreachable_code_reached",
+            "an `unreachable` instruction (Rust's panic=abort, C's abort)",
+        ),
+        (
+            "trap_atomic_wait_non_shared_memory",
+            "an atomic wait on a memory that is not shared",
+        ),
+        (
+            "trap_null_reference",
+            "a call or access through a null reference",
+        ),
+        (
+            "trap_array_out_of_bounds",
+            "a GC array access out of bounds",
+        ),
+        (
+            "trap_allocation_too_large",
+            "a GC allocation too large to succeed",
+        ),
+        (
+            "trap_cast_failure",
+            "a reference cast to a type it is not an instance of",
+        ),
+        (
+            "trap_unhandled_tag",
+            "an exception or suspension with no handler",
+        ),
+        (
+            "trap_continuation_already_consumed",
+            "a continuation resumed twice",
+        ),
+        (
+            "trap_cannot_enter_component",
+            "a component re-entered against the component model's rules",
+        ),
+        (
+            "trap_cannot_leave_component",
+            "a component called out where the component model forbids it",
+        ),
+        (
+            "trap_invalid_char",
+            "a component passed a `char` with an invalid bit pattern",
+        ),
+        (
+            "trap_string_out_of_bounds",
+            "a component's string lies outside its memory",
+        ),
+        (
+            "trap_list_out_of_bounds",
+            "a component's list lies outside its memory",
+        ),
+        (
+            "trap_invalid_discriminant",
+            "a component passed a variant with an invalid discriminant",
+        ),
+        (
+            "trap_unaligned_pointer",
+            "a component passed an unaligned pointer",
+        ),
+    ];
 }
 
 /// The reason a job is not run: a stable machine `code` plus a sentence for a person.

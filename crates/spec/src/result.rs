@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
-use crate::job::FileContent;
+use crate::job::{FileContent, JobKind};
 use crate::reject::{Rejection, codes};
 
 /// How a job ended.
@@ -130,7 +130,7 @@ pub struct JobResult {
     pub stdout_truncated: bool,
     /// The guest wrote more stderr than the limit; the head was kept.
     pub stderr_truncated: bool,
-    /// Collected files, by path relative to `/work`.
+    /// Collected files, by path relative to the job's directory.
     pub files: BTreeMap<String, FileContent>,
     /// Files that matched `collect` but did not fit in `limits.output_bytes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,6 +150,10 @@ pub struct JobResult {
     pub memory_peak_bytes: u64,
     /// sha256 of the module, when it was resolved.
     pub module: Option<String>,
+    /// The kind the job ran as: the job's `kind`, or the one its module's exports
+    /// decided; absent when it never got that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<JobKind>,
     /// Fingerprint of the engine that compiled and ran it.
     pub engine: Option<String>,
     /// Where the compiled module came from.
@@ -194,6 +198,7 @@ impl JobResult {
             fuel_consumed: None,
             memory_peak_bytes: 0,
             module: None,
+            kind: None,
             engine: None,
             cache: None,
             timings: Timings::default(),

@@ -57,6 +57,7 @@ const FIELDS: &[&str] = &[
     "env",
     "stdin",
     "stdin_base64",
+    "work_dir",
     "files",
     "collect",
     "volumes",
@@ -174,13 +175,20 @@ fn module() -> impl Strategy<Value = ModuleRef> {
 }
 
 /// Kind, export, input and input_base64, consistent with one another.
-fn kind_and_input()
--> impl Strategy<Value = (JobKind, Option<String>, Option<String>, Option<String>)> {
+fn kind_and_input() -> impl Strategy<
+    Value = (
+        Option<JobKind>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+> {
     let kind = prop_oneof![
-        Just(JobKind::Command),
-        Just(JobKind::Component),
-        Just(JobKind::Function),
-        Just(JobKind::Handler),
+        Just(None),
+        Just(Some(JobKind::Command)),
+        Just(Some(JobKind::Component)),
+        Just(Some(JobKind::Function)),
+        Just(Some(JobKind::Handler)),
     ];
     (
         kind,
@@ -190,8 +198,9 @@ fn kind_and_input()
         b64(),
     )
         .prop_map(|(kind, export, which, text, b64)| {
-            let export = export.filter(|_| kind == JobKind::Function);
-            let (input, input_base64) = match (kind.takes_input(), which) {
+            // Without a kind, the module decides; a job may still give input and export.
+            let export = export.filter(|_| kind.is_none_or(|k| k == JobKind::Function));
+            let (input, input_base64) = match (kind.is_none_or(JobKind::takes_input), which) {
                 (true, 1) => (Some(text), None),
                 (true, 2) => (None, Some(b64)),
                 _ => (None, None),
@@ -247,7 +256,15 @@ fn valid_job() -> impl Strategy<Value = Job> {
         b64().prop_map(|b| (None, Some(b))),
     ];
     let tail = (
-        stdin,
+        (
+            stdin,
+            // Never a volume's prefix (below), which would make the job invalid.
+            prop::option::of(prop_oneof![
+                Just("/".to_owned()),
+                Just("/work".to_owned()),
+                "/home/[a-z]{1,6}",
+            ]),
+        ),
         prop::collection::btree_map(rel_path(), content(), 0..4),
         prop::collection::vec(glob(), 0..3),
         prop::collection::btree_map(
@@ -260,7 +277,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
     (head, tail).prop_map(
         |(
             (id, batch, module, (kind, export, input, input_base64), args, env),
-            ((stdin, stdin_base64), files, collect, volumes, limits),
+            (((stdin, stdin_base64), work_dir), files, collect, volumes, limits),
         )| Job {
             id,
             batch,
@@ -273,6 +290,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
             env,
             stdin,
             stdin_base64,
+            work_dir,
             files,
             collect,
             volumes,
@@ -353,6 +371,7 @@ const TOKENS: &[&str] = &[
     "\"files\"",
     "\"collect\"",
     "\"volumes\"",
+    "\"work_dir\"",
     "\"limits\"",
     "\"timeout_ms\"",
     "\"fuel\"",
