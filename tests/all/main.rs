@@ -9,6 +9,8 @@ mod files;
 mod fleet;
 mod hostile;
 mod kinds;
+mod parity;
 mod statuses;
 mod support;
 mod tenants;
+mod wasi;
