@@ -2,14 +2,19 @@
 //! on wasi-libc) runs once under `wasmq run` with `work_dir: "/"` and no `kind`, and once
 //! under a reference built on the same wasmtime and wasmtime-wasi crates, configured as
 //! `wasmtime run --dir D::/` configures them. Exit status, stdout, stderr and the files the
-//! program leaves behind must be the same.
+//! program leaves behind must be the same. Where the wasmtime CLI of the same version is
+//! on this machine (`WASMTIME`, `target/wasmtime-cli-48.0.8/bin/wasmtime` as
+//! `cargo bench --bench process` installs it, or `wasmtime` on the PATH), every case runs
+//! under `wasmtime run --dir D::/` itself as well, and must agree with both.
 //!
 //! The differences that remain are deliberate, and the corpus stays clear of them
 //! (docs/job-format.md lists them): wasmq accepts every preview 1 exit status
 //! (wasmtime-wasi refuses 126 and up) and calls argv\[0\] `main.wasm`.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use wasmq_spec::JobResult;
@@ -194,6 +199,86 @@ impl Reference {
     }
 }
 
+/// The wasmtime CLI of the version wasmq is built on, if this machine has it.
+fn wasmtime_cli() -> Option<PathBuf> {
+    const VERSION: &str = "48.0.8";
+    let local = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(format!("wasmtime-cli-{VERSION}/bin/wasmtime"));
+    let candidates = [
+        std::env::var_os("WASMTIME").map(PathBuf::from),
+        Some(local),
+        Some(PathBuf::from("wasmtime")),
+    ];
+    candidates.into_iter().flatten().find(|cli| {
+        Command::new(cli)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION))
+    })
+}
+
+/// `wasmtime run --dir D::/` itself, on a module it precompiled (`wasmtime compile`).
+struct Cli {
+    exe: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn precompile(&self, wasm: &Path) -> PathBuf {
+        let out = self
+            .dir
+            .path()
+            .join(wasm.file_name().unwrap())
+            .with_extension("cwasm");
+        let ok = Command::new(&self.exe)
+            .arg("compile")
+            .arg(wasm)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "wasmtime compile {} failed", wasm.display());
+        out
+    }
+
+    fn run(&self, cwasm: &Path, case: &Case) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.txt"), INPUT).unwrap();
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("run")
+            .arg("--allow-precompiled")
+            .arg("--dir")
+            .arg(format!("{}::/", dir.path().display()));
+        for (k, v) in &case.env {
+            cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        let mut child = cmd
+            .arg(cwasm)
+            .args(&case.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(case.stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        Outcome {
+            exit: out.status.code().ok_or_else(|| format!("{}", out.status)),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            files: files_of(dir.path()),
+        }
+    }
+}
+
 /// Regular files under `root`, without following links, path -> content.
 fn files_of(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
@@ -263,20 +348,40 @@ fn outcome_of(r: &JobResult) -> Outcome {
 /// wasmq, and returns every case that differs.
 fn differences(guests: &[Guest], work_dir: &str) -> Vec<String> {
     let reference = Reference::new();
+    let cli = wasmtime_cli().map(|exe| Cli {
+        exe,
+        dir: tempfile::tempdir().unwrap(),
+    });
+    match &cli {
+        Some(c) => eprintln!("parity: also comparing with {}", c.exe.display()),
+        None => eprintln!(
+            "parity: no wasmtime 48.0.8 CLI on this machine; comparing with the crates alone"
+        ),
+    }
     let mut jobs = Vec::new();
     let mut expected = Vec::new();
+    let mut diffs = Vec::new();
     for (name, wasm, cases) in guests {
         let program = reference.compile(wasm);
+        let cwasm = cli.as_ref().map(|c| c.precompile(wasm));
         for (label, case) in cases {
             let id = format!("{name}/{label}");
             jobs.push(job_of(&id, wasm, case, work_dir));
-            expected.push((id, reference.run(&program, case)));
+            let want = reference.run(&program, case);
+            if let (Some(c), Some(cwasm)) = (&cli, &cwasm) {
+                let got = c.run(cwasm, case);
+                if got != want {
+                    diffs.push(format!(
+                        "{id}: the crates and the CLI disagree:\n  crates: {want:?}\n  CLI:    {got:?}"
+                    ));
+                }
+            }
+            expected.push((id, want));
         }
     }
     let d = Dir::new();
     let run = d.run_jobs(&jobs, &[]);
     assert_eq!(run.results.len(), jobs.len(), "{}", run.stderr);
-    let mut diffs = Vec::new();
     for (id, want) in expected {
         let r = run.by_id(&id);
         let got = outcome_of(r);
