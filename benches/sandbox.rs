@@ -95,6 +95,23 @@ fn per_job(c: &mut Criterion) {
         ("noop_wat", "tests/fixtures/noop.wat", json!({})),
         ("hello_rust", "jobs/wasm/hello.wasm", json!({})),
         (
+            "hello_rust_kind_given",
+            "jobs/wasm/hello.wasm",
+            json!({"kind": "command"}),
+        ),
+        (
+            "hello_rust_work_dir_root",
+            "jobs/wasm/hello.wasm",
+            json!({"work_dir": "/"}),
+        ),
+        // One preopen and the kind given: what every job did before work_dir and kind
+        // detection, the baseline of the two rows above.
+        (
+            "hello_rust_one_preopen_kind_given",
+            "jobs/wasm/hello.wasm",
+            json!({"work_dir": "/", "kind": "command"}),
+        ),
+        (
             "hello_rust_fuel",
             "jobs/wasm/hello.wasm",
             json!({"limits": {"fuel": 1_000_000_000u64}}),
@@ -118,6 +135,16 @@ fn per_job(c: &mut Criterion) {
             "handler_rust",
             "jobs/wasm/handler.wasm",
             json!({"kind": "handler", "input": "abc"}),
+        ),
+        // A real interpreter (boa) running a tenant's script: the plugin use case.
+        (
+            "js_script",
+            "jobs/wasm/jsrun.wasm",
+            json!({
+                "work_dir": "/",
+                "args": ["script.js"],
+                "files": {"script.js": "const w = {}; for (const x of 'a b a c b a'.split(' ')) w[x] = (w[x] || 0) + 1; console.log(JSON.stringify(w));"},
+            }),
         ),
     ] {
         let job = job_for(&b, rel, extra);
