@@ -1,4 +1,4 @@
-//! The job's own `/work` directory: writing input files and collecting output files.
+//! The job's own directory (at `/work` or its `work_dir`): input files in, output files out.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -16,7 +16,7 @@
 //! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
 //! - `limiter`: the per-job memory/table limiter.
 //! - `pipe`: capped stdout/stderr capture.
-//! - `files`: the job's `/work` directory: inputs in, collected files out.
+//! - `files`: the job's own directory (at `/work` or its `work_dir`): inputs in, collected files out.
 
 mod bounds;
 pub mod config;

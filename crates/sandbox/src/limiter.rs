@@ -69,7 +69,7 @@ impl DiskQuota {
             Ok(u) => u,
             Err(e) => {
                 self.exceeded.get_or_insert_with(|| {
-                    format!("the job's files in /work cannot be measured ({e}), which its disk limit does not allow")
+                    format!("the job's files in its directory cannot be measured ({e}), which its disk limit does not allow")
                 });
                 return None;
             }
@@ -77,12 +77,12 @@ impl DiskQuota {
         if self.exceeded.is_none() {
             if usage.bytes > self.max_bytes {
                 self.exceeded = Some(format!(
-                    "the job's files in /work took more than its disk limit of {} bytes",
+                    "the job's files in its directory took more than its disk limit of {} bytes",
                     self.max_bytes
                 ));
             } else if usage.entries > self.max_entries {
                 self.exceeded = Some(format!(
-                    "the job created more than its limit of {} files in /work",
+                    "the job created more than its limit of {} files in its directory",
                     self.max_entries
                 ));
             }

@@ -26,7 +26,7 @@ pub enum Status {
     FuelExhausted,
     /// The memory limit refused a growth and the guest then failed.
     MemoryExceeded,
-    /// The job's files in `/work` went past its disk limit (bytes or number of files).
+    /// The job's files in its directory went past its disk limit (bytes or number of files).
     DiskExceeded,
     /// The job was not run: malformed, bad module, limits above maximum, ...
     Rejected,
