@@ -82,7 +82,7 @@ pub(crate) fn core_exports(module: &Module, job: &Job) -> Exports {
     }
 }
 
-/// What a component offers a job that gives no kind.
+/// What a component offers a job that gives no kind; found once, when it is linked.
 pub(crate) fn component_exports(pre: &wasmtime::component::InstancePre<ComponentState>) -> Exports {
     Exports {
         component: true,

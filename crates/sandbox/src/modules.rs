@@ -64,8 +64,12 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<Artifact> {
 pub(crate) enum Loaded {
     /// A core module, imports resolved against the WASI preview 1 linker.
     Core(InstancePre<State>),
-    /// A component, imports resolved against the WASI preview 2 linker.
-    Component(wasmtime::component::InstancePre<ComponentState>),
+    /// A component, imports resolved against the WASI preview 2 linker, with what it
+    /// exports (found once here, for jobs that leave the kind to the module).
+    Component(
+        wasmtime::component::InstancePre<ComponentState>,
+        wasmq_spec::Exports,
+    ),
 }
 
 /// Why a module could not be had for a job.
@@ -428,7 +432,10 @@ fn link(rt: &Runtime, compiled: Compiled) -> Result<Arc<Loaded>, Rejection> {
         Compiled::Component(component) => rt
             .component_linker
             .instantiate_pre(&component)
-            .map(Loaded::Component)
+            .map(|pre| {
+                let exports = crate::kinds::component_exports(&pre);
+                Loaded::Component(pre, exports)
+            })
             .map_err(|e| {
                 format!("the component imports something this sandbox does not provide (WASI preview 2 is available): {e:#}")
             }),

@@ -210,7 +210,7 @@ impl Sandbox {
             None => {
                 let exports = match &*resolved.loaded {
                     Loaded::Core(pre) => kinds::core_exports(pre.module(), job),
-                    Loaded::Component(pre) => kinds::component_exports(pre),
+                    Loaded::Component(_, exports) => *exports,
                 };
                 let k = JobKind::detect(exports, job.wants_function())
                     .ok_or_else(|| kinds::no_entry_point(exports.component))?;
@@ -284,9 +284,9 @@ impl Sandbox {
             .work_dir
             .as_deref()
             .unwrap_or(config.default_work_dir.as_str());
-        if job.work_dir.is_none() {
+        if job.work_dir.is_none() && work_dir != wasmq_spec::WORK_DIR {
             // Decoding checked the mount points against /work; the job's directory is at
-            // the worker's default.
+            // the worker's other default.
             job.check_mounts(work_dir)?;
         }
         let mut mounts = Vec::with_capacity(job.volumes.len());
@@ -512,7 +512,7 @@ impl Sandbox {
                 let outcome = tokio::time::timeout(timeout, run).await;
                 (outcome, usage(&mut store, limits))
             }
-            (Loaded::Component(pre), JobKind::Component | JobKind::Handler) => {
+            (Loaded::Component(pre, _), JobKind::Component | JobKind::Handler) => {
                 let state = ComponentState {
                     ctx: wasi.build(),
                     table: ResourceTable::new(),
