@@ -22,14 +22,16 @@ pub const MAX_BATCH_LEN: usize = 128;
 ///
 /// Unknown fields are refused: a misspelt field (`limit` for `limits`) would otherwise be
 /// ignored silently and the job would run under limits its author did not mean.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
     /// Unique id; generated (a UUID) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub id: Option<String>,
     /// Batch this job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
     pub batch: Option<String>,
     /// The module to run.
     pub module: ModuleRef,
@@ -98,7 +100,7 @@ fn is_default(l: &LimitsRequest) -> bool {
 }
 
 /// How a job's module is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// A WASI preview 1 command: a core module whose `_start` is called.
@@ -197,14 +199,16 @@ impl JobKind {
 }
 
 /// Where a job's module comes from: an object with exactly one key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleRef {
     /// The sha256 (64 lowercase hex digits) of a module in the module store.
     Sha256(String),
     /// The module's bytes, base64-encoded.
     Base64(String),
-    /// A local file; accepted only by the local tools, which turn it into a `sha256`.
+    /// A local file; accepted only by the local tools, which turn it into a `sha256`
+    /// (so the job message's schema leaves it out).
+    #[schemars(skip)]
     Path(PathBuf),
 }
 
@@ -249,7 +253,7 @@ impl<'de> Deserialize<'de> for ModuleRef {
 }
 
 /// The content of an input or collected file: a string, or `{"base64": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum FileContent {
     /// UTF-8 text.

@@ -13,12 +13,14 @@
 //! - [`result`]: [`JobResult`], [`Status`], [`Timings`], [`CacheOutcome`].
 //! - [`reject`]: [`Rejection`], the reason a job is refused, and the machine [`codes`].
 //! - [`control`]: fleet-wide prewarm requests and replies, and batch manifests.
+//! - [`schema`]: the JSON Schemas of a job message and a result, from these types.
 
 pub mod control;
 pub mod job;
 pub mod limits;
 pub mod reject;
 pub mod result;
+pub mod schema;
 
 pub use job::{Exports, FileContent, Job, JobKind, ModuleRef, decode_job};
 pub use limits::{LimitPolicy, Limits, LimitsRequest};

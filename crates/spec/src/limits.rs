@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::reject::{Rejection, codes};
 
 /// The limits a job asks for; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsRequest {
     /// Wall-clock budget for instantiate + run, in milliseconds.

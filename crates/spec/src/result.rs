@@ -11,7 +11,19 @@ use crate::job::{FileContent, JobKind};
 use crate::reject::{Rejection, codes};
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The guest exited with status 0.
@@ -71,7 +83,7 @@ impl fmt::Display for Status {
 }
 
 /// Where the compiled module came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CacheOutcome {
     /// Already loaded in this worker's memory.
@@ -83,7 +95,9 @@ pub enum CacheOutcome {
 }
 
 /// Microseconds spent in each phase of a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Timings {
     /// Finding the module (memory, store, inline bytes) and loading or compiling it.
     pub resolve_us: u64,
@@ -98,7 +112,7 @@ pub struct Timings {
 }
 
 /// The result of one job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobResult {
     /// The job's id.
     pub id: String,
