@@ -4,19 +4,47 @@
 # it from Debian's packages first when it is missing. Exits non-zero, saying why, when no
 # broker can be had. The fault tests start a private node with the installed
 # rabbitmq-server; when another broker answers and rabbitmq-server is missing, it warns.
+# On this machine's node it also enables the management API (port 15672), which
+# `wasmq status` reads unacked counts from.
 set -euo pipefail
 host="${WASMQ_BROKER_HOST:-127.0.0.1}"
 port="${WASMQ_BROKER_PORT:-5672}"
 
 answers() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
 has_server() { command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; }
+
+# The management API (rabbitmq_management, shipped with the server) tells `wasmq status`
+# how many messages are unacked; enabled on this machine's node when it is not yet.
+api_answers() { (exec 3<>"/dev/tcp/$host/15672") 2>/dev/null; }
+management() {
+  if api_answers || { [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; }; then
+    return 0
+  fi
+  if ! PATH="$PATH:/usr/sbin" command -v rabbitmq-plugins >/dev/null 2>&1; then
+    echo "warning: rabbitmq-plugins is missing: the management API stays off" >&2
+    return 0
+  fi
+  echo "enabling the rabbitmq_management plugin" >&2
+  PATH="$PATH:/usr/sbin" as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do
+    if api_answers; then
+      echo "the management API answers on $host:15672" >&2
+      return 0
+    fi
+    sleep 1
+  done
+  echo "warning: the management API did not start on $host:15672" >&2
+}
 
 if answers; then
   echo "rabbitmq answers on $host:$port" >&2
   if ! has_server; then
     echo "warning: rabbitmq-server is not installed here; the fault tests (tests/all/faults.rs) start a private node of their own and need it: apt-get install rabbitmq-server" >&2
   fi
+  management
   exit 0
 fi
 if [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; then
@@ -24,7 +52,6 @@ if [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; then
   exit 1
 fi
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if ! has_server; then
   echo "rabbitmq-server is not installed; installing it from Debian's packages" >&2
@@ -36,6 +63,7 @@ PATH="$PATH:/usr/sbin" as_root rabbitmq-server -detached >/dev/null 2>&1 || true
 for _ in $(seq 1 90); do
   if answers; then
     echo "rabbitmq answers on $host:$port" >&2
+    management
     exit 0
   fi
   sleep 1

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
-use wasmq_broker::amqp::Topology;
+use wasmq_broker::amqp::{Retention, Topology};
 use wasmq_cache::{Cache, CacheOptions};
 use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
@@ -72,6 +72,16 @@ pub struct BrokerArgs {
     /// every process on one prefix [config: delivery_limit] [default: 5].
     #[arg(long, env = "WASMQ_DELIVERY_LIMIT")]
     pub delivery_limit: Option<u32>,
+    /// Seconds the shared results queue keeps a result nobody reads; 0 for no limit. Must
+    /// be the same for every process on one prefix [config: results_queue_ttl_secs]
+    /// [default: 604800, 7 days].
+    #[arg(long, env = "WASMQ_RESULTS_QUEUE_TTL_SECS")]
+    pub results_queue_ttl_secs: Option<u32>,
+    /// Results the shared results queue keeps at most; past it the oldest are dropped; 0
+    /// for no limit. Must be the same for every process on one prefix
+    /// [config: results_queue_max_length] [default: 1000000].
+    #[arg(long, env = "WASMQ_RESULTS_QUEUE_MAX_LENGTH")]
+    pub results_queue_max_length: Option<u32>,
 }
 
 /// How logs are written (to stderr).
@@ -104,6 +114,10 @@ pub struct FileConfig {
     pub worker_id: Option<String>,
     pub prefetch: Option<u16>,
     pub consumer_timeout_ms: Option<u64>,
+    pub metrics_addr: Option<String>,
+    pub results_queue_ttl_secs: Option<u32>,
+    pub results_queue_max_length: Option<u32>,
+    pub management_url: Option<String>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]
@@ -371,9 +385,28 @@ impl Settings {
         if delivery_limit == 0 {
             bail!("the delivery limit must be at least 1");
         }
+        let d = Retention::DEFAULT;
+        let results_retention = Retention {
+            ttl_secs: args
+                .results_queue_ttl_secs
+                .or(self.file.results_queue_ttl_secs)
+                .unwrap_or(d.ttl_secs),
+            max_length: args
+                .results_queue_max_length
+                .or(self.file.results_queue_max_length)
+                .unwrap_or(d.max_length),
+        };
+        if results_retention.ttl_secs > u32::MAX / 1000 {
+            bail!(
+                "results_queue_ttl_secs = {} is above the most RabbitMQ takes ({})",
+                results_retention.ttl_secs,
+                u32::MAX / 1000
+            );
+        }
         Ok(Topology {
             prefix,
             delivery_limit,
+            results_retention,
         })
     }
 

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - `commands/`: one file per subcommand (`run`, `worker`, `submit`, `results`,
-//!   `prewarm`, `cache`).
+//!   `prewarm`, `cache`, `status`, `dead`).
 //! - `config`: the TOML config file and the flags every command shares; config file <
 //!   `WASMQ_*` environment < flags.
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
@@ -39,6 +39,8 @@ enum Command {
     Results(commands::results::ResultsCommand),
     Prewarm(commands::prewarm::PrewarmCommand),
     Cache(commands::cache::CacheCommand),
+    Dead(commands::dead::DeadCommand),
+    Status(commands::status::StatusCommand),
 }
 
 /// What a command reports: whether everything it did succeeded.
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
         Command::Results(c) => c.execute(),
         Command::Prewarm(c) => c.execute(),
         Command::Cache(c) => c.execute(),
+        Command::Dead(c) => c.execute(),
+        Command::Status(c) => c.execute(),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -47,7 +47,14 @@ pub struct WorkerProc {
 impl WorkerProc {
     /// Spawns `wasmq worker` as `cmd` says (logging at info), collects its stderr, and
     /// waits up to `timeout` until it consumes.
-    pub fn spawn(mut cmd: Command, id: String, timeout: Duration) -> WorkerProc {
+    pub fn spawn(cmd: Command, id: String, timeout: Duration) -> WorkerProc {
+        let w = WorkerProc::spawn_unready(cmd, id);
+        w.wait_for_log("worker consuming", timeout);
+        w
+    }
+
+    /// Spawns `wasmq worker` as [`WorkerProc::spawn`] does, without waiting for anything.
+    pub fn spawn_unready(mut cmd: Command, id: String) -> WorkerProc {
         let mut child = cmd
             .env("WASMQ_LOG", "info")
             .stdout(Stdio::null())
@@ -64,9 +71,53 @@ impl WorkerProc {
                 l.push('\n');
             }
         });
-        let w = WorkerProc { child, id, log };
-        w.wait_for_log("worker consuming", timeout);
-        w
+        WorkerProc { child, id, log }
+    }
+
+    /// The address the worker serves /metrics on (`--metrics-addr`), from its log.
+    pub fn metrics_addr(&self, timeout: Duration) -> String {
+        let needle = "serving /metrics";
+        self.wait_for_log(needle, timeout);
+        let log = self.log.lock().unwrap();
+        let line = log.lines().find(|l| l.contains(needle)).unwrap();
+        let at = line.find("addr=").expect("the log line names the address") + 5;
+        line[at..].split_whitespace().next().unwrap().to_owned()
+    }
+}
+
+/// `GET path` from `addr` over plain HTTP/1.1: (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+impl WorkerProc {
+    /// Sends `sig` (e.g. "TERM") to the worker.
+    pub fn kill_with(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {}", self.child.id());
     }
 
     /// Waits until the worker logged `needle`.

@@ -9,6 +9,7 @@ mod files;
 mod fleet;
 mod hostile;
 mod kinds;
+mod ops;
 mod parity;
 mod statuses;
 mod support;

@@ -1,15 +1,14 @@
 //! RabbitMQ over AMQP 0-9-1 (lapin): topology, the worker's transport, and the client
 //! side used by `submit`, `results` and `prewarm --broadcast`.
 //!
-//! The worker's transport owns its reconnect loop rather than relying on lapin's
-//! automatic recovery: when the connection or a channel fails, the session is dropped and
-//! rebuilt with backoff (connect, declare the topology, set up channels), and the consumer
-//! is recreated on the new session. Deliveries taken on the old session cannot be acked
-//! any more; the broker redelivers them, which is why every result carries the job id and
-//! the attempt.
+//! Connections are kept by a [`Supervisor`] (see [`crate::supervisor`]) rather than by
+//! lapin's automatic recovery: when the connection or a channel fails, the session is
+//! dropped and rebuilt with backoff (connect, declare the topology, set up channels), and
+//! the jobs consumer is recreated on the new session.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -24,9 +23,11 @@ use lapin::{
     Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
     ExchangeKind,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmq_spec::{JobResult, Status};
 
+use crate::supervisor::{LinkObserver, Session, Setup, Supervisor, SupervisorConfig};
 use crate::{BrokerError, Delivery, Transport};
 
 fn err(context: &str) -> impl FnOnce(lapin::Error) -> BrokerError + '_ {
@@ -41,6 +42,27 @@ pub struct Topology {
     pub prefix: String,
     /// Deliveries of one job message before the broker dead-letters it.
     pub delivery_limit: u32,
+    /// The shared results queue's retention.
+    pub results_retention: Retention,
+}
+
+/// How long the shared results queue keeps results nobody reads, and how many. At the
+/// limit the broker drops the oldest results (`drop-head`): a publish is still confirmed,
+/// so a full results queue never makes a worker requeue a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Results older than this are dropped (`x-message-ttl`); 0: no age limit.
+    pub ttl_secs: u32,
+    /// At most this many results are kept (`x-max-length`); 0: no length limit.
+    pub max_length: u32,
+}
+
+impl Retention {
+    /// Seven days, one million results.
+    pub const DEFAULT: Retention = Retention {
+        ttl_secs: 7 * 24 * 3600,
+        max_length: 1_000_000,
+    };
 }
 
 impl Topology {
@@ -132,13 +154,32 @@ impl Topology {
         )
         .await
         .map_err(err("declaring the results exchange"))?;
-        ch.queue_declare(
-            self.results_queue().into(),
-            durable_queue(),
-            quorum_args(None),
-        )
-        .await
-        .map_err(err("declaring the results queue"))?;
+        let mut results_args = quorum_args(None);
+        let r = self.results_retention;
+        if r.ttl_secs > 0 {
+            results_args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::from(r.ttl_secs) * 1000),
+            );
+        }
+        if r.max_length > 0 {
+            results_args.insert(
+                "x-max-length".into(),
+                AMQPValue::LongLongInt(i64::from(r.max_length)),
+            );
+            results_args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("drop-head".into()),
+            );
+        }
+        ch.queue_declare(self.results_queue().into(), durable_queue(), results_args)
+            .await
+            .map_err(|e| {
+                BrokerError(format!(
+                    "declaring the results queue {} (if it exists with another retention, give every process the same results_queue_ttl_secs and results_queue_max_length, or delete the queue): {e}",
+                    self.results_queue()
+                ))
+            })?;
         ch.queue_bind(
             self.results_queue().into(),
             self.results_exchange().into(),
@@ -268,8 +309,9 @@ pub async fn publish_confirmed(
 /// Settings of the worker's transport.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
-    /// `amqp://user:pass@host:port/vhost` (or `amqps://` with the `tls` feature).
-    pub url: String,
+    /// Node URLs, `amqp://user:pass@host:port/vhost` (or `amqps://` with the `tls`
+    /// feature), tried in order.
+    pub urls: Vec<String>,
     /// Names and arguments.
     pub topology: Topology,
     /// Unacked deliveries at once: the jobs running plus the results awaiting confirms.
@@ -278,22 +320,107 @@ pub struct AmqpConfig {
     pub connection_name: String,
 }
 
-/// One connection with its two channels.
-struct Session {
-    generation: u64,
-    conn: Connection,
-    consume: Channel,
+/// The channels of one worker session.
+pub struct WorkerChannels {
+    /// Consumes the jobs queue (the consumer is started by [`AmqpTransport::next`]).
+    pub consume: Channel,
     /// In confirm mode: every result publish waits for the broker's ack.
-    publish: Channel,
+    pub publish: Channel,
+    /// Messages of the control exchange, from this session's private queue. It is
+    /// subscribed before the jobs consumer starts, so a worker counted among the jobs
+    /// queue's consumers always answers a broadcast.
+    pub control: tokio::sync::Mutex<Consumer>,
+}
+
+/// Sets up a worker session: the topology, the channels, the control subscription.
+pub struct WorkerSetup {
+    topology: Topology,
+}
+
+impl Setup for WorkerSetup {
+    type Channels = WorkerChannels;
+
+    async fn setup(
+        &self,
+        conn: &Connection,
+        _generation: u64,
+    ) -> Result<WorkerChannels, BrokerError> {
+        let consume = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        self.topology.declare(&consume).await?;
+        let publish = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(err("enabling publisher confirms"))?;
+        let control = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        let control = subscribe_private(&control, Some(&self.topology.control_exchange())).await?;
+        Ok(WorkerChannels {
+            consume,
+            publish,
+            control: tokio::sync::Mutex::new(control.1),
+        })
+    }
+}
+
+/// Declares a private queue (deleted with its connection) on `ch`, binds it to
+/// `exchange` when given, and consumes it: (queue name, consumer).
+pub(crate) async fn subscribe_private(
+    ch: &Channel,
+    exchange: Option<&str>,
+) -> Result<(String, Consumer), BrokerError> {
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("declaring a private queue"))?;
+    let name = q.name().to_string();
+    if let Some(exchange) = exchange {
+        ch.queue_bind(
+            name.as_str().into(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("binding to the control exchange"))?;
+    }
+    let consumer = ch
+        .basic_consume(
+            name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("consuming a private queue"))?;
+    Ok((name, consumer))
 }
 
 /// The worker's transport on RabbitMQ: consumes the jobs queue, publishes results with
-/// confirms, reconnects with backoff.
+/// confirms; its connection is kept by a [`Supervisor`].
 pub struct AmqpTransport {
     config: AmqpConfig,
-    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    supervisor: Supervisor<WorkerSetup>,
+    /// The jobs consumer and the session it was started on.
     consumer: tokio::sync::Mutex<Option<(u64, Consumer)>>,
-    generation: AtomicU64,
+    observer: Arc<dyn LinkObserver>,
     stopped: AtomicBool,
 }
 
@@ -309,85 +436,49 @@ pub struct AmqpDelivery {
     correlation_id: Option<ShortString>,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a consumer cancel may take at shutdown before the worker goes on without it.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AmqpTransport {
-    /// Connects and declares the topology; fails when the broker cannot be reached now
-    /// (later losses are retried forever).
-    pub async fn connect(config: AmqpConfig) -> Result<AmqpTransport, BrokerError> {
-        let t = AmqpTransport {
+    /// Starts the transport: its supervisor connects in the background, and keeps
+    /// retrying while the broker is unreachable, until `link_shutdown` is cancelled (which
+    /// closes the connection: cancel it only after the drain).
+    pub fn start(
+        config: AmqpConfig,
+        observer: Arc<dyn LinkObserver>,
+        link_shutdown: CancellationToken,
+    ) -> AmqpTransport {
+        let supervisor = Supervisor::start(
+            SupervisorConfig {
+                urls: config.urls.clone(),
+                name: config.connection_name.clone(),
+                give_up_after: None,
+            },
+            WorkerSetup {
+                topology: config.topology.clone(),
+            },
+            observer.clone(),
+            link_shutdown,
+        );
+        AmqpTransport {
             config,
-            session: tokio::sync::Mutex::new(None),
+            supervisor,
             consumer: tokio::sync::Mutex::new(None),
-            generation: AtomicU64::new(0),
+            observer,
             stopped: AtomicBool::new(false),
-        };
-        let s = t.open_session().await?;
-        *t.session.lock().await = Some(Arc::new(s));
-        Ok(t)
-    }
-
-    async fn open_session(&self) -> Result<Session, BrokerError> {
-        let conn = connect(&self.config.url, &self.config.connection_name).await?;
-        let consume = conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
-        self.config.topology.declare(&consume).await?;
-        let publish = conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(err("enabling publisher confirms"))?;
-        Ok(Session {
-            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-            conn,
-            consume,
-            publish,
-        })
-    }
-
-    /// The live session, reconnecting with backoff until one is had.
-    async fn session(&self) -> Arc<Session> {
-        let mut guard = self.session.lock().await;
-        if let Some(s) = guard.as_ref()
-            && s.conn.status().connected()
-        {
-            return s.clone();
-        }
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.open_session().await {
-                Ok(s) => {
-                    info!(generation = s.generation, "connected to the broker");
-                    let s = Arc::new(s);
-                    *guard = Some(s.clone());
-                    return s;
-                }
-                Err(e) => {
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker unreachable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(MAX_BACKOFF);
-                }
-            }
         }
     }
 
-    /// Drops the session of `generation` (if still current) so the next use reconnects.
-    async fn invalidate(&self, generation: u64) {
-        let mut guard = self.session.lock().await;
-        if guard.as_ref().is_some_and(|s| s.generation == generation) {
-            let s = guard.take().expect("checked");
-            tokio::spawn(async move {
-                let _ = s.conn.close(320, "wasmq reconnecting".into()).await;
-            });
-        }
+    /// The supervisor of this transport's connection (the control loop shares it).
+    pub fn supervisor(&self) -> &Supervisor<WorkerSetup> {
+        &self.supervisor
     }
 
-    async fn start_consumer(&self, s: &Session) -> Result<Consumer, BrokerError> {
+    fn consumer_tag(&self, generation: u64) -> String {
+        format!("{}-{generation}", self.config.connection_name)
+    }
+
+    async fn start_consumer(&self, s: &Session<WorkerChannels>) -> Result<Consumer, BrokerError> {
         s.consume
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
@@ -395,7 +486,7 @@ impl AmqpTransport {
         s.consume
             .basic_consume(
                 self.config.topology.jobs_queue().into(),
-                format!("{}-{}", self.config.connection_name, s.generation).into(),
+                self.consumer_tag(s.generation).into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -424,9 +515,72 @@ impl AmqpTransport {
             data: d.data,
         }
     }
+
+    /// Closes the connection; unacked deliveries go back to the queue.
+    pub async fn close(&self) {
+        self.supervisor.close().await;
+    }
+
+    /// Answers the messages of the control exchange until `shutdown`, on every session:
+    /// `answer` turns a message body into the body of its reply, which goes to the
+    /// message's `reply_to` (when it has one) with its correlation id.
+    pub async fn serve_control<F, Fut>(&self, shutdown: CancellationToken, mut answer: F)
+    where
+        F: FnMut(Vec<u8>) -> Fut,
+        Fut: Future<Output = Vec<u8>>,
+    {
+        let mut after = 0;
+        loop {
+            let s = tokio::select! {
+                s = self.supervisor.session_after(after) => match s {
+                    Ok(Some(s)) => s,
+                    Ok(None) | Err(_) => return,
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            after = s.generation;
+            let mut control = s.control.lock().await;
+            loop {
+                let msg = tokio::select! {
+                    m = control.next() => m,
+                    _ = shutdown.cancelled() => return,
+                };
+                let d = match msg {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => {
+                        self.supervisor
+                            .lost(&s, format!("the control consumer failed: {e}"));
+                        break;
+                    }
+                    None => {
+                        self.supervisor.lost(&s, "the control consumer ended");
+                        break;
+                    }
+                };
+                let reply_to = d.properties.reply_to().clone();
+                let correlation = d.properties.correlation_id().clone();
+                let body = answer(d.data).await;
+                if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                    warn!(error = %e, "could not ack a control message");
+                }
+                if let Some(to) = reply_to {
+                    let mut props = json_properties();
+                    if let Some(c) = correlation {
+                        props = props.with_correlation_id(c);
+                    }
+                    if let Err(e) =
+                        publish_confirmed(&s.publish, "", to.as_str(), true, &body, props).await
+                    {
+                        warn!(error = %e, "could not answer a control message");
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn as_u64(v: &AMQPValue) -> Option<u64> {
+/// A header's value as a count.
+pub(crate) fn as_u64(v: &AMQPValue) -> Option<u64> {
     match v {
         AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
         AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
@@ -444,38 +598,50 @@ impl Transport for AmqpTransport {
     type Delivery = AmqpDelivery;
 
     async fn next(&self) -> Option<AmqpDelivery> {
-        let mut delay = Duration::from_millis(100);
+        let mut after = 0;
         loop {
             if self.stopped.load(Ordering::SeqCst) {
                 return None;
             }
-            let s = self.session().await;
+            // `None`: the link is shutting down; an error: it gave up (never, for a worker).
+            let s = match self.supervisor.session_after(after).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return None,
+                Err(e) => {
+                    warn!(error = %e, "no broker connection; no more jobs");
+                    return None;
+                }
+            };
             let mut consumer = self.consumer.lock().await;
+            if self.stopped.load(Ordering::SeqCst) {
+                return None;
+            }
             if consumer.as_ref().is_none_or(|(g, _)| *g != s.generation) {
                 match self.start_consumer(&s).await {
-                    Ok(c) => *consumer = Some((s.generation, c)),
+                    Ok(c) => {
+                        *consumer = Some((s.generation, c));
+                        self.observer.consuming(true);
+                        info!(generation = s.generation, queue = %self.config.topology.jobs_queue(), prefetch = self.config.prefetch, "worker consuming");
+                    }
                     Err(e) => {
                         warn!(error = %e, "could not start consuming; reconnecting");
-                        drop(consumer);
-                        self.invalidate(s.generation).await;
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(MAX_BACKOFF);
+                        self.supervisor.lost(&s, e.0);
+                        after = s.generation;
                         continue;
                     }
                 }
             }
             let (_, c) = consumer.as_mut().expect("set above");
-            match c.next().await {
+            let why = match c.next().await {
                 Some(Ok(d)) => return Some(Self::to_delivery(d)),
-                Some(Err(e)) => {
-                    warn!(error = %e, "lost the broker connection; reconnecting");
-                }
+                Some(Err(e)) => format!("the jobs consumer failed: {e}"),
                 None if self.stopped.load(Ordering::SeqCst) => return None,
-                None => warn!("the broker cancelled the consumer; reconnecting"),
-            }
+                None => "the broker cancelled the jobs consumer".to_owned(),
+            };
             *consumer = None;
-            drop(consumer);
-            self.invalidate(s.generation).await;
+            self.observer.consuming(false);
+            self.supervisor.lost(&s, why);
+            after = s.generation;
         }
     }
 
@@ -484,7 +650,14 @@ impl Transport for AmqpTransport {
         result: &JobResult,
         delivery: &AmqpDelivery,
     ) -> Result<(), BrokerError> {
-        let s = self.session().await;
+        let s = match self.supervisor.session().await? {
+            Some(s) => s,
+            None => {
+                return Err(BrokerError(
+                    "the broker connection is closing; the result was not published".into(),
+                ));
+            }
+        };
         let body = serde_json::to_vec(result)
             .map_err(|e| BrokerError(format!("encoding a result: {e}")))?;
         let mut props = json_properties().with_message_id(result.id.as_str().into());
@@ -492,6 +665,7 @@ impl Transport for AmqpTransport {
             props = props.with_correlation_id(c.clone());
         }
         let t = &self.config.topology;
+        let alive = || s.connected() && s.publish.status().connected();
         // Every publish is mandatory: a result the broker cannot route is an error (the job
         // is requeued and, past the delivery limit, dead-lettered), never a silent drop.
         let outcome = match &delivery.reply_to {
@@ -506,7 +680,7 @@ impl Transport for AmqpTransport {
                 )
                 .await;
                 match direct {
-                    Err(e) if s.conn.status().connected() && s.publish.status().connected() => {
+                    Err(e) if alive() => {
                         warn!(job = %result.id, reply_to = %reply_to, error = %e, "reply queue unreachable; publishing to the results exchange");
                         let key =
                             Topology::result_routing_key(result.batch.as_deref(), result.status);
@@ -528,37 +702,34 @@ impl Transport for AmqpTransport {
                 publish_confirmed(&s.publish, &t.results_exchange(), &key, true, &body, props).await
             }
         };
-        if outcome.is_err() && !(s.conn.status().connected() && s.publish.status().connected()) {
-            self.invalidate(s.generation).await;
+        if let Err(e) = &outcome
+            && !alive()
+        {
+            self.supervisor
+                .lost(&s, format!("publishing a result failed: {e}"));
         }
         outcome
     }
 
     async fn stop_consuming(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        if let Some(s) = self.session.lock().await.clone() {
-            let tag = format!("{}-{}", self.config.connection_name, s.generation);
-            if let Err(e) = s
+        self.observer.consuming(false);
+        // Never waits on a broker that is down: with no session there is no consumer.
+        if let Some(s) = self.supervisor.current() {
+            let tag = self.consumer_tag(s.generation);
+            let cancel = s
                 .consume
-                .basic_cancel(tag.into(), BasicCancelOptions::default())
-                .await
-            {
-                warn!(error = %e, "could not cancel the consumer");
+                .basic_cancel(tag.into(), BasicCancelOptions::default());
+            match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "could not cancel the consumer"),
+                Err(_) => warn!("the broker did not answer the consumer cancel in time"),
             }
         }
     }
 
     fn redelivery_limit(&self) -> Option<u32> {
         None
-    }
-}
-
-impl AmqpTransport {
-    /// Closes the connection; unacked deliveries go back to the queue.
-    pub async fn close(&self) {
-        if let Some(s) = self.session.lock().await.take() {
-            let _ = s.conn.close(200, "wasmq worker stopping".into()).await;
-        }
     }
 }
 
@@ -604,6 +775,7 @@ mod tests {
         let t = Topology {
             prefix: "p".into(),
             delivery_limit: 5,
+            results_retention: Retention::DEFAULT,
         };
         assert_eq!(t.jobs_queue(), "p.jobs");
         assert_eq!(t.batch_queue("b1"), "p.batch.b1");

@@ -2,6 +2,8 @@
 //! result queues, broadcasting on the control exchange and answering broadcasts.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -11,18 +13,57 @@ use lapin::options::{
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Acker, Channel, Confirmation, Connection, Consumer, PublisherConfirm};
+use tokio_util::sync::CancellationToken;
 
 use crate::BrokerError;
-use crate::amqp::{Topology, connect, json_properties, publish_confirmed, url_user};
+use crate::amqp::{
+    Topology, as_u64, json_properties, publish_confirmed, subscribe_private, url_user,
+};
+use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig};
 
 fn err(context: &str) -> impl FnOnce(lapin::Error) -> BrokerError + '_ {
     move |e| BrokerError(format!("{context}: {e}"))
 }
 
-/// A connection for one command, with the topology declared and a confirming channel.
-pub struct Client {
-    conn: Connection,
+/// How long a command keeps trying to reconnect after losing the broker before it gives
+/// up with an error.
+pub const RECONNECT_WINDOW: Duration = Duration::from_secs(300);
+
+/// The channel of one client session: in confirm mode, with the topology declared.
+pub struct ClientChannels {
     ch: Channel,
+}
+
+/// Sets up a client session.
+pub struct ClientSetup {
+    topology: Topology,
+}
+
+impl Setup for ClientSetup {
+    type Channels = ClientChannels;
+
+    async fn setup(
+        &self,
+        conn: &Connection,
+        _generation: u64,
+    ) -> Result<ClientChannels, BrokerError> {
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        self.topology.declare(&ch).await?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(err("enabling publisher confirms"))?;
+        Ok(ClientChannels { ch })
+    }
+}
+
+/// A connection for one command, with the topology declared and a confirming channel. It
+/// fails fast when no broker answers at first, and reconnects (for up to
+/// [`RECONNECT_WINDOW`]) when the broker goes away later.
+pub struct Client {
+    supervisor: Supervisor<ClientSetup>,
     topology: Topology,
     /// The connection's user, set as `user_id` on job messages (see [`url_user`]).
     user: Option<ShortString>,
@@ -40,7 +81,8 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Removes the message from its queue.
+    /// Removes the message from its queue. After a reconnect the ack of a message read on
+    /// the old connection fails: the broker has already put the message back.
     pub async fn ack(self) -> Result<(), BrokerError> {
         self.acker
             .ack(BasicAckOptions::default())
@@ -55,45 +97,125 @@ pub struct Subscription {
     consumer: Consumer,
     /// The queue's name (server-named queues get theirs here).
     pub queue: String,
+    /// For a named queue: how to consume it again on a new session.
+    resume: Option<Resume>,
+}
+
+struct Resume {
+    supervisor: Supervisor<ClientSetup>,
+    prefetch: u16,
+    generation: u64,
 }
 
 impl Subscription {
-    /// The next message; `None` when the consumer ended.
+    /// The next message; `None` when the consumer ended. A subscription to a named queue
+    /// survives a lost connection: it consumes the queue again on the next session
+    /// (messages read but not acked are delivered again).
     pub async fn next(&mut self) -> Option<Result<Incoming, BrokerError>> {
-        let d = self.consumer.next().await?;
-        Some(d.map_err(err("reading a queue")).map(|d| {
-            Incoming {
-                reply_to: d.properties.reply_to().as_ref().map(|s| s.to_string()),
-                correlation_id: d
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.to_string()),
-                body: d.data,
-                acker: d.acker,
+        loop {
+            let why = match self.consumer.next().await {
+                Some(Ok(d)) => {
+                    return Some(Ok(Incoming {
+                        reply_to: d.properties.reply_to().as_ref().map(|s| s.to_string()),
+                        correlation_id: d
+                            .properties
+                            .correlation_id()
+                            .as_ref()
+                            .map(|s| s.to_string()),
+                        body: d.data,
+                        acker: d.acker,
+                    }));
+                }
+                Some(Err(e)) => format!("reading queue {}: {e}", self.queue),
+                None => format!("the consumer of queue {} ended", self.queue),
+            };
+            let Some(resume) = &mut self.resume else {
+                return Some(Err(BrokerError(why)));
+            };
+            if let Some(s) = resume.supervisor.current()
+                && s.generation == resume.generation
+            {
+                resume.supervisor.lost(&s, why.clone());
             }
-        }))
+            let s = match resume.supervisor.session_after(resume.generation).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(BrokerError(format!("{why}; {e}")))),
+            };
+            resume.generation = s.generation;
+            match consume_on(&s, &self.queue, resume.prefetch).await {
+                Ok(c) => {
+                    tracing::info!(queue = %self.queue, "consuming again after a reconnect");
+                    self.consumer = c;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 
+async fn consume_on(
+    s: &Session<ClientChannels>,
+    queue: &str,
+    prefetch: u16,
+) -> Result<Consumer, BrokerError> {
+    let ch = s
+        .connection()
+        .create_channel()
+        .await
+        .map_err(err("opening a channel"))?;
+    ch.basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(err("setting the prefetch"))?;
+    ch.basic_consume(
+        queue.into(),
+        ShortString::from(""),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| BrokerError(format!("could not read queue {queue}: {e}")))
+}
+
 impl Client {
-    /// Connects (the connection is named `name` on the broker) and declares the topology.
+    /// Connects (the connection is named `name` on the broker) and declares the topology;
+    /// `url` may list several nodes, comma-separated, tried in order.
     pub async fn connect(url: &str, name: &str, topology: Topology) -> Result<Client, BrokerError> {
-        let conn = connect(url, name).await?;
-        let ch = conn
-            .create_channel()
-            .await
-            .map_err(err("opening a channel"))?;
-        topology.declare(&ch).await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(err("enabling publisher confirms"))?;
+        let urls = split_urls(url);
+        let user = urls
+            .first()
+            .and_then(|u| url_user(u))
+            .map(ShortString::from);
+        let supervisor = Supervisor::connect(
+            SupervisorConfig {
+                urls,
+                name: name.to_owned(),
+                give_up_after: Some(RECONNECT_WINDOW),
+            },
+            ClientSetup {
+                topology: topology.clone(),
+            },
+            Arc::new(NoObserver),
+            CancellationToken::new(),
+        )
+        .await?;
         Ok(Client {
-            conn,
-            ch,
+            supervisor,
             topology,
-            user: url_user(url).map(ShortString::from),
+            user,
         })
+    }
+
+    /// The live session, waiting (within [`RECONNECT_WINDOW`]) for a reconnect.
+    async fn session_after(&self, after: u64) -> Result<Arc<Session<ClientChannels>>, BrokerError> {
+        self.supervisor
+            .session_after(after)
+            .await?
+            .ok_or_else(|| BrokerError("the broker connection is closed".into()))
+    }
+
+    async fn session(&self) -> Result<Arc<Session<ClientChannels>>, BrokerError> {
+        self.session_after(0).await
     }
 
     /// The `user_id` this client's job messages carry: the user of its connection, which
@@ -104,7 +226,9 @@ impl Client {
 
     /// A new channel on this client's connection.
     async fn channel(&self) -> Result<Channel, BrokerError> {
-        self.conn
+        self.session()
+            .await?
+            .connection()
             .create_channel()
             .await
             .map_err(err("opening a channel"))
@@ -123,30 +247,29 @@ impl Client {
         idle_ms: u32,
     ) -> Result<String, BrokerError> {
         let t = &self.topology;
+        let s = self.session().await?;
         let name = t.batch_queue(batch);
         let mut args = FieldTable::default();
         args.insert("x-expires".into(), AMQPValue::LongUInt(idle_ms));
-        self.ch
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await
-            .map_err(err("declaring the batch result queue"))?;
-        self.ch
-            .queue_bind(
-                name.as_str().into(),
-                t.results_exchange().into(),
-                format!("{batch}.#").into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("binding the batch result queue"))?;
+        s.ch.queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map_err(err("declaring the batch result queue"))?;
+        s.ch.queue_bind(
+            name.as_str().into(),
+            t.results_exchange().into(),
+            format!("{batch}.#").into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("binding the batch result queue"))?;
         Ok(name)
     }
 
@@ -154,44 +277,81 @@ impl Client {
     /// `window` unconfirmed at once; `on_confirmed` is told how many were confirmed so far.
     /// Returns once every message is confirmed. Each carries the connection's user as its
     /// `user_id` ([`Client::user`]), its verified tenant.
+    ///
+    /// When the connection drops, every message not yet confirmed is published again on
+    /// the next connection: some may then be queued twice, which is harmless, since a
+    /// job's results are told apart by its id.
     pub async fn publish_jobs(
         &self,
-        jobs: impl IntoIterator<Item = (String, Vec<u8>)>,
+        jobs: &[(String, Vec<u8>)],
         window: usize,
         mut on_confirmed: impl FnMut(u64),
     ) -> Result<u64, BrokerError> {
-        let queue = self.topology.jobs_queue();
-        let mut pending: VecDeque<PublisherConfirm> = VecDeque::new();
-        let mut confirmed = 0u64;
-        for (id, body) in jobs {
-            if pending.len() >= window.max(1) {
-                check(pending.pop_front().expect("non-empty").await)?;
-                confirmed += 1;
-                on_confirmed(confirmed);
+        self.publish_jobs_to(&self.topology.jobs_queue(), jobs, window, &mut on_confirmed)
+            .await
+    }
+
+    /// As [`Client::publish_jobs`], to any queue (through the default exchange).
+    pub async fn publish_jobs_to(
+        &self,
+        queue: &str,
+        jobs: &[(String, Vec<u8>)],
+        window: usize,
+        on_confirmed: &mut impl FnMut(u64),
+    ) -> Result<u64, BrokerError> {
+        let mut confirmed = 0usize;
+        let mut after = 0;
+        while confirmed < jobs.len() {
+            let s = self.session_after(after).await?;
+            let mut pending: VecDeque<PublisherConfirm> = VecDeque::new();
+            let mut next = confirmed;
+            let failed = loop {
+                if next < jobs.len() && pending.len() < window.max(1) {
+                    let (id, body) = &jobs[next];
+                    let mut props = json_properties().with_message_id(id.as_str().into());
+                    if let Some(user) = &self.user {
+                        props = props.with_user_id(user.clone());
+                    }
+                    match s
+                        .ch
+                        .basic_publish(
+                            "".into(),
+                            queue.into(),
+                            BasicPublishOptions::default(),
+                            body,
+                            props,
+                        )
+                        .await
+                    {
+                        Ok(c) => pending.push_back(c),
+                        Err(e) => break err("publishing a job")(e),
+                    }
+                    next += 1;
+                    continue;
+                }
+                let Some(c) = pending.pop_front() else {
+                    break BrokerError(String::new());
+                };
+                match check(c.await) {
+                    Ok(()) => {
+                        confirmed += 1;
+                        on_confirmed(confirmed as u64);
+                    }
+                    Err(e) => break e,
+                }
+            };
+            if confirmed == jobs.len() {
+                break;
             }
-            let mut props = json_properties().with_message_id(id.into());
-            if let Some(user) = &self.user {
-                props = props.with_user_id(user.clone());
+            if s.connected() && s.ch.status().connected() {
+                // The broker refused a message on a healthy connection: not a reconnect.
+                return Err(failed);
             }
-            let confirm = self
-                .ch
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
-                .await
-                .map_err(err("publishing a job"))?;
-            pending.push_back(confirm);
+            tracing::warn!(error = %failed, unconfirmed = jobs.len() - confirmed, "lost the broker connection while publishing; publishing what was not confirmed again");
+            self.supervisor.lost(&s, failed.0);
+            after = s.generation;
         }
-        while let Some(c) = pending.pop_front() {
-            check(c.await)?;
-            confirmed += 1;
-            on_confirmed(confirmed);
-        }
-        Ok(confirmed)
+        Ok(confirmed as u64)
     }
 
     /// Publishes one JSON message straight to a queue (through the default exchange).
@@ -205,7 +365,8 @@ impl Client {
         if let Some(c) = correlation_id {
             props = props.with_correlation_id(c.into());
         }
-        publish_confirmed(&self.ch, "", queue, true, body, props).await
+        let s = self.session().await?;
+        publish_confirmed(&s.ch, "", queue, true, body, props).await
     }
 
     /// Sends `body` to every worker on the control exchange, answers to `reply_to`.
@@ -218,8 +379,9 @@ impl Client {
         let props = json_properties()
             .with_reply_to(reply_to.into())
             .with_correlation_id(correlation_id.into());
+        let s = self.session().await?;
         publish_confirmed(
-            &self.ch,
+            &s.ch,
             &self.topology.control_exchange(),
             "",
             false,
@@ -248,13 +410,132 @@ impl Client {
         Ok(counts)
     }
 
-    /// Consumes an existing queue with manual acks, `prefetch` at a time.
+    /// Consumes an existing queue with manual acks, `prefetch` at a time; the
+    /// subscription consumes it again after a reconnect.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
+        let s = self.session().await?;
+        let consumer = consume_on(&s, queue, prefetch).await?;
+        Ok(Subscription {
+            consumer,
+            queue: queue.to_owned(),
+            resume: Some(Resume {
+                supervisor: self.supervisor.clone(),
+                prefetch,
+                generation: s.generation,
+            }),
+        })
+    }
+
+    /// A private queue (deleted with this connection), bound to the control exchange when
+    /// `control` is set, and consumed. It does not survive a reconnect.
+    pub async fn private_queue(&self, control: bool) -> Result<Subscription, BrokerError> {
         let ch = self.channel().await?;
-        ch.basic_qos(prefetch, BasicQosOptions::default())
+        let exchange = control.then(|| self.topology.control_exchange());
+        let (queue, consumer) = subscribe_private(&ch, exchange.as_deref()).await?;
+        Ok(Subscription {
+            consumer,
+            queue,
+            resume: None,
+        })
+    }
+
+    /// Closes the connection after every publish is confirmed.
+    pub async fn close(self) {
+        if let Some(s) = self.supervisor.current() {
+            let _ = s.ch.wait_for_confirms().await;
+        }
+        self.supervisor.close().await;
+    }
+}
+
+/// A message of a queue, read without removing it.
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `message_id` property (a job's id).
+    pub message_id: Option<String>,
+    /// The `user_id` property (a job's verified tenant).
+    pub user_id: Option<String>,
+    /// Deliveries of the message before it was dead-lettered (`x-delivery-count` + 1),
+    /// when the broker recorded it.
+    pub attempts: Option<u64>,
+    /// Why it was dead-lettered (`x-first-death-reason`, or the last `x-death` entry's
+    /// reason: `delivery_limit`, `rejected`, `expired`, `maxlen`).
+    pub death_reason: Option<String>,
+    /// The queue it was dead-lettered from.
+    pub death_queue: Option<String>,
+    props: lapin::BasicProperties,
+    acker: Acker,
+}
+
+fn header_str(h: &FieldTable, key: &str) -> Option<String> {
+    match h.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn peeked(d: lapin::message::Delivery) -> Peeked {
+    let headers = d.properties.headers().clone().unwrap_or_default();
+    let first_death = headers.inner().get("x-death").and_then(|v| match v {
+        AMQPValue::FieldArray(a) => a.as_slice().first().and_then(|e| match e {
+            AMQPValue::FieldTable(t) => Some(t.clone()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    Peeked {
+        message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
+        user_id: d.properties.user_id().as_ref().map(|s| s.to_string()),
+        attempts: headers
+            .inner()
+            .get("x-delivery-count")
+            .and_then(as_u64)
+            .map(|n| n + 1),
+        death_reason: header_str(&headers, "x-first-death-reason")
+            .or_else(|| first_death.as_ref().and_then(|t| header_str(t, "reason"))),
+        death_queue: header_str(&headers, "x-first-death-queue")
+            .or_else(|| first_death.as_ref().and_then(|t| header_str(t, "queue"))),
+        props: d.properties,
+        body: d.data,
+        acker: d.acker,
+    }
+}
+
+/// How long a queue read waits for the next message before taking what it has.
+const PEEK_IDLE: Duration = Duration::from_secs(2);
+
+impl Client {
+    /// Reads the messages of `queue` ready now (at most `max`), and returns them to the
+    /// queue when `keep` says so; each message `keep` refuses is given to `take`, which
+    /// returns whether it was handled (then the message is removed). Messages are
+    /// returned to the queue when the read ends, whatever happens.
+    async fn read_queue(
+        &self,
+        queue: &str,
+        max: u32,
+        mut handle: impl AsyncFnMut(&Peeked) -> Result<bool, BrokerError>,
+    ) -> Result<u32, BrokerError> {
+        let (ready, _) = self.queue_counts(queue).await?;
+        let want = ready.min(max);
+        if want == 0 {
+            return Ok(0);
+        }
+        let s = self.session().await?;
+        let ch = s
+            .connection()
+            .create_channel()
             .await
-            .map_err(err("setting the prefetch"))?;
-        let consumer = ch
+            .map_err(err("opening a channel"))?;
+        ch.basic_qos(
+            want.min(u32::from(u16::MAX)) as u16,
+            BasicQosOptions::default(),
+        )
+        .await
+        .map_err(err("setting the prefetch"))?;
+        let mut consumer = ch
             .basic_consume(
                 queue.into(),
                 ShortString::from(""),
@@ -263,60 +544,101 @@ impl Client {
             )
             .await
             .map_err(|e| BrokerError(format!("could not read queue {queue}: {e}")))?;
-        Ok(Subscription {
-            consumer,
-            queue: queue.to_owned(),
-        })
-    }
-
-    /// A private queue (deleted with this connection), bound to the control exchange when
-    /// `control` is set, and consumed.
-    pub async fn private_queue(&self, control: bool) -> Result<Subscription, BrokerError> {
-        let ch = self.channel().await?;
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("declaring a private queue"))?;
-        let name = q.name().to_string();
-        if control {
-            ch.queue_bind(
-                name.as_str().into(),
-                self.topology.control_exchange().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("binding to the control exchange"))?;
+        let mut seen = 0u32;
+        let mut outcome = Ok(());
+        while seen < want {
+            let d = match tokio::time::timeout(PEEK_IDLE, consumer.next()).await {
+                Ok(Some(Ok(d))) => d,
+                Ok(Some(Err(e))) => {
+                    outcome = Err(err("reading a queue")(e));
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            };
+            seen += 1;
+            let p = peeked(d);
+            match handle(&p).await {
+                Ok(true) => {
+                    p.acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .map_err(err("removing a message"))?;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
         }
-        let consumer = ch
-            .basic_consume(
-                name.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("consuming a private queue"))?;
-        Ok(Subscription {
-            consumer,
-            queue: name,
-        })
+        // Closing the channel returns every message not acked to the queue.
+        let _ = ch.close(200, "done".into()).await;
+        outcome.map(|()| seen)
     }
 
-    /// Closes the connection after every publish is confirmed.
-    pub async fn close(self) {
-        let _ = self.ch.wait_for_confirms().await;
-        let _ = self.conn.close(200, "done".into()).await;
+    /// The messages of `queue` ready now, at most `max`, left in the queue.
+    pub async fn peek(&self, queue: &str, max: u32) -> Result<Vec<Peeked>, BrokerError> {
+        let mut out = Vec::new();
+        self.read_queue(queue, max, async |p| {
+            out.push(p.clone());
+            Ok(false)
+        })
+        .await?;
+        Ok(out)
     }
+
+    /// Moves the messages of the dead-letter queue that `pick` chooses back to the jobs
+    /// queue, with their properties (the broker counts their deliveries from zero again):
+    /// each is removed from the dead-letter queue only once the jobs queue confirmed it.
+    /// Returns (moved, left).
+    pub async fn requeue_dead(
+        &self,
+        mut pick: impl FnMut(&Peeked) -> bool,
+    ) -> Result<(u32, u32), BrokerError> {
+        let jobs = self.topology.jobs_queue();
+        let mut moved = 0u32;
+        let seen = self
+            .read_queue(&self.topology.dead_queue(), u32::MAX, async |p| {
+                if !pick(p) {
+                    return Ok(false);
+                }
+                let s = self.session().await?;
+                let props = p.props.clone().with_headers(FieldTable::default());
+                publish_confirmed(&s.ch, "", &jobs, true, &p.body, props)
+                    .await
+                    .map_err(|e| {
+                        let who = p.user_id.as_deref().unwrap_or("");
+                        BrokerError(if who.is_empty() || Some(who) == self.user() {
+                            format!("{e}")
+                        } else {
+                            format!(
+                                "{e} (the job's user_id is {who:?}: moving another user's job needs a broker user with RabbitMQ's impersonator tag)"
+                            )
+                        })
+                    })?;
+                moved += 1;
+                Ok(true)
+            })
+            .await?;
+        Ok((moved, seen - moved))
+    }
+
+    /// Removes every message of `queue`; returns how many there were.
+    pub async fn purge(&self, queue: &str) -> Result<u32, BrokerError> {
+        let s = self.session().await?;
+        s.ch.queue_purge(queue.into(), lapin::options::QueuePurgeOptions::default())
+            .await
+            .map_err(|e| BrokerError(format!("purging queue {queue}: {e}")))
+    }
+}
+
+/// The node URLs of a comma-separated list (a single URL is a list of one).
+pub fn split_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn check(c: Result<Confirmation, lapin::Error>) -> Result<(), BrokerError> {

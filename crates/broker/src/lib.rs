@@ -8,12 +8,17 @@
 //! - [`memory`]: [`MemoryQueue`], the in-process queue behind `wasmq run` (no broker).
 //! - [`amqp`]: RabbitMQ: [`amqp::Topology`], the worker's [`amqp::AmqpTransport`], and
 //!   helpers for the client commands.
-//! - [`client`]: [`client::Client`], the connection of `submit`, `results` and the
-//!   control exchange.
+//! - [`client`]: [`client::Client`], the connection of `submit`, `results`, `prewarm`,
+//!   `status` and `dead`.
+//! - [`management`]: queue depths from RabbitMQ's management HTTP API.
+//! - [`supervisor`]: [`supervisor::Supervisor`], which keeps one connection up, hands out
+//!   its current session and reconnects with backoff; every connection above uses one.
 
 pub mod amqp;
 pub mod client;
+pub mod management;
 pub mod memory;
+pub mod supervisor;
 
 use std::future::Future;
 

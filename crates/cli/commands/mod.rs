@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod cache;
+pub mod dead;
 pub mod prewarm;
 pub mod results;
 pub mod run;
+pub mod status;
 pub mod submit;
 pub mod worker;

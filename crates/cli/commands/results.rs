@@ -118,7 +118,11 @@ impl ResultsCommand {
                 Err(e) => bar
                     .suspend(|| eprintln!("warning: skipping a message that is not a result: {e}")),
             }
-            msg.ack().await?;
+            // After a reconnect the broker delivers the unacked results again: a failed ack
+            // only means this one comes back, and is then dropped as a duplicate.
+            if let Err(e) = msg.ack().await {
+                bar.suspend(|| eprintln!("warning: {e}; the result will be read again"));
+            }
         }
         bar.finish_and_clear();
         let mut summary = printer.summary(started.elapsed());

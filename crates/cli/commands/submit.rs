@@ -160,7 +160,7 @@ impl SubmitCommand {
         );
         let started = Instant::now();
         let published = client
-            .publish_jobs(bodies, self.window, |n| bar.set_position(n))
+            .publish_jobs(&bodies, self.window, |n| bar.set_position(n))
             .await
             .context("publishing jobs")?;
         bar.finish_and_clear();

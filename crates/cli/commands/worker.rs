@@ -1,5 +1,6 @@
 //! `wasmq worker`: consume jobs from RabbitMQ, run them, publish results.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,12 +9,13 @@ use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wasmq_broker::amqp::{AmqpConfig, AmqpTransport, Topology};
-use wasmq_broker::client::Client;
+use wasmq_broker::amqp::{AmqpConfig, AmqpTransport};
+use wasmq_broker::client::split_urls;
 use wasmq_cache::{Cache, Digest};
-use wasmq_sandbox::Sandbox;
+use wasmq_sandbox::{Sandbox, WASMTIME_VERSION};
 use wasmq_spec::CacheOutcome;
 use wasmq_spec::control::{PrewarmOutcome, PrewarmReply, PrewarmRequest};
+use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
 use crate::Outcome;
@@ -48,6 +50,10 @@ pub struct WorkerCommand {
     /// Name written into every result [config: worker_id] [default: HOST-PID].
     #[arg(long, env = "WASMQ_WORKER_ID")]
     worker_id: Option<String>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g.
+    /// 0.0.0.0:9090 [config: metrics_addr] [default: off].
+    #[arg(long, env = "WASMQ_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// The broker's `consumer_timeout`, in ms: how long RabbitMQ lets a delivery stay
     /// unacked before it closes the channel. The worker refuses to start when its longest
     /// job (limits.maximum.timeout_ms) plus a 60 s margin would not finish within it; 0 if
@@ -151,39 +157,50 @@ impl WorkerCommand {
             );
         }
 
-        let shutdown = CancellationToken::new();
-        // Control first, so that a worker counted by `prewarm --broadcast` always answers.
-        let control = Client::connect(
-            &url,
-            &format!("wasmq-worker {worker_id} control"),
-            topology.clone(),
-        )
-        .await
-        .context("the worker could not start")?;
-        let subscription = control.private_queue(true).await?;
-        tokio::spawn(serve_control(
-            control,
-            subscription,
-            (url.clone(), topology.clone()),
-            worker_id.clone(),
-            cache.clone(),
-            sandbox.clone(),
-            shutdown.clone(),
-        ));
+        let metrics_addr = match self.metrics_addr {
+            Some(a) => Some(a),
+            None => match &settings.file.metrics_addr {
+                Some(text) => Some(text.parse::<SocketAddr>().with_context(|| {
+                    format!("metrics_addr {text:?} is not an address such as 0.0.0.0:9090")
+                })?),
+                None => None,
+            },
+        };
 
-        let transport = Arc::new(
-            AmqpTransport::connect(AmqpConfig {
-                url,
+        // `shutdown` starts the drain; `link` closes the broker connection after it, so
+        // results of the jobs in flight can still be published while draining.
+        let shutdown = CancellationToken::new();
+        let link = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new(WASMTIME_VERSION));
+        let server = CancellationToken::new();
+        if let Some(addr) = metrics_addr {
+            metrics::serve(addr, metrics.clone(), server.clone())
+                .await
+                .with_context(|| format!("could not serve metrics on {addr}"))?;
+        }
+        // Connects in the background, retrying while the broker is down (not ready then).
+        let transport = Arc::new(AmqpTransport::start(
+            AmqpConfig {
+                urls: split_urls(&url),
                 topology: topology.clone(),
                 prefetch,
                 connection_name: format!("wasmq-worker {worker_id}"),
-            })
-            .await
-            .context("the worker could not start")?,
-        );
-        info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, prefetch, engine = sandbox.fingerprint(), "worker consuming");
+            },
+            metrics.clone(),
+            link.clone(),
+        ));
+        info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, prefetch, engine = sandbox.fingerprint(), "worker starting");
+        tokio::spawn(serve_control(
+            transport.clone(),
+            worker_id.clone(),
+            cache.clone(),
+            sandbox.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
 
         let signals = shutdown.clone();
+        let draining = metrics.clone();
         tokio::spawn(async move {
             let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
             tokio::select! {
@@ -191,6 +208,7 @@ impl WorkerCommand {
                 _ = tokio::signal::ctrl_c() => {}
             }
             info!("stop signal: draining (a second signal stops at once)");
+            draining.draining();
             signals.cancel();
             tokio::select! {
                 _ = term.recv() => {}
@@ -208,7 +226,8 @@ impl WorkerCommand {
                 worker_id,
                 max_message_bytes,
             },
-        );
+        )
+        .with_metrics(metrics);
         let run = worker.run(shutdown.clone());
         tokio::pin!(run);
         tokio::select! {
@@ -218,6 +237,7 @@ impl WorkerCommand {
             }
         }
         transport.close().await;
+        server.cancel();
         Ok(true)
     }
 }
@@ -232,68 +252,33 @@ fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Answers broadcasts on the control exchange (prewarm) until shutdown, reconnecting when
-/// the connection drops.
+/// Answers broadcasts on the control exchange (prewarm) until shutdown.
 async fn serve_control(
-    mut client: Client,
-    mut sub: wasmq_broker::client::Subscription,
-    (url, topology): (String, Topology),
+    transport: Arc<AmqpTransport>,
     worker_id: String,
     cache: Arc<Cache>,
     sandbox: Sandbox,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m,
-            _ = shutdown.cancelled() => return,
-        };
-        match msg {
-            Some(Ok(m)) => {
-                delay = Duration::from_millis(100);
-                let reply_to = m.reply_to.clone();
-                let correlation = m.correlation_id.clone();
-                let reply = prewarm(&m.body, &worker_id, &cache, &sandbox).await;
-                if let Err(e) = m.ack().await {
-                    warn!(error = %e, "could not ack a control message");
-                }
-                if let Some(to) = reply_to {
-                    let body = serde_json::to_vec(&reply).expect("a reply serializes");
-                    if let Err(e) = client
-                        .send_to_queue(&to, &body, correlation.as_deref())
-                        .await
-                    {
-                        warn!(error = %e, "could not answer a prewarm request");
-                    }
-                }
-                continue;
+    transport
+        .serve_control(shutdown, |body| {
+            let (worker_id, cache, sandbox, metrics) = (&worker_id, &cache, &sandbox, &metrics);
+            async move {
+                let reply = prewarm(&body, worker_id, cache, sandbox, metrics).await;
+                serde_json::to_vec(&reply).expect("a reply serializes")
             }
-            Some(Err(e)) => warn!(error = %e, "control connection lost; reconnecting"),
-            None => warn!("control consumer ended; reconnecting"),
-        }
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-            let name = format!("wasmq-worker {worker_id} control");
-            match Client::connect(&url, &name, topology.clone()).await {
-                Ok(c) => match c.private_queue(true).await {
-                    Ok(s) => {
-                        (client, sub) = (c, s);
-                        break;
-                    }
-                    Err(e) => warn!(error = %e, "could not subscribe to the control exchange"),
-                },
-                Err(e) => warn!(error = %e, "control connection failed"),
-            }
-        }
-    }
+        })
+        .await;
 }
 
-async fn prewarm(body: &[u8], worker_id: &str, cache: &Cache, sandbox: &Sandbox) -> PrewarmReply {
+async fn prewarm(
+    body: &[u8],
+    worker_id: &str,
+    cache: &Cache,
+    sandbox: &Sandbox,
+    metrics: &Metrics,
+) -> PrewarmReply {
     let mut reply = PrewarmReply {
         worker: worker_id.to_owned(),
         engine: sandbox.fingerprint().to_owned(),
@@ -321,17 +306,22 @@ async fn prewarm(body: &[u8], worker_id: &str, cache: &Cache, sandbox: &Sandbox)
                 )),
                 Err(e) => failed(e.to_string()),
                 Ok(Some(bytes)) => match sandbox.prewarm(bytes).await {
-                    Ok(p) => PrewarmOutcome {
-                        sha256: hex.clone(),
-                        outcome: if p.outcome == CacheOutcome::Compiled {
-                            "compiled"
-                        } else {
-                            "cached"
+                    Ok(p) => {
+                        if p.outcome == CacheOutcome::Compiled {
+                            metrics.compiled(p.compile_us);
                         }
-                        .into(),
-                        compile_us: p.compile_us,
-                        error: None,
-                    },
+                        PrewarmOutcome {
+                            sha256: hex.clone(),
+                            outcome: if p.outcome == CacheOutcome::Compiled {
+                                "compiled"
+                            } else {
+                                "cached"
+                            }
+                            .into(),
+                            compile_us: p.compile_us,
+                            error: None,
+                        }
+                    }
                     Err(why) => failed(why),
                 },
             },

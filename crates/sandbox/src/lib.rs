@@ -37,6 +37,9 @@ use wasmq_spec::CacheOutcome;
 
 pub use config::{SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 
+/// The version of wasmtime jobs run on (the workspace pins it exactly).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 use engine::{EngineKind, EngineOptions, Engines};
 use modules::{Artifact, Modules, ResolveError, Source};
 
@@ -179,5 +182,21 @@ impl Sandbox {
             Err(ResolveError::Rejected(r)) => Err(r.message),
             Err(ResolveError::Internal(m)) => Err(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// [`super::WASMTIME_VERSION`] is the wasmtime that Cargo.lock resolved.
+    #[test]
+    fn the_wasmtime_version_is_the_locked_one() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .expect("reading Cargo.lock");
+        let entry = format!(
+            "name = \"wasmtime\"\nversion = \"{}\"",
+            super::WASMTIME_VERSION
+        );
+        assert!(lock.contains(&entry), "Cargo.lock has no {entry:?}");
     }
 }

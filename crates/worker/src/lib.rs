@@ -9,6 +9,10 @@
 //! # Layout
 //! - [`Worker`]: the loop, its [`WorkerConfig`], and graceful shutdown: on cancellation it
 //!   stops taking jobs, lets every job in flight finish, publish and ack, then returns.
+//! - [`metrics`]: [`metrics::Metrics`] (Prometheus counters, gauges and histograms, and the
+//!   worker's readiness) and the HTTP server of `/metrics`, `/healthz` and `/readyz`.
+
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ use tracing::{Instrument, info, info_span, warn};
 use wasmq_broker::{Delivery, Transport};
 use wasmq_sandbox::Sandbox;
 use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
+
+use crate::metrics::Metrics;
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -38,6 +44,7 @@ pub struct Worker<T: Transport> {
     sandbox: Sandbox,
     transport: Arc<T>,
     config: Arc<WorkerConfig>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<T: Transport> Worker<T> {
@@ -47,7 +54,14 @@ impl<T: Transport> Worker<T> {
             sandbox,
             transport,
             config: Arc::new(config),
+            metrics: None,
         }
+    }
+
+    /// Counts every job in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs until the transport has no more jobs or `shutdown` is cancelled; either way,
@@ -71,8 +85,23 @@ impl<T: Transport> Worker<T> {
             let sandbox = self.sandbox.clone();
             let transport = self.transport.clone();
             let config = self.config.clone();
+            let metrics = self.metrics.clone();
             tracker.spawn(async move {
-                handle(&sandbox, &*transport, &config, delivery, permit).await;
+                if let Some(m) = &metrics {
+                    m.job_taken(delivery.attempt());
+                }
+                handle(
+                    &sandbox,
+                    &*transport,
+                    &config,
+                    delivery,
+                    permit,
+                    metrics.as_deref(),
+                )
+                .await;
+                if let Some(m) = &metrics {
+                    m.job_left();
+                }
             });
         }
         self.transport.stop_consuming().await;
@@ -91,6 +120,7 @@ async fn handle<T: Transport>(
     config: &WorkerConfig,
     delivery: T::Delivery,
     permit: OwnedSemaphorePermit,
+    metrics: Option<&Metrics>,
 ) {
     let attempt = delivery.attempt();
     let tenant = delivery.tenant().map(str::to_owned);
@@ -153,6 +183,9 @@ async fn handle<T: Transport>(
     );
     match transport.publish(&result, &delivery).await {
         Ok(()) => {
+            if let Some(m) = metrics {
+                m.job_published(&result);
+            }
             if let Err(e) = delivery.ack().await {
                 warn!(job = %result.id, error = %e, "could not ack a published job; it may run again");
             }

@@ -1,0 +1,116 @@
+//! Queue depths from RabbitMQ's management HTTP API (the `rabbitmq_management` plugin):
+//! AMQP tells how many messages of a queue are ready and how many consumers it has, but
+//! not how many are delivered and not yet acked; the management API tells all three.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::BrokerError;
+
+/// One queue's depth.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct QueueDepth {
+    /// Messages waiting to be delivered.
+    #[serde(default)]
+    pub messages_ready: u64,
+    /// Messages delivered and not yet acked.
+    #[serde(default)]
+    pub messages_unacknowledged: u64,
+    /// Consumers of the queue.
+    #[serde(default)]
+    pub consumers: u64,
+}
+
+/// The management API URL of the node an AMQP URL names: `http://HOST:15672`, with the
+/// AMQP URL's user and password, and its vhost.
+pub fn default_url(amqp_url: &str) -> Option<String> {
+    use lapin::uri::AMQPUri;
+    let uri: AMQPUri = amqp_url.parse().ok()?;
+    Some(format!("http://{}:15672", uri.authority.host))
+}
+
+/// Reads queue depths from a management API.
+#[derive(Debug, Clone)]
+pub struct Management {
+    base: String,
+    auth: String,
+    vhost: String,
+}
+
+impl Management {
+    /// The API at `base` (`http://host:15672`), with the credentials and vhost of
+    /// `amqp_url`.
+    pub fn new(base: &str, amqp_url: &str) -> Result<Management, BrokerError> {
+        use lapin::uri::AMQPUri;
+        let uri: AMQPUri = amqp_url
+            .parse()
+            .map_err(|e| BrokerError(format!("invalid AMQP URL: {e}")))?;
+        let creds = format!(
+            "{}:{}",
+            uri.authority.userinfo.username, uri.authority.userinfo.password
+        );
+        Ok(Management {
+            base: base.trim_end_matches('/').to_owned(),
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(creds)
+            ),
+            vhost: uri.vhost,
+        })
+    }
+
+    /// The depth of `queue`; blocking (call it from `spawn_blocking`).
+    pub fn queue(&self, queue: &str) -> Result<QueueDepth, BrokerError> {
+        let url = format!(
+            "{}/api/queues/{}/{}",
+            self.base,
+            encode(&self.vhost),
+            encode(queue)
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        agent
+            .get(&url)
+            .header("Authorization", &self.auth)
+            .call()
+            .map_err(|e| BrokerError(format!("the management API at {} answered: {e}", self.base)))?
+            .body_mut()
+            .read_json()
+            .map_err(|e| BrokerError(format!("the management API at {} sent: {e}", self.base)))
+    }
+}
+
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_come_from_the_amqp_url() {
+        assert_eq!(
+            default_url("amqp://u:p@rabbit.example:5672/%2f").as_deref(),
+            Some("http://rabbit.example:15672")
+        );
+        let m = Management::new("http://h:15672/", "amqp://al:pw@h:5672/v%2F1").unwrap();
+        assert_eq!(m.base, "http://h:15672");
+        assert_eq!(m.vhost, "v/1");
+        assert_eq!(encode("v/1"), "v%2F1");
+        assert_eq!(encode("/"), "%2F");
+    }
+}

@@ -1,0 +1,441 @@
+//! One reconnect supervisor for every connection wasmq opens to RabbitMQ.
+//!
+//! A [`Supervisor`] owns one connection at a time. A task of its own connects (trying each
+//! node URL in turn), sets the new connection up (channels, topology, consumers: the
+//! [`Setup`] of its user), and hands out the current [`Session`] through a
+//! `tokio::sync::watch` channel. When the connection fails, or a user reports that a
+//! session stopped working ([`Supervisor::lost`]), the task drops that session and builds a
+//! new one, with exponential backoff between failed attempts.
+//!
+//! Nothing waits on the supervisor without also waiting on its shutdown token: once it is
+//! cancelled, [`Supervisor::session`] returns `None` at once, whether or not a broker is
+//! reachable, so a drain never hangs on a broker that is down.
+//!
+//! Deliveries taken on a session that is gone cannot be acked any more; the broker
+//! redelivers them, which is why every result carries the job id and the attempt.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::{Connection, ConnectionProperties, Event};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::BrokerError;
+use crate::amqp::redact;
+
+/// Sets up a new connection: what every session of one supervisor holds besides it.
+pub trait Setup: Send + Sync + 'static {
+    /// The channels (and whatever else) of one session.
+    type Channels: Send + Sync + 'static;
+
+    /// Builds a session's channels on a freshly opened connection; an error drops the
+    /// connection and the supervisor tries again after its backoff.
+    fn setup(
+        &self,
+        conn: &Connection,
+        generation: u64,
+    ) -> impl Future<Output = Result<Self::Channels, BrokerError>> + Send;
+}
+
+/// Told of every change of a supervisor's link (for metrics and readiness).
+pub trait LinkObserver: Send + Sync + 'static {
+    /// A session is up; `reconnect` is false for the first one.
+    fn connected(&self, generation: u64, reconnect: bool);
+    /// The link is down (or never came up): `why` says what happened.
+    fn disconnected(&self, why: &str);
+    /// The worker started (`true`) or stopped (`false`) consuming the jobs queue.
+    fn consuming(&self, _consuming: bool) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+
+impl LinkObserver for NoObserver {
+    fn connected(&self, _: u64, _: bool) {}
+    fn disconnected(&self, _: &str) {}
+}
+
+/// One connection and what its [`Setup`] built on it.
+pub struct Session<C> {
+    /// Counts sessions of one supervisor from 1; a report of a loss names the session it
+    /// is about, so a late report about an old session is ignored.
+    pub generation: u64,
+    /// The node this session is connected to, password redacted.
+    pub node: String,
+    conn: Connection,
+    /// The channels of the session.
+    pub channels: C,
+}
+
+impl<C> Session<C> {
+    /// True while the connection is open.
+    pub fn connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// The connection, to open more channels on it.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl<C> std::ops::Deref for Session<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.channels
+    }
+}
+
+/// The state a supervisor publishes.
+enum Link<C> {
+    /// No session now; the text says why (shown in readiness and errors).
+    Down(String),
+    /// The current session.
+    Up(Arc<Session<C>>),
+    /// The supervisor stopped (shutdown, or it gave up); the text says why.
+    Closed(String),
+}
+
+impl<C> Clone for Link<C> {
+    fn clone(&self) -> Self {
+        match self {
+            Link::Down(s) => Link::Down(s.clone()),
+            Link::Up(s) => Link::Up(s.clone()),
+            Link::Closed(s) => Link::Closed(s.clone()),
+        }
+    }
+}
+
+/// How a supervisor connects.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Node URLs, tried in order on every attempt; the first that answers is used.
+    pub urls: Vec<String>,
+    /// The connection's name on the broker (shown in its tools).
+    pub name: String,
+    /// Give up (the supervisor closes, [`Supervisor::session`] returns an error) after
+    /// failing to connect for this long; `None` retries for ever.
+    pub give_up_after: Option<Duration>,
+}
+
+/// Backoff between failed attempts: doubles from `MIN_BACKOFF` up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The supervisor of one connection; cloning shares it.
+pub struct Supervisor<S: Setup> {
+    link: watch::Receiver<Link<S::Channels>>,
+    lost: mpsc::UnboundedSender<(u64, String)>,
+    shutdown: CancellationToken,
+}
+
+impl<S: Setup> Clone for Supervisor<S> {
+    fn clone(&self) -> Self {
+        Supervisor {
+            link: self.link.clone(),
+            lost: self.lost.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<S: Setup> Supervisor<S> {
+    /// Starts supervising: the first session is built in the background, and retried
+    /// with backoff while the broker is unreachable. `shutdown` stops it (and closes the
+    /// connection).
+    pub fn start(
+        config: SupervisorConfig,
+        setup: S,
+        observer: Arc<dyn LinkObserver>,
+        shutdown: CancellationToken,
+    ) -> Supervisor<S> {
+        Supervisor::spawn(config, setup, observer, shutdown, None)
+    }
+
+    /// Spawns the supervisor's task, starting from `first` when there is one.
+    fn spawn(
+        config: SupervisorConfig,
+        setup: S,
+        observer: Arc<dyn LinkObserver>,
+        shutdown: CancellationToken,
+        first: Option<Arc<Session<S::Channels>>>,
+    ) -> Supervisor<S> {
+        let initial = match &first {
+            Some(s) => Link::Up(s.clone()),
+            None => Link::Down("connecting to the broker".into()),
+        };
+        let (tx, link) = watch::channel(initial);
+        let (lost, lost_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            config,
+            setup,
+            observer,
+            link: tx,
+            lost: lost_rx,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(task.run(first));
+        Supervisor {
+            link,
+            lost,
+            shutdown,
+        }
+    }
+
+    /// As [`Supervisor::start`], but the first session is built now, and an error is
+    /// returned when it cannot be: for commands that should fail fast when no broker is
+    /// there at all, and survive its restarts once connected.
+    pub async fn connect(
+        config: SupervisorConfig,
+        setup: S,
+        observer: Arc<dyn LinkObserver>,
+        shutdown: CancellationToken,
+    ) -> Result<Supervisor<S>, BrokerError> {
+        let first = open(&config, &setup, 1).await;
+        let session = match first {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                observer.disconnected(&e.0);
+                return Err(e);
+            }
+        };
+        observer.connected(1, false);
+        Ok(Supervisor::spawn(
+            config,
+            setup,
+            observer,
+            shutdown,
+            Some(session),
+        ))
+    }
+
+    /// The current session, waiting for one while the broker is down; `Ok(None)` once
+    /// shutdown began, an error when the supervisor gave up.
+    pub async fn session(&self) -> Result<Option<Arc<Session<S::Channels>>>, BrokerError> {
+        self.session_after(0).await
+    }
+
+    /// As [`Supervisor::session`], but only a session newer than generation `after`: what
+    /// a user that just reported a session lost waits for.
+    pub async fn session_after(
+        &self,
+        after: u64,
+    ) -> Result<Option<Arc<Session<S::Channels>>>, BrokerError> {
+        let mut link = self.link.clone();
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            match &*link.borrow_and_update() {
+                Link::Up(s) if s.generation <= after => {}
+                Link::Up(s) if s.connected() => return Ok(Some(s.clone())),
+                Link::Up(s) => {
+                    let _ = self
+                        .lost
+                        .send((s.generation, "the connection is closed".into()));
+                }
+                Link::Closed(why) => return Err(BrokerError(why.clone())),
+                Link::Down(_) => {}
+            }
+            tokio::select! {
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        return Ok(None);
+                    }
+                }
+                _ = self.shutdown.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    /// The current session if there is one now, without waiting.
+    pub fn current(&self) -> Option<Arc<Session<S::Channels>>> {
+        match &*self.link.borrow() {
+            Link::Up(s) if s.connected() => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Why there is no session now, or `None` when there is one.
+    pub fn down_reason(&self) -> Option<String> {
+        match &*self.link.borrow() {
+            Link::Up(s) if s.connected() => None,
+            Link::Up(_) => Some("the broker connection was lost".into()),
+            Link::Down(why) | Link::Closed(why) => Some(why.clone()),
+        }
+    }
+
+    /// Reports that `session` stopped working (a channel error, a consumer cancelled by
+    /// the broker): the supervisor replaces it, unless it already has.
+    pub fn lost(&self, session: &Session<S::Channels>, why: impl Into<String>) {
+        let _ = self.lost.send((session.generation, why.into()));
+    }
+
+    /// The token that stops this supervisor.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Stops the supervisor and closes its connection; deliveries not acked go back to
+    /// their queues.
+    pub async fn close(&self) {
+        let last = self.current();
+        self.shutdown.cancel();
+        if let Some(s) = last {
+            let close = s.conn.close(200, "wasmq closing".into());
+            let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+        }
+    }
+}
+
+/// Opens a connection to the first node of `config` that answers and sets it up.
+async fn open<S: Setup>(
+    config: &SupervisorConfig,
+    setup: &S,
+    generation: u64,
+) -> Result<Session<S::Channels>, BrokerError> {
+    let mut errors = Vec::new();
+    for url in &config.urls {
+        let props =
+            ConnectionProperties::default().with_connection_name(config.name.as_str().into());
+        match Connection::connect(url, props).await {
+            Ok(conn) => match setup.setup(&conn, generation).await {
+                Ok(channels) => {
+                    return Ok(Session {
+                        generation,
+                        node: redact(url),
+                        conn,
+                        channels,
+                    });
+                }
+                Err(e) => {
+                    let _ = conn.close(320, "wasmq setup failed".into()).await;
+                    errors.push(format!("{}: {e}", redact(url)));
+                }
+            },
+            Err(e) => errors.push(format!(
+                "could not connect to the broker at {}: {e}",
+                redact(url)
+            )),
+        }
+    }
+    Err(BrokerError(errors.join("; ")))
+}
+
+/// The supervisor's own task.
+struct Task<S: Setup> {
+    config: SupervisorConfig,
+    setup: S,
+    observer: Arc<dyn LinkObserver>,
+    link: watch::Sender<Link<S::Channels>>,
+    lost: mpsc::UnboundedReceiver<(u64, String)>,
+    shutdown: CancellationToken,
+}
+
+impl<S: Setup> Task<S> {
+    async fn run(mut self, mut current: Option<Arc<Session<S::Channels>>>) {
+        let shutdown = self.shutdown.clone();
+        let mut generation = current.as_ref().map_or(0, |s| s.generation);
+        let mut ever_connected = current.is_some();
+        let mut delay = MIN_BACKOFF;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(session) = current.take() {
+                // Up: wait until it is lost or shutdown begins.
+                let why = tokio::select! {
+                    why = self.watch(&session) => why,
+                    _ = shutdown.cancelled() => {
+                        let _ = self.link.send(Link::Closed("shutting down".into()));
+                        return;
+                    }
+                };
+                warn!(generation = session.generation, error = %why, "lost the broker connection; reconnecting");
+                self.observer.disconnected(&why);
+                let _ = self.link.send(Link::Down(why));
+                tokio::spawn(async move {
+                    let _ = session.conn.close(320, "wasmq reconnecting".into()).await;
+                });
+                failing_since = None;
+                delay = MIN_BACKOFF;
+                continue;
+            }
+            let attempt = tokio::select! {
+                r = open(&self.config, &self.setup, generation + 1) => r,
+                _ = self.shutdown.cancelled() => {
+                    let _ = self.link.send(Link::Closed("shutting down".into()));
+                    return;
+                }
+            };
+            match attempt {
+                Ok(session) => {
+                    generation += 1;
+                    info!(generation, node = %session.node, "connected to the broker");
+                    self.observer.connected(generation, ever_connected);
+                    ever_connected = true;
+                    let session = Arc::new(session);
+                    let _ = self.link.send(Link::Up(session.clone()));
+                    current = Some(session);
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if let Some(limit) = self.config.give_up_after
+                        && since.elapsed() >= limit
+                    {
+                        let why = format!(
+                            "{e} (gave up after {} s of failed attempts)",
+                            limit.as_secs()
+                        );
+                        self.observer.disconnected(&why);
+                        let _ = self.link.send(Link::Closed(why));
+                        return;
+                    }
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker unreachable; retrying");
+                    self.observer.disconnected(&e.0);
+                    let _ = self
+                        .link
+                        .send(Link::Down(format!("broker unreachable: {e}")));
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.cancelled() => {
+                            let _ = self.link.send(Link::Closed("shutting down".into()));
+                            return;
+                        }
+                    }
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Returns why `session` is gone: its connection failed, or a user reported it lost.
+    async fn watch(&mut self, session: &Session<S::Channels>) -> String {
+        let mut events = std::pin::pin!(session.conn.events_listener());
+        // A connection that failed before the listener was set reports nothing: poll it.
+        let mut poll = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Event::Error(e)) => return e.to_string(),
+                    Some(_) => {}
+                    None => return "the connection is closed".into(),
+                },
+                report = self.lost.recv() => match report {
+                    Some((g, why)) if g == session.generation => return why,
+                    Some(_) => {}
+                    None => return "the supervisor was dropped".into(),
+                },
+                _ = poll.tick() => {
+                    if !session.conn.status().connected() {
+                        return "the connection is closed".into();
+                    }
+                }
+            }
+        }
+    }
+}

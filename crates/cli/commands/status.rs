@@ -1,0 +1,144 @@
+//! `wasmq status`: queue depths, consumers, and a batch's progress.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use wasmq_broker::client::{Client, split_urls};
+use wasmq_broker::management::{self, Management};
+use wasmq_spec::control::ResultMessage;
+
+use crate::Outcome;
+use crate::config::{BrokerArgs, CommonArgs, Settings};
+
+/// Show the depth (ready and unacked messages) and the consumers of the jobs, results and
+/// dead-letter queues; with --batch, that batch's result queue and its progress by status.
+///
+/// Ready messages and consumers come over AMQP; unacked messages come from RabbitMQ's
+/// management API (the rabbitmq_management plugin), shown as `-` when it cannot be reached.
+#[derive(Args)]
+pub struct StatusCommand {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Also show this batch: its result queue, and its results by status.
+    #[arg(long)]
+    batch: Option<String>,
+    /// RabbitMQ's management API [config: management_url]
+    /// [default: http://AMQP-HOST:15672, with the AMQP URL's user].
+    #[arg(long, env = "WASMQ_MANAGEMENT_URL")]
+    management_url: Option<String>,
+}
+
+impl StatusCommand {
+    pub fn execute(self) -> Outcome {
+        let settings = Settings::start(&self.common, "warn")?;
+        settings.runtime()?.block_on(self.run(settings))
+    }
+
+    async fn run(self, settings: Settings) -> Outcome {
+        let topology = settings.topology(&self.broker)?;
+        let url = settings.amqp_url(&self.broker);
+        let first = split_urls(&url).into_iter().next().unwrap_or_default();
+        let client = Client::connect(&url, "wasmq status", topology.clone()).await?;
+        let api = self
+            .management_url
+            .clone()
+            .or_else(|| settings.file.management_url.clone())
+            .or_else(|| management::default_url(&first));
+        let api = match api.map(|base| Management::new(&base, &first)) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                eprintln!("warning: {e}");
+                None
+            }
+            None => None,
+        };
+        let mut queues = vec![
+            topology.jobs_queue(),
+            topology.results_queue(),
+            topology.dead_queue(),
+        ];
+        if let Some(b) = &self.batch {
+            queues.push(topology.batch_queue(b));
+        }
+        println!(
+            "{:<48}  {:>9}  {:>9}  {:>9}",
+            "QUEUE", "READY", "UNACKED", "CONSUMERS"
+        );
+        let mut api_error = None;
+        let mut batch_exists = true;
+        for q in &queues {
+            let (ready, consumers) = match client.queue_counts(q).await {
+                Ok(c) => c,
+                Err(e) if Some(q) == queues.get(3) => {
+                    eprintln!("{e}");
+                    batch_exists = false;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let unacked = match &api {
+                Some(m) if api_error.is_none() => {
+                    let (m, name) = (m.clone(), q.clone());
+                    match tokio::task::spawn_blocking(move || m.queue(&name)).await? {
+                        Ok(d) => d.messages_unacknowledged.to_string(),
+                        Err(e) => {
+                            api_error = Some(e.to_string());
+                            "-".to_owned()
+                        }
+                    }
+                }
+                _ => "-".to_owned(),
+            };
+            println!("{q:<48}  {ready:>9}  {unacked:>9}  {consumers:>9}");
+        }
+        if let Some(e) = api_error {
+            eprintln!(
+                "unacked counts unknown: {e} (enable the rabbitmq_management plugin, or give --management-url)"
+            );
+        }
+        if let Some(b) = &self.batch
+            && batch_exists
+        {
+            let mut jobs = None;
+            let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+            let mut seen = std::collections::HashSet::new();
+            for m in client.peek(&topology.batch_queue(b), u32::MAX).await? {
+                match serde_json::from_slice::<ResultMessage>(&m.body) {
+                    Ok(ResultMessage::Manifest { manifest }) => jobs = Some(manifest.jobs),
+                    Ok(ResultMessage::Result(r)) => {
+                        if seen.insert(r.id.clone()) {
+                            *by_status.entry(r.status.as_str().to_owned()).or_default() += 1;
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            let done: u64 = by_status.values().sum();
+            let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!();
+            match jobs {
+                Some(n) => println!(
+                    "batch {b}: {n} jobs submitted, {done} results waiting to be read ({}), {} not finished or already read",
+                    if counts.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        counts.join(", ")
+                    },
+                    n.saturating_sub(done)
+                ),
+                None => println!(
+                    "batch {b}: {done} results waiting to be read ({}); its manifest (the job count) was already read",
+                    if counts.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        counts.join(", ")
+                    }
+                ),
+            }
+        }
+        client.close().await;
+        Ok(batch_exists)
+    }
+}

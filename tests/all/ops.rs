@@ -1,0 +1,363 @@
+//! Operations on the real broker: exact metrics, health and readiness, `wasmq status`,
+//! dead-letter repair, and the results queue's retention.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wasmq_spec::Status;
+
+use crate::fleet::{Fleet, http_get};
+use crate::support::{fixture, job};
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the sample `name` (with its labels, as exposed) in a scrape.
+fn sample(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map(str::to_owned)
+}
+
+#[test]
+fn metrics_count_every_job_exactly_and_health_follows_the_worker() {
+    let mut f = Fleet::new("metrics");
+    f.start_worker(2, &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = f.workers[0].metrics_addr(Duration::from_secs(10));
+    assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".into()));
+    wait_until("readiness", Duration::from_secs(10), || {
+        http_get(&addr, "/readyz").0 == 200
+    });
+    assert_eq!(http_get(&addr, "/readyz").1, "ready\n");
+
+    let missing = "0".repeat(64);
+    let mut jobs: Vec<Value> = (0..3)
+        .map(|i| job(&format!("ok{i}"), &fixture("hello.wat")))
+        .collect();
+    jobs.push(job("exit-a", &fixture("exit7.wat")));
+    jobs.push(job("exit-b", &fixture("exit7.wat")));
+    jobs.push(job("trap", &fixture("unreachable.wat")));
+    jobs.push(json!({"id": "nomodule", "module": {"sha256": missing}}));
+    let batch = f.submit(&jobs);
+    let r = f.results(&batch, 60);
+    assert_eq!(r.results.len(), 7, "{}", r.stderr);
+    assert_eq!(r.count_status(Status::Succeeded), 3);
+    assert_eq!(r.count_status(Status::Failed), 2);
+    assert_eq!(r.count_status(Status::Trapped), 1);
+    assert_eq!(r.count_status(Status::Rejected), 1);
+
+    // A result can reach its reader just before the worker counts it: wait for the count.
+    let mut text = String::new();
+    wait_until("every job counted", Duration::from_secs(10), || {
+        text = http_get(&addr, "/metrics").1;
+        sample(&text, "wasmq_job_duration_seconds_count").as_deref() == Some("7")
+    });
+    let expect = [
+        (
+            "wasmq_jobs_total{status=\"succeeded\",kind=\"command\"}",
+            "3",
+        ),
+        ("wasmq_jobs_total{status=\"failed\",kind=\"command\"}", "2"),
+        ("wasmq_jobs_total{status=\"trapped\",kind=\"command\"}", "1"),
+        ("wasmq_jobs_total{status=\"rejected\",kind=\"none\"}", "1"),
+        // hello, exit7 and unreachable, once each: a second job of the same module waits
+        // for the first one's compile (or finds it in memory).
+        ("wasmq_compiles_total", "3"),
+        ("wasmq_compile_duration_seconds_count", "3"),
+        ("wasmq_module_cache_total{result=\"compiled\"}", "3"),
+        ("wasmq_module_cache_total{result=\"hit-memory\"}", "3"),
+        ("wasmq_jobs_in_flight", "0"),
+        ("wasmq_redeliveries_total", "0"),
+        ("wasmq_broker_connected", "1"),
+        ("wasmq_broker_reconnects_total", "0"),
+    ];
+    for (name, value) in expect {
+        assert_eq!(
+            sample(&text, name).as_deref(),
+            Some(value),
+            "{name} in\n{text}"
+        );
+    }
+    let build = format!(
+        "wasmq_build_info{{version=\"{}\",wasmtime=\"48.0.8\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&text, &build).as_deref(), Some("1"), "{text}");
+    assert!(
+        text.contains("# TYPE wasmq_job_duration_seconds histogram")
+            && text.contains("wasmq_job_duration_seconds_bucket{le=\"0.0001\"}")
+            && text.contains("wasmq_job_duration_seconds_bucket{le=\"600.0\"} 7"),
+        "{text}"
+    );
+
+    // Closing the worker's connection is a reconnect, counted, and readiness comes back.
+    assert!(f.close_worker_connections(0) >= 1);
+    wait_until("the reconnect", Duration::from_secs(30), || {
+        let t = http_get(&addr, "/metrics").1;
+        sample(&t, "wasmq_broker_reconnects_total").as_deref() == Some("1")
+            && http_get(&addr, "/readyz").0 == 200
+    });
+}
+
+#[test]
+fn a_metrics_address_that_is_taken_stops_the_worker_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let f = Fleet::new("metrics-taken");
+    let out = f
+        .wasmq()
+        .args(["worker", "--metrics-addr", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("could not serve metrics on {addr}")),
+        "{err}"
+    );
+    let out = f
+        .wasmq()
+        .args(["worker", "--metrics-addr", "nine"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A job whose module store entry cannot be read (a directory stands where the file
+/// should be): every attempt is a host fault, so the broker dead-letters it at the limit.
+fn poison(f: &Fleet, wat: &str) -> (Value, Vec<u8>, std::path::PathBuf) {
+    let bytes = wat::parse_file(fixture(wat)).unwrap();
+    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
+    let path = f
+        .dir
+        .cache_dir()
+        .join("modules")
+        .join(&hex[..2])
+        .join(format!("{hex}.wasm"));
+    std::fs::create_dir_all(&path).unwrap();
+    (json!({"sha256": hex}), bytes, path)
+}
+
+fn dead_list(f: &Fleet) -> Vec<Value> {
+    let out = f
+        .wasmq()
+        .args(["dead", "list", "--json"])
+        .args(&f.broker_flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn dead_letters_are_listed_requeued_and_purged() {
+    let mut f = Fleet::new("dead");
+    f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
+    let (module, bytes, path) = poison(&f, "hello.wat");
+    f.start_worker(2, &[]);
+    let jobs: Vec<Value> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|id| json!({"id": id, "module": module}))
+        .collect();
+    let batch = f.submit(&jobs);
+    wait_until("three dead letters", Duration::from_secs(60), || {
+        f.ready("jobs.dead") == 3
+    });
+
+    let mut listed = dead_list(&f);
+    listed.sort_by_key(|r| r["id"].as_str().unwrap().to_owned());
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let log = f.workers[0].log.lock().unwrap().clone();
+    for (row, id) in listed.iter().zip(["p1", "p2", "p3"]) {
+        let faults = log
+            .lines()
+            .filter(|l| l.contains("host fault") && l.contains(&format!("job={id} ")))
+            .count();
+        assert_eq!(
+            row["attempts"], faults as u64,
+            "{row}: the worker saw {faults} attempts\n{log}"
+        );
+        assert_eq!(row["id"], id, "{row}");
+        assert_eq!(row["batch"], batch.as_str(), "{row}");
+        assert_eq!(row["tenant"], "guest", "{row}");
+        assert!(
+            row["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("delivery_limit"),
+            "{row}"
+        );
+    }
+    // Listing leaves them where they are.
+    assert_eq!(f.ready("jobs.dead"), 3);
+    let table = f
+        .wasmq()
+        .args(["dead", "list"])
+        .args(&f.broker_flags)
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.starts_with("ID ") && table.contains("p2") && table.contains("guest"),
+        "{table}"
+    );
+
+    // Repair the store, then requeue one by id and the rest of the batch.
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let requeue = |args: &[&str]| {
+        let out = f
+            .wasmq()
+            .args(["dead", "requeue"])
+            .args(args)
+            .args(&f.broker_flags)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = requeue(&["p2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("requeued 1 job(s)") && err.contains("2 left"),
+        "{err}"
+    );
+    let (code, err) = requeue(&["nope"]);
+    assert_eq!(code, Some(1), "an id that is not there is an error: {err}");
+    let (code, err) = requeue(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    wait_until("p2 to run", Duration::from_secs(30), || {
+        f.ready("jobs.dead") == 2
+    });
+    let (code, err) = requeue(&["--batch", &batch]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("requeued 2 job(s)"), "{err}");
+    let r = f.results(&batch, 60);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut ids: Vec<&str> = r.results.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["p1", "p2", "p3"]);
+
+    // Purge (another module: hello's is loaded in the worker's memory now).
+    let (other, _, _) = poison(&f, "noop.wat");
+    f.submit(&[json!({"id": "p4", "module": other})]);
+    wait_until("a fourth dead letter", Duration::from_secs(60), || {
+        f.ready("jobs.dead") == 1
+    });
+    let out = f
+        .wasmq()
+        .args(["dead", "purge"])
+        .args(&f.broker_flags)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("purged 1"), "{err}");
+    assert_eq!(f.ready("jobs.dead"), 0);
+}
+
+#[test]
+fn a_full_results_queue_drops_the_oldest_results_and_never_requeues_a_job() {
+    let mut f = Fleet::new("retention");
+    f.broker_flags = vec!["--results-queue-max-length".into(), "3".into()];
+    f.start_worker(2, &[]);
+    let jobs: Vec<Value> = (0..5)
+        .map(|i| job(&format!("j{i}"), &fixture("noop.wat")))
+        .collect();
+    let batch = f.submit(&jobs);
+    let r = f.results(&batch, 60);
+    assert_eq!(r.results.len(), 5, "{}", r.stderr);
+    wait_until(
+        "the shared queue at its limit",
+        Duration::from_secs(10),
+        || f.ready("results") == 3,
+    );
+    assert_eq!(f.ready("jobs"), 0);
+    let log = f.workers[0].log.lock().unwrap().clone();
+    assert!(!log.contains("requeueing"), "{log}");
+    assert_eq!(log.matches("job done").count(), 5, "{log}");
+
+    // A process with another retention is told what to do.
+    let out = f
+        .wasmq()
+        .args(["status", "--results-queue-max-length", "4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("results_queue_max_length"), "{err}");
+}
+
+#[test]
+fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
+    let mut f = Fleet::new("status");
+    f.start_worker(2, &[]);
+    let mut jobs: Vec<Value> = (0..3)
+        .map(|i| job(&format!("s{i}"), &fixture("noop.wat")))
+        .collect();
+    jobs.push(job("x", &fixture("exit7.wat")));
+    let batch = f.submit(&jobs);
+    // Four results and the manifest, unread.
+    wait_until("the batch's results", Duration::from_secs(30), || {
+        f.ready(&format!("batch.{batch}")) == 5
+    });
+    let out = f
+        .wasmq()
+        .args(["status", "--batch", &batch])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let row = |queue: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(queue))
+            .unwrap_or_else(|| panic!("no row for {queue} in\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let jobs_row = row(&format!("{}.jobs", f.prefix));
+    assert_eq!(jobs_row[1], "0", "{text}");
+    assert_eq!(jobs_row[3], "1", "one worker consumes: {text}");
+    assert_eq!(row(&format!("{}.results", f.prefix))[1], "4", "{text}");
+    assert_eq!(row(&format!("{}.jobs.dead", f.prefix))[1], "0", "{text}");
+    assert_eq!(
+        row(&format!("{}.batch.{batch}", f.prefix))[1],
+        "5",
+        "{text}"
+    );
+    // This machine's broker runs the management plugin (deploy/local-broker.sh): unacked
+    // counts are known.
+    assert_eq!(jobs_row[2], "0", "{text}\n{err}");
+    assert!(
+        text.contains(&format!(
+            "batch {batch}: 4 jobs submitted, 4 results waiting to be read (failed 1, succeeded 3), 0 not finished or already read"
+        )),
+        "{text}"
+    );
+    // Peeking left every result for the reader.
+    let r = f.results(&batch, 30);
+    assert_eq!(r.results.len(), 4, "{}", r.stderr);
+
+    let out = f
+        .wasmq()
+        .args(["status", "--batch", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
