@@ -4,6 +4,7 @@
 mod broker;
 mod cache;
 mod cli;
+mod deploy;
 mod faults;
 mod files;
 mod fleet;
