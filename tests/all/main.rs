@@ -12,6 +12,7 @@ mod hostile;
 mod kinds;
 mod ops;
 mod parity;
+mod python_client;
 mod statuses;
 mod support;
 mod tenants;
