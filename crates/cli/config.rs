@@ -1,8 +1,12 @@
 //! Settings: the TOML config file, then `WASMQ_*` environment variables, then flags.
+//!
+//! Every setting is resolved by one method of [`Settings`], which also records where its
+//! value came from (default, file, env, flag) for `wasmq config`; every default is one of
+//! the constants in [`defaults`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -11,6 +15,80 @@ use wasmq_broker::amqp::{Retention, Topology};
 use wasmq_cache::{Cache, CacheOptions};
 use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
+
+/// The built-in value of every setting that has one.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const CACHE_DIR: &str = "cache";
+    pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    pub const QUEUE_PREFIX: &str = "wasmq";
+    pub const DELIVERY_LIMIT: u32 = 5;
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+    /// RabbitMQ's default `consumer_timeout` (30 minutes, since 3.8.15).
+    pub const CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
+    /// The prefetch is the concurrency plus this many results awaiting confirms.
+    pub const PREFETCH_PIPELINE: usize = 64;
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::File => "file",
+            Source::Env => "env",
+            Source::Flag => "flag",
+        }
+    }
+}
+
+/// One resolved setting, as `wasmq config` shows it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The config-file key.
+    pub key: String,
+    /// The value, secrets redacted.
+    pub value: String,
+    pub source: Source,
+}
+
+/// The parsed command line of the command being run, to tell a flag from its env var.
+static MATCHES: OnceLock<clap::ArgMatches> = OnceLock::new();
+
+/// Records the matches of the subcommand being run (called once, by `main`).
+pub fn set_matches(m: clap::ArgMatches) {
+    let _ = MATCHES.set(m);
+}
+
+/// Where the value of the argument `id` (a clap field name) came from, given that it is
+/// set (`Some`); `None` when it is not.
+fn arg_source(id: &str, set: bool) -> Option<Source> {
+    if !set {
+        return None;
+    }
+    let from_env = MATCHES.get().and_then(|m| {
+        m.try_contains_id(id)
+            .ok()
+            .filter(|known| *known)
+            .and_then(|_| m.value_source(id))
+    }) == Some(clap::parser::ValueSource::EnvVariable);
+    Some(if from_env { Source::Env } else { Source::Flag })
+}
+
+/// The source of a setting: the flag (or its env var), then the file, then the default.
+fn source(id: &str, flag: bool, file: bool) -> Source {
+    arg_source(id, flag).unwrap_or(if file { Source::File } else { Source::Default })
+}
 
 /// Flags every command shares.
 #[derive(Args, Debug, Clone)]
@@ -188,6 +266,19 @@ pub struct Settings {
     pub cache_max_bytes: Option<u64>,
     pub artifact_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Every setting resolved so far, with its source, in the order resolved.
+    entries: Mutex<Vec<Entry>>,
+}
+
+/// The worker's own settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub drain_timeout: std::time::Duration,
+    pub max_message_bytes: usize,
+    pub prefetch: u16,
+    pub worker_id: String,
+    pub consumer_timeout_ms: u64,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -202,12 +293,12 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        Ok(Settings {
+        let s = Settings {
             cache_dir: common
                 .cache_dir
                 .clone()
                 .or_else(|| file.cache_dir.clone())
-                .unwrap_or_else(|| PathBuf::from("cache")),
+                .unwrap_or_else(|| PathBuf::from(defaults::CACHE_DIR)),
             cache_max_bytes: common.cache_max_bytes.or(file.cache_max_bytes),
             artifact_key_file: common
                 .artifact_key_file
@@ -218,6 +309,175 @@ impl Settings {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             file,
+            entries: Mutex::new(Vec::new()),
+        };
+        let f = &s.file;
+        s.record(
+            "config",
+            common
+                .config
+                .as_ref()
+                .map_or("none".into(), |p| p.display().to_string()),
+            source("config", common.config.is_some(), false),
+        );
+        s.record(
+            "cache_dir",
+            s.cache_dir.display().to_string(),
+            source(
+                "cache_dir",
+                common.cache_dir.is_some(),
+                f.cache_dir.is_some(),
+            ),
+        );
+        s.record(
+            "cache_max_bytes",
+            s.cache_max_bytes.map_or("no cap".into(), |n| n.to_string()),
+            source(
+                "cache_max_bytes",
+                common.cache_max_bytes.is_some(),
+                f.cache_max_bytes.is_some(),
+            ),
+        );
+        s.record(
+            "artifact_key_file",
+            s.artifact_key_file.as_ref().map_or_else(
+                || format!("{}.key", s.cache_dir.display()),
+                |p| p.display().to_string(),
+            ),
+            source(
+                "artifact_key_file",
+                common.artifact_key_file.is_some(),
+                f.artifact_key_file.is_some(),
+            ),
+        );
+        s.record(
+            "log_format",
+            format!("{:?}", s.log_format).to_lowercase(),
+            source(
+                "log_format",
+                common.log_format.is_some(),
+                f.log_format.is_some(),
+            ),
+        );
+        Ok(s)
+    }
+
+    /// Records a resolved setting (a later record of the same key replaces it).
+    fn record(&self, key: &str, value: String, source: Source) {
+        let mut e = self.entries.lock().expect("entries lock");
+        let entry = Entry {
+            key: key.to_owned(),
+            value,
+            source,
+        };
+        match e.iter_mut().find(|x| x.key == key) {
+            Some(x) => *x = entry,
+            None => e.push(entry),
+        }
+    }
+
+    /// Every setting resolved so far, with where it came from.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().expect("entries lock").clone()
+    }
+
+    /// The worker's own settings, checked (`concurrency` is resolved by
+    /// [`Settings::concurrency`]).
+    pub fn worker(
+        &self,
+        args: &crate::commands::worker::WorkerArgs,
+        concurrency: usize,
+    ) -> anyhow::Result<WorkerSettings> {
+        let f = &self.file;
+        let drain_secs = args
+            .drain_timeout_secs
+            .or(f.drain_timeout_secs)
+            .unwrap_or(defaults::DRAIN_TIMEOUT.as_secs());
+        self.record(
+            "drain_timeout_secs",
+            drain_secs.to_string(),
+            source(
+                "drain_timeout_secs",
+                args.drain_timeout_secs.is_some(),
+                f.drain_timeout_secs.is_some(),
+            ),
+        );
+        let max_message_bytes = args
+            .max_message_bytes
+            .or(f.max_message_bytes)
+            .unwrap_or(defaults::MAX_MESSAGE_BYTES);
+        self.record(
+            "max_message_bytes",
+            max_message_bytes.to_string(),
+            source(
+                "max_message_bytes",
+                args.max_message_bytes.is_some(),
+                f.max_message_bytes.is_some(),
+            ),
+        );
+        let prefetch = match args.prefetch.or(f.prefetch) {
+            Some(p) if usize::from(p) < concurrency => {
+                bail!(
+                    "--prefetch {p} is below --concurrency {concurrency}: the worker could never fill its sandboxes"
+                )
+            }
+            Some(p) => p,
+            None => u16::try_from(concurrency + defaults::PREFETCH_PIPELINE)
+                .context("concurrency must be below 65000")?,
+        };
+        self.record(
+            "prefetch",
+            prefetch.to_string(),
+            source("prefetch", args.prefetch.is_some(), f.prefetch.is_some()),
+        );
+        let worker_id = args
+            .worker_id
+            .clone()
+            .or_else(|| f.worker_id.clone())
+            .unwrap_or_else(default_worker_id);
+        self.record(
+            "worker_id",
+            worker_id.clone(),
+            source("worker_id", args.worker_id.is_some(), f.worker_id.is_some()),
+        );
+        let consumer_timeout_ms = args
+            .consumer_timeout_ms
+            .or(f.consumer_timeout_ms)
+            .unwrap_or(defaults::CONSUMER_TIMEOUT_MS);
+        self.record(
+            "consumer_timeout_ms",
+            consumer_timeout_ms.to_string(),
+            source(
+                "consumer_timeout_ms",
+                args.consumer_timeout_ms.is_some(),
+                f.consumer_timeout_ms.is_some(),
+            ),
+        );
+        let metrics_addr = match (args.metrics_addr, &f.metrics_addr) {
+            (Some(a), _) => Some(a),
+            (None, Some(text)) => {
+                Some(text.parse::<std::net::SocketAddr>().with_context(|| {
+                    format!("metrics_addr {text:?} is not an address such as 0.0.0.0:9090")
+                })?)
+            }
+            (None, None) => None,
+        };
+        self.record(
+            "metrics_addr",
+            metrics_addr.map_or("off".into(), |a| a.to_string()),
+            source(
+                "metrics_addr",
+                args.metrics_addr.is_some(),
+                f.metrics_addr.is_some(),
+            ),
+        );
+        Ok(WorkerSettings {
+            drain_timeout: std::time::Duration::from_secs(drain_secs),
+            max_message_bytes,
+            prefetch,
+            worker_id,
+            consumer_timeout_ms,
+            metrics_addr,
         })
     }
 
@@ -268,13 +528,24 @@ impl Settings {
 
     /// The concurrency for commands that run jobs.
     pub fn concurrency(&self, args: &SandboxArgs) -> usize {
-        args.concurrency
+        let n = args
+            .concurrency
             .or(self.file.concurrency)
             .unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2)
-            })
+            });
+        self.record(
+            "concurrency",
+            n.to_string(),
+            source(
+                "concurrency",
+                args.concurrency.is_some(),
+                self.file.concurrency.is_some(),
+            ),
+        );
+        n
     }
 
     /// The sandbox configuration, checked.
@@ -300,7 +571,40 @@ impl Settings {
         {
             c.default_work_dir = d.clone();
         }
+        self.record(
+            "default_work_dir",
+            c.default_work_dir.clone(),
+            source(
+                "default_work_dir",
+                args.default_work_dir.is_some(),
+                self.file.default_work_dir.is_some(),
+            ),
+        );
+        let file_only = |set: bool| if set { Source::File } else { Source::Default };
+        self.record(
+            "hot_set_size",
+            c.hot_set_size.to_string(),
+            file_only(self.file.hot_set_size.is_some()),
+        );
+        self.record(
+            "max_module_bytes",
+            c.max_module_bytes.to_string(),
+            file_only(self.file.max_module_bytes.is_some()),
+        );
+        self.record(
+            "work_root",
+            c.work_root
+                .as_ref()
+                .map_or("the system temp dir".into(), |p| p.display().to_string()),
+            file_only(self.file.work_root.is_some()),
+        );
+        self.record(
+            "pooling",
+            c.pooling.to_string(),
+            file_only(self.file.pooling.is_some()),
+        );
         c.limits = limit_policy(&self.file.limits, args)?;
+        self.record_limits(&c.limits, args);
         for (name, v) in &self.file.volumes {
             c.volumes.insert(
                 name.clone(),
@@ -314,9 +618,115 @@ impl Settings {
             let (name, volume) = parse_volume(spec)?;
             c.volumes.insert(name, volume);
         }
+        self.record(
+            "volumes",
+            if c.volumes.is_empty() {
+                "none".into()
+            } else {
+                c.volumes
+                    .iter()
+                    .map(|(n, v)| {
+                        format!(
+                            "{n}={}{}",
+                            v.host.display(),
+                            if v.writable { ":rw" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+            source(
+                "volumes",
+                !args.volumes.is_empty(),
+                !self.file.volumes.is_empty(),
+            ),
+        );
         c.tenancy = self.tenancy(&c.limits);
+        self.record(
+            "tenants",
+            match &c.tenancy {
+                None => "off".into(),
+                Some(t) => format!(
+                    "{} tenant(s){}, unverified jobs: {:?}",
+                    t.tenants.len(),
+                    if t.tenants.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({})",
+                            t.tenants.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    t.unverified
+                ),
+            },
+            file_only(c.tenancy.is_some()),
+        );
         c.check().map_err(anyhow::Error::msg)?;
         Ok(c)
+    }
+
+    /// Records every default and maximum limit.
+    fn record_limits(&self, p: &LimitPolicy, args: &SandboxArgs) {
+        let f = &self.file.limits;
+        for (which, limits, req) in [
+            ("default", &p.default, &f.default),
+            ("maximum", &p.maximum, &f.maximum),
+        ] {
+            let fields: [(&str, String, bool); 8] = [
+                (
+                    "timeout_ms",
+                    limits.timeout_ms.to_string(),
+                    req.timeout_ms.is_some(),
+                ),
+                (
+                    "fuel",
+                    limits.fuel.map_or("unmetered".into(), |n| n.to_string()),
+                    req.fuel.is_some(),
+                ),
+                (
+                    "memory_bytes",
+                    limits.memory_bytes.to_string(),
+                    req.memory_bytes.is_some(),
+                ),
+                (
+                    "stdout_bytes",
+                    limits.stdout_bytes.to_string(),
+                    req.stdout_bytes.is_some(),
+                ),
+                (
+                    "stderr_bytes",
+                    limits.stderr_bytes.to_string(),
+                    req.stderr_bytes.is_some(),
+                ),
+                (
+                    "output_bytes",
+                    limits.output_bytes.to_string(),
+                    req.output_bytes.is_some(),
+                ),
+                (
+                    "disk_bytes",
+                    limits.disk_bytes.to_string(),
+                    req.disk_bytes.is_some(),
+                ),
+                ("files", limits.files.to_string(), req.files.is_some()),
+            ];
+            for (name, value, in_file) in fields {
+                let flag = match (which, name) {
+                    ("default", "timeout_ms") => Some(("timeout_ms", args.timeout_ms.is_some())),
+                    ("default", "memory_bytes") => {
+                        Some(("memory_bytes", args.memory_bytes.is_some()))
+                    }
+                    _ => None,
+                };
+                let src = match flag {
+                    Some((id, set)) => source(id, set, in_file),
+                    None if in_file => Source::File,
+                    None => Source::Default,
+                };
+                self.record(&format!("limits.{which}.{name}"), value, src);
+            }
+        }
     }
 
     /// The tenant policies of the config file; `None` (tenancy off) when it has none of
@@ -355,10 +765,24 @@ impl Settings {
 
     /// The broker URL.
     pub fn amqp_url(&self, args: &BrokerArgs) -> String {
-        args.amqp_url
+        let url = args
+            .amqp_url
             .clone()
             .or_else(|| self.file.amqp_url.clone())
-            .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+            .unwrap_or_else(|| defaults::AMQP_URL.to_owned());
+        self.record(
+            "amqp_url",
+            url.split(',')
+                .map(|u| wasmq_broker::amqp::redact(u.trim()))
+                .collect::<Vec<_>>()
+                .join(","),
+            source(
+                "amqp_url",
+                args.amqp_url.is_some(),
+                self.file.amqp_url.is_some(),
+            ),
+        );
+        url
     }
 
     /// The queue and exchange names, checked.
@@ -367,7 +791,7 @@ impl Settings {
             .queue_prefix
             .clone()
             .or_else(|| self.file.queue_prefix.clone())
-            .unwrap_or_else(|| "wasmq".to_owned());
+            .unwrap_or_else(|| defaults::QUEUE_PREFIX.to_owned());
         if prefix.is_empty()
             || prefix.len() > 100
             || !prefix
@@ -381,7 +805,7 @@ impl Settings {
         let delivery_limit = args
             .delivery_limit
             .or(self.file.delivery_limit)
-            .unwrap_or(5);
+            .unwrap_or(defaults::DELIVERY_LIMIT);
         if delivery_limit == 0 {
             bail!("the delivery limit must be at least 1");
         }
@@ -403,6 +827,43 @@ impl Settings {
                 u32::MAX / 1000
             );
         }
+        let f = &self.file;
+        self.record(
+            "queue_prefix",
+            prefix.clone(),
+            source(
+                "queue_prefix",
+                args.queue_prefix.is_some(),
+                f.queue_prefix.is_some(),
+            ),
+        );
+        self.record(
+            "delivery_limit",
+            delivery_limit.to_string(),
+            source(
+                "delivery_limit",
+                args.delivery_limit.is_some(),
+                f.delivery_limit.is_some(),
+            ),
+        );
+        self.record(
+            "results_queue_ttl_secs",
+            results_retention.ttl_secs.to_string(),
+            source(
+                "results_queue_ttl_secs",
+                args.results_queue_ttl_secs.is_some(),
+                f.results_queue_ttl_secs.is_some(),
+            ),
+        );
+        self.record(
+            "results_queue_max_length",
+            results_retention.max_length.to_string(),
+            source(
+                "results_queue_max_length",
+                args.results_queue_max_length.is_some(),
+                f.results_queue_max_length.is_some(),
+            ),
+        );
         Ok(Topology {
             prefix,
             delivery_limit,
@@ -412,8 +873,13 @@ impl Settings {
 
     /// Opens the cache and builds the sandbox.
     pub fn sandbox(&self, args: &SandboxArgs) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
+        self.sandbox_with(self.sandbox_config(args)?)
+    }
+
+    /// Opens the cache and builds the sandbox of a configuration already resolved.
+    pub fn sandbox_with(&self, config: SandboxConfig) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
         let cache = self.open_cache()?;
-        let sandbox = Sandbox::new(self.sandbox_config(args)?, cache.clone())?;
+        let sandbox = Sandbox::new(config, cache.clone())?;
         Ok((cache, sandbox))
     }
 
@@ -427,6 +893,17 @@ impl Settings {
         let sandbox = Sandbox::new(config, cache.clone())?;
         Ok((cache, sandbox))
     }
+}
+
+/// `HOST-PID`.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Overlays the config file's and the flags' limits on the built-in ones.
@@ -513,6 +990,7 @@ mod tests {
             cache_max_bytes: None,
             artifact_key_file: None,
             log_format: LogFormat::Human,
+            entries: Mutex::new(Vec::new()),
         }
     }
 

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - `commands/`: one file per subcommand (`run`, `worker`, `submit`, `results`,
-//!   `prewarm`, `cache`, `status`, `dead`).
+//!   `prewarm`, `cache`, `status`, `dead`, `config`).
 //! - `config`: the TOML config file and the flags every command shares; config file <
 //!   `WASMQ_*` environment < flags.
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
@@ -20,7 +20,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Run untrusted WebAssembly as batch jobs: compiled ahead of time, sandboxed, with
 /// bounded CPU, memory, output and files.
@@ -39,6 +39,7 @@ enum Command {
     Results(commands::results::ResultsCommand),
     Prewarm(commands::prewarm::PrewarmCommand),
     Cache(commands::cache::CacheCommand),
+    Config(commands::config::ConfigCommand),
     Dead(commands::dead::DeadCommand),
     Status(commands::status::StatusCommand),
 }
@@ -48,7 +49,14 @@ pub(crate) type Outcome = anyhow::Result<bool>;
 
 fn main() -> ExitCode {
     quiet_error_backtraces();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The innermost subcommand's matches tell a flag from its environment variable.
+    let mut innermost = &matches;
+    while let Some((_, sub)) = innermost.subcommand() {
+        innermost = sub;
+    }
+    config::set_matches(innermost.clone());
     let outcome = match cli.command {
         Command::Run(c) => c.execute(),
         Command::Worker(c) => c.execute(),
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         Command::Results(c) => c.execute(),
         Command::Prewarm(c) => c.execute(),
         Command::Cache(c) => c.execute(),
+        Command::Config(c) => c.execute(),
         Command::Dead(c) => c.execute(),
         Command::Status(c) => c.execute(),
     };

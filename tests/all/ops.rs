@@ -361,3 +361,83 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
+    let dir = crate::support::Dir::new();
+    let file = dir.path().join("worker.toml");
+    std::fs::write(
+        &file,
+        "prefetch = 40\nqueue_prefix = 'fromfile'\n[limits.maximum]\ntimeout_ms = 60000\n",
+    )
+    .unwrap();
+    let mut cmd = dir.wasmq();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WASMQ_") && k != "WASMQ_CACHE_DIR" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .env("WASMQ_DELIVERY_LIMIT", "7")
+        .env(
+            "WASMQ_AMQP_URL",
+            "amqp://ops:s3cret@broker.example:5672/%2f",
+        )
+        .args(["config", "--json", "--concurrency", "3", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("s3cret"), "the password is redacted: {text}");
+    let got: std::collections::HashMap<String, (String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                (
+                    v["value"].as_str().unwrap().to_owned(),
+                    v["source"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let has = |key: &str, value: &str, source: &str| {
+        assert_eq!(
+            got.get(key).map(|(v, s)| (v.as_str(), s.as_str())),
+            Some((value, source)),
+            "{key} in\n{text}"
+        );
+    };
+    has("concurrency", "3", "flag");
+    has("prefetch", "40", "file");
+    has("queue_prefix", "fromfile", "file");
+    has("delivery_limit", "7", "env");
+    has("amqp_url", "amqp://ops:***@broker.example:5672/%2f", "env");
+    has("drain_timeout_secs", "30", "default");
+    has("metrics_addr", "off", "default");
+    has("limits.maximum.timeout_ms", "60000", "file");
+    has("limits.default.timeout_ms", "10000", "default");
+    has("results_queue_max_length", "1000000", "default");
+    has("default_work_dir", "/work", "default");
+    has("cache_dir", dir.cache_dir().to_str().unwrap(), "env");
+
+    // The same checks as the worker's: a prefetch below the concurrency is refused.
+    let out = dir
+        .wasmq()
+        .args(["config", "--concurrency", "50", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--prefetch 40 is below --concurrency 50"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod cache;
+pub mod config;
 pub mod dead;
 pub mod prewarm;
 pub mod results;

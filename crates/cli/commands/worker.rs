@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -19,7 +18,7 @@ use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings};
+use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings, WorkerSettings};
 
 /// Consume jobs from RabbitMQ, run each in a sandbox, publish its result, then ack it.
 ///
@@ -34,37 +33,41 @@ pub struct WorkerCommand {
     sandbox: SandboxArgs,
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// The worker's own flags (`wasmq config` takes them too).
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
     /// Seconds jobs in flight may take to finish after a stop signal
     /// [config: drain_timeout_secs] [default: 30].
     #[arg(long, env = "WASMQ_DRAIN_TIMEOUT_SECS")]
-    drain_timeout_secs: Option<u64>,
+    pub drain_timeout_secs: Option<u64>,
     /// Largest job message accepted, in bytes [config: max_message_bytes] [default: 16 MiB].
     #[arg(long, env = "WASMQ_MAX_MESSAGE_BYTES")]
-    max_message_bytes: Option<usize>,
+    pub max_message_bytes: Option<usize>,
     /// Job messages the broker may hand this worker before it acks them: the jobs running
     /// plus results waiting for the broker's confirm. Set it equal to --concurrency for
     /// long jobs, so no worker holds jobs it cannot start yet [config: prefetch]
     /// [default: concurrency + 64].
     #[arg(long, env = "WASMQ_PREFETCH")]
-    prefetch: Option<u16>,
+    pub prefetch: Option<u16>,
     /// Name written into every result [config: worker_id] [default: HOST-PID].
     #[arg(long, env = "WASMQ_WORKER_ID")]
-    worker_id: Option<String>,
+    pub worker_id: Option<String>,
     /// Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g.
     /// 0.0.0.0:9090 [config: metrics_addr] [default: off].
     #[arg(long, env = "WASMQ_METRICS_ADDR")]
-    metrics_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     /// The broker's `consumer_timeout`, in ms: how long RabbitMQ lets a delivery stay
     /// unacked before it closes the channel. The worker refuses to start when its longest
     /// job (limits.maximum.timeout_ms) plus a 60 s margin would not finish within it; 0 if
     /// the broker has no consumer timeout [config: consumer_timeout_ms]
     /// [default: 1800000, RabbitMQ's default].
     #[arg(long, env = "WASMQ_CONSUMER_TIMEOUT_MS")]
-    consumer_timeout_ms: Option<u64>,
+    pub consumer_timeout_ms: Option<u64>,
 }
-
-/// RabbitMQ's default `consumer_timeout` (30 minutes, since 3.8.15).
-const RABBITMQ_CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
 
 /// How long a delivery stays unacked besides the run itself, at most: compiling its module
 /// (not counted in `timeout_ms`), publishing the result and waiting for the broker's
@@ -102,44 +105,23 @@ impl WorkerCommand {
 
     async fn run(self, settings: Settings) -> Outcome {
         let concurrency = settings.concurrency(&self.sandbox);
+        let w = settings.worker(&self.worker, concurrency)?;
         // Checked before anything is built or connected: a worker the broker would cut short
         // must not take a single job.
-        let max_timeout_ms = settings
-            .sandbox_config(&self.sandbox)?
-            .limits
-            .maximum
-            .timeout_ms;
-        let consumer_timeout_ms = self
-            .consumer_timeout_ms
-            .or(settings.file.consumer_timeout_ms)
-            .unwrap_or(RABBITMQ_CONSUMER_TIMEOUT_MS);
-        check_consumer_timeout(max_timeout_ms, consumer_timeout_ms)?;
-        let (cache, sandbox) = settings.sandbox(&self.sandbox)?;
+        let sandbox_config = settings.sandbox_config(&self.sandbox)?;
+        let max_timeout_ms = sandbox_config.limits.maximum.timeout_ms;
+        check_consumer_timeout(max_timeout_ms, w.consumer_timeout_ms)?;
+        let (cache, sandbox) = settings.sandbox_with(sandbox_config)?;
         let url = settings.amqp_url(&self.broker);
         let topology = settings.topology(&self.broker)?;
-        let worker_id = self
-            .worker_id
-            .clone()
-            .or_else(|| settings.file.worker_id.clone())
-            .unwrap_or_else(default_worker_id);
-        let drain = Duration::from_secs(
-            self.drain_timeout_secs
-                .or(settings.file.drain_timeout_secs)
-                .unwrap_or(30),
-        );
-        let max_message_bytes = self
-            .max_message_bytes
-            .or(settings.file.max_message_bytes)
-            .unwrap_or(16 << 20);
-        let prefetch = match self.prefetch.or(settings.file.prefetch) {
-            Some(p) if usize::from(p) < concurrency => {
-                anyhow::bail!(
-                    "--prefetch {p} is below --concurrency {concurrency}: the worker could never fill its sandboxes"
-                )
-            }
-            Some(p) => p,
-            None => u16::try_from(concurrency + 64).context("concurrency must be below 65000")?,
-        };
+        let WorkerSettings {
+            drain_timeout: drain,
+            max_message_bytes,
+            prefetch,
+            worker_id,
+            consumer_timeout_ms,
+            metrics_addr,
+        } = w;
         // Deliveries beyond the running jobs wait in this worker, unacked, for a free slot; the
         // broker's clock runs for them too.
         let rounds = usize::from(prefetch).div_ceil(concurrency.max(1)) as u64;
@@ -156,16 +138,6 @@ impl WorkerCommand {
                 usize::from(prefetch) - 1,
             );
         }
-
-        let metrics_addr = match self.metrics_addr {
-            Some(a) => Some(a),
-            None => match &settings.file.metrics_addr {
-                Some(text) => Some(text.parse::<SocketAddr>().with_context(|| {
-                    format!("metrics_addr {text:?} is not an address such as 0.0.0.0:9090")
-                })?),
-                None => None,
-            },
-        };
 
         // `shutdown` starts the drain; `link` closes the broker connection after it, so
         // results of the jobs in flight can still be published while draining.
@@ -240,16 +212,6 @@ impl WorkerCommand {
         server.cancel();
         Ok(true)
     }
-}
-
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}-{}", std::process::id())
 }
 
 /// Answers broadcasts on the control exchange (prewarm) until shutdown.
