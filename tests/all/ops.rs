@@ -315,15 +315,17 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
     wait_until("the batch's results", Duration::from_secs(30), || {
         f.ready(&format!("batch.{batch}")) == 5
     });
-    let out = f
-        .wasmq()
-        .args(["status", "--batch", &batch])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let row = |queue: &str| -> Vec<String> {
+    let status = || {
+        let out = f
+            .wasmq()
+            .args(["status", "--batch", &batch])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8(out.stdout).unwrap(), err)
+    };
+    let row_of = |text: &str, queue: &str| -> Vec<String> {
         text.lines()
             .find(|l| l.split_whitespace().next() == Some(queue))
             .unwrap_or_else(|| panic!("no row for {queue} in\n{text}"))
@@ -331,6 +333,19 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
             .map(str::to_owned)
             .collect()
     };
+    // This machine's broker runs the management plugin (deploy/local-broker.sh), whose
+    // figures lag by up to its statistics interval: wait for the unacked count to settle.
+    let jobs_queue = format!("{}.jobs", f.prefix);
+    let (mut text, mut err) = status();
+    wait_until(
+        "unacked counts from the management API",
+        Duration::from_secs(30),
+        || {
+            (text, err) = status();
+            row_of(&text, &jobs_queue)[2] == "0"
+        },
+    );
+    let row = |queue: &str| row_of(&text, queue);
     let jobs_row = row(&format!("{}.jobs", f.prefix));
     assert_eq!(jobs_row[1], "0", "{text}");
     assert_eq!(jobs_row[3], "1", "one worker consumes: {text}");
@@ -341,8 +356,6 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
         "5",
         "{text}"
     );
-    // This machine's broker runs the management plugin (deploy/local-broker.sh): unacked
-    // counts are known.
     assert_eq!(jobs_row[2], "0", "{text}\n{err}");
     assert!(
         text.contains(&format!(

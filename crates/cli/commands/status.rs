@@ -13,8 +13,9 @@ use crate::config::{BrokerArgs, CommonArgs, Settings};
 /// Show the depth (ready and unacked messages) and the consumers of the jobs, results and
 /// dead-letter queues; with --batch, that batch's result queue and its progress by status.
 ///
-/// Ready messages and consumers come over AMQP; unacked messages come from RabbitMQ's
-/// management API (the rabbitmq_management plugin), shown as `-` when it cannot be reached.
+/// Ready messages and consumers come over AMQP, as of now; unacked messages come from
+/// RabbitMQ's management API (the rabbitmq_management plugin), as of its last statistics
+/// sample (every 5 s by default), shown as `-` when it cannot be reached.
 #[derive(Args)]
 pub struct StatusCommand {
     #[command(flatten)]
