@@ -454,3 +454,105 @@ fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
         "{err}"
     );
 }
+
+/// The default a row of docs/configuration.md's table gives, when it is a value (a
+/// number, `16 MiB`, or a literal in backticks) rather than a description.
+fn documented_default(cell: &str) -> Option<String> {
+    let cell = cell.trim();
+    if let Some(rest) = cell.strip_prefix('`') {
+        return rest.split('`').next().map(str::to_owned);
+    }
+    let digits: String = cell
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ' ')
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    let n: u64 = digits.parse().ok()?;
+    let rest = cell.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+    Some(if rest.starts_with("MiB") {
+        (n << 20).to_string()
+    } else if rest.starts_with("GiB") {
+        (n << 30).to_string()
+    } else {
+        n.to_string()
+    })
+}
+
+#[test]
+fn the_documented_defaults_are_the_ones_config_prints() {
+    let dir = crate::support::Dir::new();
+    let mut cmd = dir.wasmq();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WASMQ_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .env_remove("WASMQ_CACHE_DIR")
+        .args(["config", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let doc = include_str!("../../docs/configuration.md");
+    let mut checked = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (Some(key), Some(default)) = (cells.get(2), cells.get(3)) else {
+            continue;
+        };
+        let Some(key) = key.strip_prefix('`').and_then(|k| k.strip_suffix('`')) else {
+            continue;
+        };
+        let Some(want) = documented_default(default.trim_end_matches(" |")) else {
+            continue;
+        };
+        // `HOST-PID` is a pattern, not a value.
+        let Some(got) = printed.get(key).filter(|_| key != "worker_id") else {
+            continue;
+        };
+        let want = if key == "amqp_url" {
+            want.replacen("guest:guest@", "guest:***@", 1)
+        } else {
+            want
+        };
+        assert_eq!(
+            got, &want,
+            "the default of {key}: docs say {want:?}, the code {got:?}"
+        );
+        checked.push(key.to_owned());
+    }
+    for key in [
+        "cache_dir",
+        "amqp_url",
+        "queue_prefix",
+        "delivery_limit",
+        "drain_timeout_secs",
+        "max_message_bytes",
+        "consumer_timeout_ms",
+        "results_queue_ttl_secs",
+        "results_queue_max_length",
+        "limits.default.timeout_ms",
+        "limits.default.memory_bytes",
+        "default_work_dir",
+    ] {
+        assert!(
+            checked.iter().any(|k| k == key),
+            "{key} was not compared: {checked:?}"
+        );
+    }
+}
