@@ -11,19 +11,11 @@ use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use wasmq_spec::{CacheOutcome, JobResult, Status};
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, wait_until};
 use crate::support::{fixture, guest, job, with};
 
 fn count_log(f: &Fleet, i: usize, needle: &str) -> usize {
     f.workers[i].log.lock().unwrap().matches(needle).count()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// Every id in `ids` has exactly one result, and nothing else came back.

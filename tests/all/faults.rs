@@ -26,17 +26,8 @@ use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use wasmq_spec::{JobResult, Status};
 
-use crate::fleet::{Fleet, WorkerProc, http_get};
+use crate::fleet::{Fleet, WorkerProc, http_get, sample, wait_until};
 use crate::support::{Dir, job, with};
-
-/// Polls `cond` every 25 ms until it holds; fails the test after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
 
 /// A guest that echoes its stdin (the job's id, in these tests) to stdout and then sleeps
 /// `ms` in `poll_oneoff`: it takes wall-clock time but no CPU, and its result says which
@@ -1194,14 +1185,6 @@ fn submit_file(rig: &Rig, name: &str, jobs: &[Value], extra: &[&str]) -> Output 
     )
 }
 
-fn metric(addr: &str, name: &str) -> Option<String> {
-    http_get(addr, "/metrics").1.lines().find_map(|l| {
-        l.strip_prefix(name)
-            .and_then(|r| r.strip_prefix(' '))
-            .map(str::to_owned)
-    })
-}
-
 #[test]
 fn faults_a_worker_started_before_its_broker_waits_and_stops_within_the_drain_when_it_is_down() {
     let mut rig = Rig::new("late");
@@ -1227,7 +1210,7 @@ fn faults_a_worker_started_before_its_broker_waits_and_stops_within_the_drain_wh
     assert!(body.starts_with("not connected to the broker"), "{body}");
     assert_eq!(http_get(&addr, "/healthz").0, 200);
     assert_eq!(
-        metric(&addr, "wasmq_broker_connected").as_deref(),
+        sample(&http_get(&addr, "/metrics").1, "wasmq_broker_connected").as_deref(),
         Some("0")
     );
     assert!(
@@ -1275,7 +1258,7 @@ fn faults_a_worker_started_before_its_broker_waits_and_stops_within_the_drain_wh
         String::from_utf8_lossy(&out.stderr)
     );
     wait_until("the slow job to start", Duration::from_secs(30), || {
-        metric(&addr, "wasmq_jobs_in_flight").as_deref() == Some("1")
+        sample(&http_get(&addr, "/metrics").1, "wasmq_jobs_in_flight").as_deref() == Some("1")
     });
     rig.broker.stop();
     wait_until("readiness to drop", Duration::from_secs(20), || {

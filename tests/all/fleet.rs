@@ -85,6 +85,22 @@ impl WorkerProc {
     }
 }
 
+/// Polls `cond` every 25 ms until it holds; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The value of the sample `name` (with its labels, as exposed) in a `/metrics` scrape.
+pub fn sample(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map(str::to_owned)
+}
+
 /// `GET path` from `addr` over plain HTTP/1.1: (status code, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};

@@ -1,28 +1,13 @@
 //! Operations on the real broker: exact metrics, health and readiness, `wasmq status`,
 //! dead-letter repair, and the results queue's retention.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmq_spec::Status;
 
-use crate::fleet::{Fleet, http_get};
+use crate::fleet::{Fleet, http_get, sample, wait_until};
 use crate::support::{fixture, job};
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The value of the sample `name` (with its labels, as exposed) in a scrape.
-fn sample(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .map(str::to_owned)
-}
 
 #[test]
 fn metrics_count_every_job_exactly_and_health_follows_the_worker() {

@@ -508,10 +508,9 @@ fn peeked(d: lapin::message::Delivery) -> Peeked {
 const PEEK_IDLE: Duration = Duration::from_secs(2);
 
 impl Client {
-    /// Reads the messages of `queue` ready now (at most `max`), and returns them to the
-    /// queue when `keep` says so; each message `keep` refuses is given to `take`, which
-    /// returns whether it was handled (then the message is removed). Messages are
-    /// returned to the queue when the read ends, whatever happens.
+    /// Reads the messages of `queue` ready now (at most `max`) and gives each to `handle`:
+    /// `Ok(true)` removes it from the queue; every other message returns to the queue when
+    /// the read ends, whatever happens. Returns how many were read.
     async fn read_queue(
         &self,
         queue: &str,
