@@ -14,6 +14,19 @@
 //!    cache): total time and how many jobs compiled.
 //! 4. **Memory**: the worker's RSS at idle and while 2 jobs each touch 64 MiB.
 //!
+//! Every batch flow also reports the CPU time each process spent on it (the worker, the
+//! client, and the broker's `beam.smp`, from `/proc/PID/stat`), per 10,000 jobs. The raw
+//! consumer runs as its own process (this binary, started again) so that its CPU time is
+//! its own. The wasmq flow runs three jobs: one with no output (`tests/fixtures/noop.wat`),
+//! the Rust hello-world guest, and one that writes 1 KiB to stdout. Each batch flow runs
+//! `WASMQ_BENCH_REPEAT` times (default 3), interleaved, and reports the medians.
+//!
+//! - `WASMQ_BENCH_BASELINE=PATH`: another `wasmq` binary (an earlier build) whose flows run
+//!   alternately with this build's, in the same run, on rows marked `(baseline)`.
+//! - `WASMQ_BENCH_PERF_DIR=DIR`: records a `perf` profile (DWARF call graphs) of the
+//!   worker during each wasmq batch into `DIR/worker<flow>.perf.data`. Sampling inflates
+//!   the worker's CPU time in that run.
+//!
 //! Run: `cargo bench --bench load` (`WASMQ_BENCH_JOBS`, default 10000; the broker from
 //! `WASMQ_TEST_AMQP_URL` or 127.0.0.1:5672). It prints the machine, the versions and every
 //! figure with its ratio to the raw ceiling.
@@ -60,10 +73,125 @@ struct Flow {
     jobs_per_s: f64,
     /// Submit-to-result latency of each job, sorted.
     latencies: Vec<Duration>,
+    /// Jobs in the flow.
+    jobs: usize,
+    /// CPU time of each process from the first publish to the last result.
+    cpu: Usage,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// CPU time (user + system) of a process, from `/proc/PID/stat`: its own threads, or the
+/// children it has waited for.
+fn proc_cpu(pid: &str, children: bool) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14 to 17 of the line (1-based); `fields`
+    // starts at field 4.
+    let at = if children { 12 } else { 10 };
+    let ticks = fields.get(at).copied().unwrap_or(0) + fields.get(at + 1).copied().unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// The broker's Erlang VM (`beam.smp`): the pid `rabbitmqctl` reports for the node.
+fn broker_pid() -> Option<String> {
+    let out = Command::new("rabbitmqctl")
+        .args(["eval", "os:getpid()."])
+        .output()
+        .ok()?;
+    let pid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_matches('"')
+        .to_owned();
+    pid.parse::<u32>().ok().map(|_| pid)
+}
+
+/// The processes a flow's CPU time is counted for.
+#[derive(Clone)]
+struct Processes {
+    /// The consumer: the raw worker or `wasmq worker`.
+    worker: String,
+    /// Count the client's waited-for children (the CLI's `submit` and `results`) instead
+    /// of this process.
+    client_children: bool,
+    broker: Option<String>,
+}
+
+/// CPU time per process over a stretch of a run.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    worker: Duration,
+    client: Duration,
+    broker: Duration,
+}
+
+impl Processes {
+    fn sample(&self) -> Usage {
+        Usage {
+            worker: proc_cpu(&self.worker, false),
+            client: proc_cpu("self", self.client_children),
+            broker: self
+                .broker
+                .as_deref()
+                .map_or(Duration::ZERO, |b| proc_cpu(b, false)),
+        }
+    }
+}
+
+impl std::ops::Sub for Usage {
+    type Output = Usage;
+    fn sub(self, o: Usage) -> Usage {
+        Usage {
+            worker: self.worker.saturating_sub(o.worker),
+            client: self.client.saturating_sub(o.client),
+            broker: self.broker.saturating_sub(o.broker),
+        }
+    }
+}
+
+impl Usage {
+    fn total(&self) -> Duration {
+        self.worker + self.client + self.broker
+    }
+}
+
+/// The run with the median rate, with the median CPU time of each process over `runs`.
+fn median(mut runs: Vec<Flow>) -> Flow {
+    let mid = runs.len() / 2;
+    let pick = |f: fn(&Usage) -> Duration, runs: &[Flow]| {
+        let mut v: Vec<Duration> = runs.iter().map(|r| f(&r.cpu)).collect();
+        v.sort();
+        v[mid]
+    };
+    let cpu = Usage {
+        worker: pick(|u| u.worker, &runs),
+        client: pick(|u| u.client, &runs),
+        broker: pick(|u| u.broker, &runs),
+    };
+    runs.sort_by(|a, b| a.jobs_per_s.total_cmp(&b.jobs_per_s));
+    let mut m = runs.swap_remove(mid);
+    m.cpu = cpu;
+    m
 }
 
 /// The job's index, from the `"id":"n<i>"` every job and result body carries.
@@ -78,6 +206,33 @@ async fn connect() -> Connection {
         .expect("connect to RabbitMQ (deploy/local-broker.sh starts one)")
 }
 
+/// Jobs sent one at a time are numbered from here, so that a late second result of a
+/// batch's job is not taken for theirs.
+const SINGLE: usize = 1_000_000;
+
+/// Counts a second result of a job. Most are the same result message delivered again: a
+/// reader's acks still in flight when it closed its connection are lost, and the broker
+/// redelivers those results to the next reader (`redelivered` is set). Shows the first
+/// one seen that was not redelivered: a job that ran twice.
+fn note_duplicate(d: &lapin::message::Delivery, seen: &mut Seen) {
+    if d.redelivered {
+        seen.redelivered += 1;
+        return;
+    }
+    if seen.twice == 0 {
+        let text = String::from_utf8_lossy(&d.data);
+        println!("a job ran twice: {}", &text[..text.len().min(600)]);
+    }
+    seen.twice += 1;
+}
+
+/// Second results seen by one flow.
+#[derive(Default)]
+struct Seen {
+    redelivered: usize,
+    twice: usize,
+}
+
 /// Publishes `n` jobs (`body(i)`) to `jobs` and reads `n` results from `results`: all at
 /// once (window 1,024) when `batch`, else one at a time, each waiting for its result.
 async fn drive(
@@ -85,6 +240,7 @@ async fn drive(
     jobs: &str,
     results: &str,
     batch: bool,
+    procs: &Processes,
     body: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
 ) -> Flow {
     let (pc, rc) = (connect().await, connect().await);
@@ -112,6 +268,8 @@ async fn drive(
     let sent: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
     let mut latencies = vec![Duration::ZERO; n];
+    let mut duplicates = Seen::default();
+    let before = procs.sample();
     let start = Instant::now();
     if batch {
         let (jobs_q, sent_p) = (jobs.to_owned(), sent.clone());
@@ -139,10 +297,17 @@ async fn drive(
                 c.await.unwrap();
             }
         });
-        for _ in 0..n {
+        // At-least-once: a job that ran twice has two results; the first one counts.
+        let mut seen = 0;
+        while seen < n {
             let d = reader.next().await.unwrap().unwrap();
             let i = index_of(&d.data);
-            latencies[i] = sent[i].get().expect("sent before its result").elapsed();
+            if latencies[i] == Duration::ZERO {
+                latencies[i] = sent[i].get().expect("sent before its result").elapsed();
+                seen += 1;
+            } else {
+                note_duplicate(&d, &mut duplicates);
+            }
             d.ack(BasicAckOptions::default()).await.unwrap();
         }
         publisher.await.unwrap();
@@ -153,20 +318,35 @@ async fn drive(
                 "".into(),
                 jobs.into(),
                 BasicPublishOptions::default(),
-                &body(i),
+                &body(SINGLE + i),
                 props.clone(),
             )
             .await
             .unwrap()
             .await
             .unwrap();
-            let d = reader.next().await.unwrap().unwrap();
-            assert_eq!(index_of(&d.data), i);
+            loop {
+                let d = reader.next().await.unwrap().unwrap();
+                let got = index_of(&d.data);
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                if got == SINGLE + i {
+                    break;
+                }
+                // A second result of an earlier job (of this flow, or of the batch before).
+                assert!(got < SINGLE + i, "a result of job {got} before it was sent");
+                note_duplicate(&d, &mut duplicates);
+            }
             *latency = t.elapsed();
-            d.ack(BasicAckOptions::default()).await.unwrap();
         }
     }
     let jobs_per_s = n as f64 / start.elapsed().as_secs_f64();
+    let cpu = procs.sample() - before;
+    if duplicates.redelivered + duplicates.twice > 0 {
+        println!(
+            "(not counted: {} results delivered again after a reader closed, {} second results of jobs that ran twice)",
+            duplicates.redelivered, duplicates.twice
+        );
+    }
     for c in [pc, rc] {
         let _ = c.close(200, "done".into()).await;
     }
@@ -174,37 +354,70 @@ async fn drive(
     Flow {
         jobs_per_s,
         latencies,
+        jobs: n,
+        cpu,
     }
 }
 
-/// The raw consumer: for each job, publish a confirmed 200-byte result carrying its id to
-/// the job's `reply_to`, then ack; each delivery in its own task, `prefetch` at once.
-async fn raw_worker(jobs: String, prefetch: u16) -> (Connection, tokio::task::JoinHandle<()>) {
-    let wc = connect().await;
-    let wch = wc.create_channel().await.unwrap();
-    wch.basic_qos(prefetch, BasicQosOptions::default())
-        .await
+/// The raw consumer, in a process of its own (this binary, started again with
+/// `WASMQ_BENCH_RAW_WORKER` set): for each job, publish a confirmed result of
+/// `result_bytes` carrying its id to the job's `reply_to`, then ack; each delivery in its
+/// own task, `prefetch` at once. It prints `ready` once it consumes.
+fn start_raw_worker(jobs: &str, prefetch: u16, result_bytes: usize) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
+        .env("WASMQ_BENCH_RAW_WORKER", jobs)
+        .env("WASMQ_BENCH_RAW_PREFETCH", prefetch.to_string())
+        .env("WASMQ_BENCH_RAW_RESULT_BYTES", result_bytes.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the raw consumer");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
         .unwrap();
-    let wpub = Arc::new(wc.create_channel().await.unwrap());
-    wpub.confirm_select(ConfirmSelectOptions::default())
-        .await
+    assert_eq!(line.trim(), "ready", "the raw consumer starts");
+    child
+}
+
+/// The raw consumer's own `main`.
+fn raw_worker_main(jobs: String) {
+    let env_num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let prefetch = env_num("WASMQ_BENCH_RAW_PREFETCH", 66) as u16;
+    let result_bytes = env_num("WASMQ_BENCH_RAW_RESULT_BYTES", 200);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let mut consumer = wch
-        .basic_consume(
-            jobs.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move {
+    rt.block_on(async move {
+        let wc = connect().await;
+        let wch = wc.create_channel().await.unwrap();
+        wch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .unwrap();
+        let wpub = Arc::new(wc.create_channel().await.unwrap());
+        wpub.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let mut consumer = wch
+            .basic_consume(
+                jobs.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        println!("ready");
         while let Some(Ok(d)) = consumer.next().await {
             let p = wpub.clone();
             tokio::spawn(async move {
                 let to = d.properties.reply_to().clone().expect("reply_to");
-                // The result: as large as the job, carrying its id.
-                let body = raw_job(index_of(&d.data));
+                let body = padded(index_of(&d.data), result_bytes);
                 p.basic_publish(
                     "".into(),
                     to.as_str().into(),
@@ -220,15 +433,19 @@ async fn raw_worker(jobs: String, prefetch: u16) -> (Connection, tokio::task::Jo
             });
         }
     });
-    (wc, task)
 }
 
-/// A 200-byte body with id `n<i>`: a raw job, and its result.
-fn raw_job(i: usize) -> Vec<u8> {
+/// A body of `len` bytes with id `n<i>`: a raw job, and its result.
+fn padded(i: usize, len: usize) -> Vec<u8> {
     let mut body = format!("{{\"id\":\"n{i}\",\"pad\":\"");
-    body.extend(std::iter::repeat_n('x', 200 - body.len() - 2));
+    body.extend(std::iter::repeat_n('x', len.saturating_sub(body.len() + 2)));
     body.push_str("\"}");
     body.into_bytes()
+}
+
+/// A 200-byte raw job.
+fn raw_job(i: usize) -> Vec<u8> {
+    padded(i, 200)
 }
 
 async fn delete_queues(names: &[String]) {
@@ -242,9 +459,10 @@ async fn delete_queues(names: &[String]) {
     let _ = c.close(200, "done".into()).await;
 }
 
-/// The raw ceiling: the flow with no wasm, under the full batch and one job at a time.
-async fn raw_ceiling(n: usize, prefetch: u16) -> (Flow, Flow) {
-    let tag = format!("bench.raw.{}", std::process::id());
+/// The raw ceiling: the flow with no wasm, under the full batch and one job at a time,
+/// each result `result_bytes` long.
+async fn raw_ceiling(n: usize, prefetch: u16, result_bytes: usize, tag: &str) -> (Flow, Flow) {
+    let tag = format!("bench.raw{tag}.{}", std::process::id());
     let (jobs, results) = (format!("{tag}.jobs"), format!("{tag}.results"));
     {
         let c = connect().await;
@@ -253,18 +471,31 @@ async fn raw_ceiling(n: usize, prefetch: u16) -> (Flow, Flow) {
         quorum(&ch, &results).await;
         let _ = c.close(200, "done".into()).await;
     }
-    let (wc, worker) = raw_worker(jobs.clone(), prefetch).await;
-    let batch = drive(n, &jobs, &results, true, raw_job).await;
-    let single = drive(300, &jobs, &results, false, raw_job).await;
-    worker.abort();
-    let _ = wc.close(200, "done".into()).await;
+    let worker = start_raw_worker(&jobs, prefetch, result_bytes);
+    let procs = Processes {
+        worker: worker.id().to_string(),
+        client_children: false,
+        broker: broker_pid(),
+    };
+    let batch = drive(n, &jobs, &results, true, &procs, raw_job).await;
+    let single = drive(300, &jobs, &results, false, &procs, raw_job).await;
+    stop(worker);
     delete_queues(&[jobs, results]).await;
     (batch, single)
 }
 
+/// The `wasmq` binary the flows run: this build's, or the baseline's
+/// (`WASMQ_BENCH_BASELINE`) while its flows run.
+static BINARY: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
+
+fn use_binary(path: &str) {
+    *BINARY.write().unwrap() = path.to_owned();
+}
+
 /// `wasmq` with the bench's broker, queue prefix and cache.
 fn wasmq(prefix: &str, cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmq"));
+    let bin = BINARY.read().unwrap().clone();
+    let mut c = Command::new(bin);
     c.env("WASMQ_AMQP_URL", url())
         .env("WASMQ_QUEUE_PREFIX", prefix)
         .env("WASMQ_CACHE_DIR", cache)
@@ -286,6 +517,10 @@ fn start_worker(prefix: &str, cache: &Path) -> Child {
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // A warning of the worker's (a requeue, a reconnect) explains odd figures.
+            if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("worker: {line}");
+            }
             if line.contains("consuming")
                 && let Some(tx) = tx.take()
             {
@@ -325,13 +560,17 @@ fn prefix_queues(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// wasmq through the same flow: a worker running a trivial job per message.
-async fn wasmq_flow(n: usize, dir: &Path) -> (Flow, Flow) {
-    let prefix = format!("bench.e2e.{}", std::process::id());
+/// wasmq through the same flow: a worker running a job of `module` per message.
+async fn wasmq_flow(n: usize, dir: &Path, module: &Path, tag: &str) -> (Flow, Flow) {
+    let prefix = format!("bench.e2e{tag}.{}", std::process::id());
     let cache = dir.join("cache");
-    let noop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/noop.wat");
-    let hex = prewarm(&prefix, &cache, noop);
+    let hex = prewarm(&prefix, &cache, &module.to_string_lossy());
     let worker = start_worker(&prefix, &cache);
+    let procs = Processes {
+        worker: worker.id().to_string(),
+        client_children: false,
+        broker: broker_pid(),
+    };
     let results = format!("{prefix}.replies");
     {
         let c = connect().await;
@@ -343,13 +582,62 @@ async fn wasmq_flow(n: usize, dir: &Path) -> (Flow, Flow) {
     let job = move |i: usize| {
         format!("{{\"id\":\"n{i}\",\"module\":{{\"sha256\":\"{hex}\"}}}}").into_bytes()
     };
-    let batch = drive(n, &jobs, &results, true, job.clone()).await;
-    let single = drive(300, &jobs, &results, false, job).await;
+    let perf = profile(worker.id(), tag);
+    let batch = drive(n, &jobs, &results, true, &procs, job.clone()).await;
+    if let Some(perf) = perf {
+        finish_profile(perf);
+    }
+    let single = drive(300, &jobs, &results, false, &procs, job).await;
     stop(worker);
     let mut queues = prefix_queues(&prefix);
     queues.push(results);
     delete_queues(&queues).await;
     (batch, single)
+}
+
+/// With `WASMQ_BENCH_PERF_DIR` set, records a `perf` profile of the worker (`pid`) into
+/// `DIR/worker<tag>.perf.data` while the batch runs, with DWARF call graphs.
+fn profile(pid: u32, tag: &str) -> Option<Child> {
+    let dir = std::env::var_os("WASMQ_BENCH_PERF_DIR")?;
+    let out = Path::new(&dir).join(format!("worker{tag}.perf.data"));
+    let child = Command::new("perf")
+        .args(["record", "-F", "999", "--call-graph", "dwarf,32768", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("WASMQ_BENCH_PERF_DIR is set: perf must be installed");
+    // perf attaches to the process's threads before it records.
+    std::thread::sleep(Duration::from_millis(500));
+    println!("profiling the worker into {}", out.display());
+    Some(child)
+}
+
+fn finish_profile(mut perf: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
+}
+
+/// A module whose `_start` writes 1 KiB of text (16 lines of 64 bytes) to stdout.
+fn stdout_1k_module(dir: &Path) -> std::path::PathBuf {
+    let line = "the quick brown fox jumps over the lazy dog, 0123456789 abcdefg\\n";
+    let text = line.repeat(16);
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\10\00\00\00\00\04\00\00")
+  (data (i32.const 16) "{text}")
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    );
+    let path = dir.join("stdout1k.wat");
+    std::fs::write(&path, wat).unwrap();
+    path
 }
 
 /// `wasmq submit FILE`, then `wasmq results --batch B --wait`: the batch id and what
@@ -371,9 +659,11 @@ fn submit_and_wait(prefix: &str, cache: &Path, file: &Path) -> (String, Vec<u8>)
     (batch, results.stdout)
 }
 
-/// wasmq through its CLI: jobs per second from the start of `submit` to the last result
-/// `results --wait` read.
-fn cli_end_to_end(n: usize, dir: &Path) -> f64 {
+/// wasmq through its CLI: `wasmq submit` of the N jobs, then `wasmq results --batch B
+/// --wait`, timed from the start of submit; a job's latency is from the start of submit to
+/// its result line, read as `results` prints it. The client's CPU time is that of the two
+/// processes.
+fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
     let prefix = format!("bench.cli.{}", std::process::id());
     let cache = dir.join("cache");
     let noop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/noop.wat");
@@ -384,11 +674,36 @@ fn cli_end_to_end(n: usize, dir: &Path) -> f64 {
     std::fs::write(&file, jobs).unwrap();
     prewarm(&prefix, &cache, noop);
     let worker = start_worker(&prefix, &cache);
+    let procs = Processes {
+        worker: worker.id().to_string(),
+        client_children: true,
+        broker: broker_pid(),
+    };
+    let before = procs.sample();
     let start = Instant::now();
-    let (batch, results) = submit_and_wait(&prefix, &cache, &file);
+    let submit = wasmq(&prefix, &cache)
+        .arg("submit")
+        .arg(&file)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(submit.status.success());
+    let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
+    let mut results = wasmq(&prefix, &cache)
+        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut latencies: Vec<Duration> = BufReader::new(results.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .map(|_| start.elapsed())
+        .collect();
+    assert!(results.wait().unwrap().success());
     let elapsed = start.elapsed();
-    let got = results.iter().filter(|b| **b == b'\n').count();
-    assert_eq!(got, n, "every job has a result");
+    let cpu = procs.sample() - before;
+    assert_eq!(latencies.len(), n, "every job has a result");
     stop(worker);
     let mut queues = prefix_queues(&prefix);
     queues.push(format!("{prefix}.batch.{batch}"));
@@ -397,7 +712,13 @@ fn cli_end_to_end(n: usize, dir: &Path) -> f64 {
             .args(["delete_queue", "-q", &q])
             .output();
     }
-    n as f64 / elapsed.as_secs_f64()
+    latencies.sort();
+    Flow {
+        jobs_per_s: n as f64 / elapsed.as_secs_f64(),
+        latencies,
+        jobs: n,
+        cpu,
+    }
 }
 
 /// Appends a custom section named `wasmq-bench` holding `tag` to a module: the same code,
@@ -555,7 +876,26 @@ fn report(name: &str, f: &Flow, raw: &Flow) {
     );
 }
 
+/// CPU-seconds per 10,000 jobs of each process, and per job in all.
+fn report_cpu(name: &str, f: &Flow, worker: &str, client: &str) {
+    let per10k = |d: Duration| d.as_secs_f64() * 10_000.0 / f.jobs as f64;
+    let per_job_us = |d: Duration| d.as_secs_f64() * 1e6 / f.jobs as f64;
+    println!(
+        "{name:<34} CPU-s per 10,000 jobs: {worker} {:.2}, {client} {:.2}, broker {:.2}, total {:.2}   per job: {worker} {:.0} us, total {:.0} us",
+        per10k(f.cpu.worker),
+        per10k(f.cpu.client),
+        per10k(f.cpu.broker),
+        per10k(f.cpu.total()),
+        per_job_us(f.cpu.worker),
+        per_job_us(f.cpu.total()),
+    );
+}
+
 fn main() {
+    if let Ok(jobs) = std::env::var("WASMQ_BENCH_RAW_WORKER") {
+        raw_worker_main(jobs);
+        return;
+    }
     // `cargo bench` passes flags such as `--bench`; this benchmark has none of its own.
     let n: usize = std::env::var("WASMQ_BENCH_JOBS")
         .ok()
@@ -579,18 +919,115 @@ fn main() {
         kernel.trim()
     );
     println!("jobs: {n}; one worker of concurrency 2 (prefetch 66), all on this machine");
+    if broker_pid().is_none() {
+        println!("(rabbitmqctl does not report the broker's pid: its CPU time reads 0)");
+    }
+    let repeat: usize = std::env::var("WASMQ_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let this = env!("CARGO_BIN_EXE_wasmq").to_owned();
+    let baseline = std::env::var("WASMQ_BENCH_BASELINE").ok();
+    let mut binaries = vec![("", this.clone())];
+    if let Some(b) = &baseline {
+        println!("baseline: {b} (its rows say `baseline`), run alternately with this build");
+        binaries.push((" (baseline)", b.clone()));
+    }
+    println!("each batch flow runs {repeat} times (WASMQ_BENCH_REPEAT): medians");
     let dir = tempfile::tempdir().unwrap();
-    let (raw, raw_single) = rt.block_on(raw_ceiling(n, 66));
-    let (wq, wq_single) = rt.block_on(wasmq_flow(n, dir.path()));
+    let stdout_1k = stdout_1k_module(dir.path());
+    let noop = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/noop.wat"
+    ));
+    // The Rust hello-world guest (`jobs/guests/hello`): a WASI command of a real
+    // toolchain, whose start-up (wasi-libc, args, env, stdin) the no-op job skips.
+    let hello = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/wasm/hello.wasm"));
+    // The broker settles (quorum queues deleted, logs compacted) between flows.
+    let settle = || std::thread::sleep(Duration::from_secs(1));
+    let mut rows: std::collections::BTreeMap<String, Vec<Flow>> = Default::default();
+    let mut add = |name: String, f: Flow| rows.entry(name).or_default().push(f);
+    let (mut raw_single, mut wq_single) = (None, None);
+    for round in 0..repeat {
+        let (raw, single) = rt.block_on(raw_ceiling(n, 66, 200, ""));
+        add("raw".into(), raw);
+        raw_single.get_or_insert(single);
+        settle();
+        // A raw result as long as the 1 KiB job's result (its stdout, JSON-escaped, plus
+        // the rest of a result).
+        let (raw_1k, _) = rt.block_on(raw_ceiling(n, 66, 1_700, "1k"));
+        add("raw 1k".into(), raw_1k);
+        settle();
+        for (label, bin) in &binaries {
+            use_binary(bin);
+            let (wq, single) = rt.block_on(wasmq_flow(n, dir.path(), noop, ""));
+            add(format!("noop{label}"), wq);
+            if label.is_empty() && round == 0 {
+                wq_single = Some(single);
+            }
+            settle();
+            let (f, _) = rt.block_on(wasmq_flow(n, dir.path(), hello, "hello"));
+            add(format!("hello{label}"), f);
+            settle();
+            let (f, _) = rt.block_on(wasmq_flow(n, dir.path(), &stdout_1k, "1k"));
+            add(format!("1k{label}"), f);
+            settle();
+            add(format!("cli{label}"), cli_end_to_end(n, dir.path()));
+            settle();
+        }
+    }
+    use_binary(&this);
+    let mut rows: std::collections::BTreeMap<String, Flow> =
+        rows.into_iter().map(|(k, v)| (k, median(v))).collect();
+    let raw = rows.remove("raw").unwrap();
+    let raw_1k = rows.remove("raw 1k").unwrap();
+    let (raw_single, wq_single) = (raw_single.unwrap(), wq_single.unwrap());
     report("raw broker ceiling (no wasm)", &raw, &raw);
-    report("wasmq worker", &wq, &raw);
     report("raw, one job at a time", &raw_single, &raw_single);
     report("wasmq, one job at a time", &wq_single, &raw_single);
-    let cli = cli_end_to_end(n, dir.path());
-    println!(
-        "wasmq submit -> worker -> results: {cli:>8.0} jobs/s ({:.2} of raw)",
-        cli / raw.jobs_per_s
-    );
+    report("raw, 1.7 KB results", &raw_1k, &raw);
+    for (label, _) in &binaries {
+        let row = |k: &str| &rows[&format!("{k}{label}")];
+        report(&format!("wasmq worker{label}"), row("noop"), &raw);
+        report(&format!("wasmq, hello guest{label}"), row("hello"), &raw);
+        report(&format!("wasmq, 1 KiB stdout{label}"), row("1k"), &raw);
+        println!(
+            "{:<34} {:.2} of the raw ceiling with results of its size",
+            format!("wasmq, 1 KiB stdout{label}"),
+            row("1k").jobs_per_s / raw_1k.jobs_per_s
+        );
+        report(&format!("wasmq CLI{label}"), row("cli"), &raw);
+    }
+    report_cpu("raw broker ceiling (no wasm)", &raw, "consumer", "client");
+    report_cpu("raw, 1.7 KB results", &raw_1k, "consumer", "client");
+    for (label, _) in &binaries {
+        let row = |k: &str| &rows[&format!("{k}{label}")];
+        report_cpu(
+            &format!("wasmq worker{label}"),
+            row("noop"),
+            "worker",
+            "client",
+        );
+        report_cpu(
+            &format!("wasmq, hello guest{label}"),
+            row("hello"),
+            "worker",
+            "client",
+        );
+        report_cpu(
+            &format!("wasmq, 1 KiB stdout{label}"),
+            row("1k"),
+            "worker",
+            "client",
+        );
+        report_cpu(
+            &format!("wasmq CLI{label}"),
+            row("cli"),
+            "worker",
+            "submit+results",
+        );
+    }
     let (secs, compiled) = cold_batch(dir.path());
     println!(
         "cold batch, 1,000 jobs on 10 new modules: {secs:.2} s, {compiled} compiles (target 10)"
