@@ -85,6 +85,7 @@ impl RunCommand {
                 );
                 interrupt.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    crate::logging::flush();
                     std::process::exit(130);
                 }
             }

@@ -14,8 +14,10 @@
 
 pub mod metrics;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -135,16 +137,18 @@ async fn handle<T: Transport>(
                 attempt,
                 module = tracing::field::Empty
             );
-            let (id, batch) = (job.id().to_owned(), job.batch.clone());
-            let sandbox = sandbox.clone();
-            let tenant = tenant.clone();
-            // Its own task, so that a panic in the runner is caught here as a host fault.
-            let run = tokio::spawn(
-                async move { sandbox.run_as(&job, tenant.as_deref()).await }.instrument(span),
-            );
+            // A panic in the runner is caught here, and is a host fault. (Caught in this
+            // task rather than by running the job in a task of its own: that cost a task
+            // and a wake-up per job.)
+            let run = AssertUnwindSafe(sandbox.run_as(&job, tenant.as_deref()).instrument(span))
+                .catch_unwind();
             match run.await {
                 Ok(r) => r,
-                Err(e) => JobResult::internal(id, batch, format!("the runner failed: {e}")),
+                Err(panic) => JobResult::internal(
+                    job.id(),
+                    job.batch.clone(),
+                    format!("the runner failed: it panicked: {}", panic_message(&*panic)),
+                ),
             }
         }
     };
@@ -197,6 +201,15 @@ async fn handle<T: Transport>(
             }
         }
     }
+}
+
+/// The message a panic carried, when it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// A job from a message body, or the `rejected` result that says why it is not one.
