@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -363,11 +364,20 @@ async fn drive(
 /// `WASMQ_BENCH_RAW_WORKER` set): for each job, publish a confirmed result of
 /// `result_bytes` carrying its id to the job's `reply_to`, then ack; each delivery in its
 /// own task, `prefetch` at once. It prints `ready` once it consumes.
-fn start_raw_worker(jobs: &str, prefetch: u16, result_bytes: usize) -> Child {
+fn start_raw_worker(jobs: &str, prefetch: u16, result_bytes: usize, choice: &Choice) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
         .env("WASMQ_BENCH_RAW_WORKER", jobs)
         .env("WASMQ_BENCH_RAW_PREFETCH", prefetch.to_string())
         .env("WASMQ_BENCH_RAW_RESULT_BYTES", result_bytes.to_string())
+        .env(
+            "WASMQ_BENCH_RAW_MANDATORY",
+            (choice.mandatory as u8).to_string(),
+        )
+        .env(
+            "WASMQ_BENCH_RAW_PERSISTENT",
+            (choice.persistent as u8).to_string(),
+        )
+        .env("WASMQ_BENCH_RAW_EXCHANGE", choice.exchange.unwrap_or(""))
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the raw consumer");
@@ -389,6 +399,13 @@ fn raw_worker_main(jobs: String) {
     };
     let prefetch = env_num("WASMQ_BENCH_RAW_PREFETCH", 66) as u16;
     let result_bytes = env_num("WASMQ_BENCH_RAW_RESULT_BYTES", 200);
+    let mandatory = env_num("WASMQ_BENCH_RAW_MANDATORY", 0) == 1;
+    let mode = if env_num("WASMQ_BENCH_RAW_PERSISTENT", 1) == 1 {
+        2
+    } else {
+        1
+    };
+    let exchange = std::env::var("WASMQ_BENCH_RAW_EXCHANGE").unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -415,15 +432,29 @@ fn raw_worker_main(jobs: String) {
         println!("ready");
         while let Some(Ok(d)) = consumer.next().await {
             let p = wpub.clone();
+            let exchange = exchange.clone();
             tokio::spawn(async move {
-                let to = d.properties.reply_to().clone().expect("reply_to");
+                // To the job's `reply_to`, or through the exchange with a result's
+                // routing key (`<batch>.<status>`).
+                let to = match exchange.as_str() {
+                    "" => d
+                        .properties
+                        .reply_to()
+                        .clone()
+                        .expect("reply_to")
+                        .to_string(),
+                    _ => "b1.succeeded".to_owned(),
+                };
                 let body = padded(index_of(&d.data), result_bytes);
                 p.basic_publish(
-                    "".into(),
+                    exchange.as_str().into(),
                     to.as_str().into(),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..Default::default()
+                    },
                     &body,
-                    BasicProperties::default().with_delivery_mode(2),
+                    BasicProperties::default().with_delivery_mode(mode),
                 )
                 .await
                 .unwrap()
@@ -459,19 +490,113 @@ async fn delete_queues(names: &[String]) {
     let _ = c.close(200, "done".into()).await;
 }
 
+/// How the raw consumer publishes its results, for the cost of each choice to the broker.
+#[derive(Clone, Copy)]
+struct Choice {
+    name: &'static str,
+    /// The queue the client reads is a quorum queue (else a classic durable one).
+    quorum: bool,
+    mandatory: bool,
+    persistent: bool,
+    /// Through this topic exchange, with a result's routing key, to two queues: the one
+    /// the client reads (bound to `b1.#`, as `submit` binds a batch's queue) and a quorum
+    /// queue bound to `#` that nobody reads (wasmq's shared results queue).
+    exchange: Option<&'static str>,
+}
+
+/// The raw ceiling's results: persistent and confirmed, to a quorum queue (wasmq's worker
+/// also sets `mandatory`, the first choice below).
+const REPLY_TO: Choice = Choice {
+    name: "persistent, confirmed, to a quorum queue",
+    quorum: true,
+    mandatory: false,
+    persistent: true,
+    exchange: None,
+};
+
+/// Each choice against [`REPLY_TO`], one at a time.
+const CHOICES: [Choice; 4] = [
+    Choice {
+        name: "+ mandatory",
+        mandatory: true,
+        ..REPLY_TO
+    },
+    Choice {
+        name: "classic durable queue instead of quorum",
+        quorum: false,
+        ..REPLY_TO
+    },
+    Choice {
+        name: "transient (not persistent)",
+        persistent: false,
+        ..REPLY_TO
+    },
+    Choice {
+        name: "topic exchange: batch queue + shared queue",
+        quorum: false,
+        exchange: Some("results"),
+        ..REPLY_TO
+    },
+];
+
 /// The raw ceiling: the flow with no wasm, under the full batch and one job at a time,
-/// each result `result_bytes` long.
-async fn raw_ceiling(n: usize, prefetch: u16, result_bytes: usize, tag: &str) -> (Flow, Flow) {
+/// each result `result_bytes` long, published as `choice` says.
+async fn raw_ceiling(
+    n: usize,
+    prefetch: u16,
+    result_bytes: usize,
+    tag: &str,
+    choice: &Choice,
+) -> (Flow, Flow) {
     let tag = format!("bench.raw{tag}.{}", std::process::id());
     let (jobs, results) = (format!("{tag}.jobs"), format!("{tag}.results"));
+    let shared = format!("{tag}.shared");
+    let mut choice = *choice;
+    let exchange = choice.exchange.map(|e| &*format!("{tag}.{e}").leak());
+    choice.exchange = exchange;
     {
         let c = connect().await;
         let ch = c.create_channel().await.unwrap();
         quorum(&ch, &jobs).await;
-        quorum(&ch, &results).await;
+        if choice.quorum {
+            quorum(&ch, &results).await;
+        } else {
+            ch.queue_declare(
+                results.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        if let Some(x) = exchange {
+            ch.exchange_declare(
+                x.into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+            quorum(&ch, &shared).await;
+            for (q, key) in [(&results, "b1.#"), (&shared, "#")] {
+                ch.queue_bind(
+                    q.as_str().into(),
+                    x.into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            }
+        }
         let _ = c.close(200, "done".into()).await;
     }
-    let worker = start_raw_worker(&jobs, prefetch, result_bytes);
+    let worker = start_raw_worker(&jobs, prefetch, result_bytes, &choice);
     let procs = Processes {
         worker: worker.id().to_string(),
         client_children: false,
@@ -480,7 +605,15 @@ async fn raw_ceiling(n: usize, prefetch: u16, result_bytes: usize, tag: &str) ->
     let batch = drive(n, &jobs, &results, true, &procs, raw_job).await;
     let single = drive(300, &jobs, &results, false, &procs, raw_job).await;
     stop(worker);
-    delete_queues(&[jobs, results]).await;
+    delete_queues(&[jobs, results, shared]).await;
+    if let Some(x) = exchange {
+        let c = connect().await;
+        let ch = c.create_channel().await.unwrap();
+        let _ = ch
+            .exchange_delete(x.into(), lapin::options::ExchangeDeleteOptions::default())
+            .await;
+        let _ = c.close(200, "done".into()).await;
+    }
     (batch, single)
 }
 
@@ -950,15 +1083,20 @@ fn main() {
     let mut add = |name: String, f: Flow| rows.entry(name).or_default().push(f);
     let (mut raw_single, mut wq_single) = (None, None);
     for round in 0..repeat {
-        let (raw, single) = rt.block_on(raw_ceiling(n, 66, 200, ""));
+        let (raw, single) = rt.block_on(raw_ceiling(n, 66, 200, "", &REPLY_TO));
         add("raw".into(), raw);
         raw_single.get_or_insert(single);
         settle();
         // A raw result as long as the 1 KiB job's result (its stdout, JSON-escaped, plus
         // the rest of a result).
-        let (raw_1k, _) = rt.block_on(raw_ceiling(n, 66, 1_700, "1k"));
+        let (raw_1k, _) = rt.block_on(raw_ceiling(n, 66, 1_700, "1k", &REPLY_TO));
         add("raw 1k".into(), raw_1k);
         settle();
+        for (c, choice) in CHOICES.iter().enumerate() {
+            let (f, _) = rt.block_on(raw_ceiling(n, 66, 200, &format!("c{c}"), choice));
+            add(format!("choice {c}"), f);
+            settle();
+        }
         for (label, bin) in &binaries {
             use_binary(bin);
             let (wq, single) = rt.block_on(wasmq_flow(n, dir.path(), noop, ""));
@@ -980,6 +1118,23 @@ fn main() {
     use_binary(&this);
     let mut rows: std::collections::BTreeMap<String, Flow> =
         rows.into_iter().map(|(k, v)| (k, median(v))).collect();
+    println!("the broker's cost of each choice, 200-byte results through the raw consumer:");
+    let per10k = |f: &Flow| f.cpu.broker.as_secs_f64() * 10_000.0 / f.jobs as f64;
+    let today = per10k(&rows["raw"]);
+    println!(
+        "  {:<46} broker {today:.2} CPU-s per 10,000 jobs, {:>6.0} jobs/s",
+        REPLY_TO.name, rows["raw"].jobs_per_s
+    );
+    for (c, choice) in CHOICES.iter().enumerate() {
+        let f = rows.remove(&format!("choice {c}")).unwrap();
+        println!(
+            "  {:<46} broker {:.2} CPU-s per 10,000 jobs ({:.2}x), {:>6.0} jobs/s",
+            choice.name,
+            per10k(&f),
+            per10k(&f) / today.max(1e-9),
+            f.jobs_per_s
+        );
+    }
     let raw = rows.remove("raw").unwrap();
     let raw_1k = rows.remove("raw 1k").unwrap();
     let (raw_single, wq_single) = (raw_single.unwrap(), wq_single.unwrap());
