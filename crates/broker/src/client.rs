@@ -343,7 +343,7 @@ impl Client {
             if confirmed == jobs.len() {
                 break;
             }
-            if s.connected() && s.ch.status().connected() {
+            if still_connected(&s.ch, || s.connected()).await {
                 // The broker refused a message on a healthy connection: not a reconnect.
                 return Err(failed);
             }
@@ -647,4 +647,17 @@ fn check(c: Result<Confirmation, lapin::Error>) -> Result<(), BrokerError> {
             "the broker refused a job message (nack)".into(),
         )),
     }
+}
+/// Whether a session still looks connected a moment after a publish failed. lapin hands
+/// the caller an I/O error (a reset connection) before the connection's status and the
+/// supervisor's view show the loss, so the failure is given up to a second to show there
+/// before it is taken for the broker refusing a message on a healthy connection.
+async fn still_connected(ch: &lapin::Channel, session_connected: impl Fn() -> bool) -> bool {
+    for _ in 0..10 {
+        if !(session_connected() && ch.status().connected()) {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    true
 }
