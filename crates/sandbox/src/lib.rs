@@ -13,11 +13,14 @@
 //! - `engine`: the engines (plain and fuel-metering), pooling allocator, epoch tickers,
 //!   fingerprints.
 //! - `modules`: the hot set, single-flight compile, load-from-disk (the one `unsafe`).
+//! - `admission`: whether a job may run, and its plan (tenant policy, limits, volumes,
+//!   inputs, module namespace), before any wasmtime call; the one job error type.
 //! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
 //! - `limiter`: the per-job memory/table limiter.
 //! - `pipe`: capped stdout/stderr capture.
 //! - `files`: the job's own directory (at `/work` or its `work_dir`): inputs in, collected files out.
 
+mod admission;
 mod bounds;
 pub mod config;
 mod engine;

@@ -81,26 +81,7 @@ pub(crate) enum ResolveError {
     Internal(String),
 }
 
-/// Where a module's bytes come from when they are needed.
-pub(crate) enum Source {
-    /// The (shared) module store, by digest.
-    Store,
-    /// One tenant's own module store, by digest.
-    Tenant(String),
-    /// Bytes the job carried.
-    Bytes(Vec<u8>),
-}
-
-/// The rejection of a `sha256` reference the job may not have: absent from the store, or
-/// (to a tenant) in another tenant's namespace. One function, so both read the same.
-pub(crate) fn not_found(digest: &Digest) -> Rejection {
-    Rejection::new(
-        codes::MODULE_NOT_FOUND,
-        format!(
-            "module sha256:{digest} is not in the module store; upload it with `wasmq submit` or `wasmq prewarm`"
-        ),
-    )
-}
+pub(crate) use crate::admission::{Source, not_found};
 
 /// A resolved module and how it was found.
 pub(crate) struct Resolved {

@@ -1,117 +1,27 @@
-//! Running one job: from a decoded [`Job`] to its [`JobResult`].
+//! Running one job: from a decoded [`Job`], through [`admission`], to its [`JobResult`].
 
 use std::time::Instant;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tracing::{debug, warn};
-use wasmq_cache::Digest;
-use wasmq_spec::{Job, JobKind, JobResult, Limits, ModuleRef, Rejection, Status, codes};
+use wasmq_spec::{Job, JobKind, JobResult, Limits, Status, codes};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::Sandbox;
-use crate::config::{Tenancy, TenantPolicy, UnverifiedJobs};
+use crate::admission::{self, Admitted, JobError, Source};
 use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
 use crate::kinds::{self, RunEnd};
 use crate::limiter::{DiskQuota, JobLimiter};
-use crate::modules::{self, Artifact, Loaded, ResolveError, Source};
+use crate::modules::{Artifact, Loaded, ResolveError};
 use crate::pipe::CappedPipe;
 
 /// argv\[0\] as the guest sees it.
 const ARGV0: &str = "main.wasm";
 /// Longest result message kept (trap backtraces can be long).
 const MAX_MESSAGE: usize = 4096;
-
-/// A directory mounted into the guest.
-struct Mount {
-    guest: String,
-    host: std::path::PathBuf,
-    perms: FsPerms,
-}
-
-/// The rules a job runs under.
-#[derive(Clone, Copy)]
-enum Policy<'a> {
-    /// Tenancy is off: the worker's limits, every declared volume, any module.
-    Operator,
-    /// A tenant policy: the named tenant's, or the default policy (`name: None`).
-    Tenant {
-        name: Option<&'a str>,
-        policy: &'a TenantPolicy,
-    },
-}
-
-impl Policy<'_> {
-    /// Who the policy is about, for messages.
-    fn who(&self) -> String {
-        match self {
-            Policy::Operator => "this worker".into(),
-            Policy::Tenant { name: Some(n), .. } => format!("tenant {n:?}"),
-            Policy::Tenant { name: None, .. } => "a job without a tenant policy".into(),
-        }
-    }
-
-    /// Whose maximum limits are, for messages.
-    fn whose(&self) -> String {
-        match self {
-            Policy::Operator => "this worker's".into(),
-            Policy::Tenant { name: Some(n), .. } => format!("tenant {n:?}'s"),
-            Policy::Tenant { name: None, .. } => "the default tenant policy's".into(),
-        }
-    }
-}
-
-/// The policy for a job published by broker user `tenant` (verified by the broker), or
-/// why the job may not run at all.
-fn policy<'a>(
-    tenancy: Option<&'a Tenancy>,
-    tenant: Option<&'a str>,
-) -> Result<Policy<'a>, Rejection> {
-    let Some(t) = tenancy else {
-        return Ok(Policy::Operator);
-    };
-    // Only names from the configuration (checked to be plain directory names) are ever
-    // used further, never the user id itself.
-    if let Some((name, policy)) = tenant.and_then(|n| t.tenants.get_key_value(n)) {
-        return Ok(Policy::Tenant {
-            name: Some(name.as_str()),
-            policy,
-        });
-    }
-    match (t.unverified, tenant) {
-        (UnverifiedJobs::Default, _) => Ok(Policy::Tenant {
-            name: None,
-            policy: &t.default,
-        }),
-        (UnverifiedJobs::Reject, None) => Err(Rejection::new(
-            codes::TENANT_NOT_ALLOWED,
-            "the job message has no user_id, and this worker runs only jobs of the tenants it has a policy for; publish it with `wasmq submit`, which sets user_id to the user of its broker connection",
-        )),
-        (UnverifiedJobs::Reject, Some(user)) => Err(Rejection::new(
-            codes::TENANT_NOT_ALLOWED,
-            format!(
-                "broker user {user:?} has no tenant policy on this worker, which runs only jobs of the tenants it has a policy for"
-            ),
-        )),
-    }
-}
-
-/// Everything a run needs besides the module, prepared before a slot is taken.
-struct Prepared<'a> {
-    job: &'a Job,
-    limits: Limits,
-    stdin: Vec<u8>,
-    /// The input bytes of a function or handler job.
-    input: Vec<u8>,
-    inputs: Vec<(&'a str, Vec<u8>)>,
-    mounts: Vec<Mount>,
-    /// The guest path of the job's directory: the job's `work_dir` or the worker's default.
-    work_dir: &'a str,
-}
 
 /// What runs: the loaded module and the kind it runs as (the job's, or detected).
 #[derive(Clone, Copy)]
@@ -137,61 +47,55 @@ impl Sandbox {
         if tenancy.is_some() {
             result.tenant = tenant.map(str::to_owned);
         }
-        let outcome = match policy(tenancy, tenant) {
-            Ok(policy) => self.run_into(job, policy, &mut result).await,
-            Err(r) => Err(r),
+        let admitted =
+            admission::admit(&self.inner.config, self.inner.modules.cache(), job, tenant);
+        let outcome = match admitted {
+            Ok(admitted) => self.run_into(admitted, &mut result).await,
+            Err(refused) => {
+                result.module = refused.module.map(|d| d.to_hex());
+                Err(JobError::from(refused.rejection))
+            }
         };
-        if let Err(r) = outcome {
-            result.set_outcome(Status::Rejected, r.code, r.message);
+        if let Err(e) = outcome {
+            e.record(&mut result);
         }
         result.timings.total_us = started.elapsed().as_micros() as u64;
         debug!(job = job.id(), status = %result.status, us = result.timings.total_us, "job finished");
         result
     }
 
+    /// Runs an admitted job to its end, filling in `result`.
     async fn run_into(
         &self,
-        job: &Job,
-        policy: Policy<'_>,
+        mut admitted: Admitted<'_>,
         result: &mut JobResult,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), JobError> {
         let inner = &self.inner;
-        let prepared = self.prepare(job, policy)?;
-        let kind = if prepared.limits.fuel.is_some() {
+        let job = admitted.job;
+        let kind = if admitted.limits.fuel.is_some() {
             EngineKind::Fuel
         } else {
             EngineKind::Plain
         };
-        let rt = match inner.engines.get(kind) {
-            Ok(rt) => rt,
-            Err(e) => {
-                result.set_outcome(
-                    Status::InternalError,
-                    codes::INTERNAL,
-                    format!("could not create the fuel engine: {e:#}"),
-                );
-                return Ok(());
-            }
-        };
-        result.engine = Some(rt.fingerprint.clone());
-
-        let (digest, source) = self.module_source(&job.module, policy)?;
+        let digest = admitted.digest;
         result.module = Some(digest.to_hex());
         tracing::Span::current().record("module", result.module.as_deref());
-        let (source, keep_for) = self.namespace(policy, digest, source)?;
+        let rt = inner
+            .engines
+            .get(kind)
+            .map_err(|e| JobError::Internal(format!("could not create the fuel engine: {e:#}")))?;
+        result.engine = Some(rt.fingerprint.clone());
         // Kept to store in the tenant's namespace once it has resolved.
-        let keep = match (&source, keep_for) {
+        let keep = match (&admitted.source, admitted.keep_for) {
             (Source::Bytes(b), Some(tenant)) => Some((tenant, b.clone())),
             _ => None,
         };
+        let source = std::mem::replace(&mut admitted.source, Source::Store);
         result.kind = job.kind;
         let artifact = match job.kind {
             Some(k) if k.is_component() => Artifact::Component,
             Some(_) => Artifact::Core,
-            None => match inner.modules.artifact_of(digest, &source).await {
-                Ok(a) => a,
-                Err(e) => return resolve_failed(e, result),
-            },
+            None => inner.modules.artifact_of(digest, &source).await?,
         };
         let t = Instant::now();
         let resolved = inner
@@ -199,10 +103,7 @@ impl Sandbox {
             .resolve(rt, kind, artifact, digest, source)
             .await;
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
-        let resolved = match resolved {
-            Ok(r) => r,
-            Err(e) => return resolve_failed(e, result),
-        };
+        let resolved = resolved?;
         result.cache = Some(resolved.outcome);
         result.timings.compile_us = resolved.compile_us;
         let job_kind = match job.kind {
@@ -228,202 +129,29 @@ impl Sandbox {
             .acquire()
             .await
             .expect("the slot semaphore is never closed");
-        let mut dir = match self.job_dir(&prepared) {
-            Ok(d) => d,
-            Err(e) => {
-                result.set_outcome(
-                    Status::InternalError,
-                    codes::INTERNAL,
-                    format!("could not prepare the job directory: {e}"),
-                );
-                return Ok(());
-            }
-        };
+        let mut dir = self
+            .job_dir(&admitted)
+            .map_err(|e| JobError::Internal(format!("could not prepare the job directory: {e}")))?;
         let handle = dir.lend_handle();
         let program = Program {
             loaded: &resolved.loaded,
             kind: job_kind,
         };
-        let (left_empty, handle) = self
-            .execute(rt, program, &prepared, dir.path(), handle, result)
+        let (ran, handle) = self
+            .execute(rt, program, &admitted, dir.path(), handle, result)
             .await;
         dir.return_handle(handle);
-        if left_empty {
+        if ran? {
             dir.mark_empty();
         }
-        if let Err(e) = files::collect(
+        files::collect(
             dir.path(),
             &job.collect,
-            prepared.limits.output_bytes,
-            prepared.limits.files,
+            admitted.limits.output_bytes,
+            admitted.limits.files,
             result,
-        ) {
-            result.set_outcome(
-                Status::InternalError,
-                codes::INTERNAL,
-                format!("could not collect output files: {e}"),
-            );
-        }
-        Ok(())
-    }
-
-    /// Checks limits, volumes, stdin and files before any work is done.
-    fn prepare<'a>(&'a self, job: &'a Job, policy: Policy<'_>) -> Result<Prepared<'a>, Rejection> {
-        let config = &self.inner.config;
-        // Decoding validated it already, but this library may be handed any `Job`, and
-        // `files` keys become host paths: the check stays here, at the boundary (< 1 µs).
-        job.validate()?;
-        let limits = match policy {
-            Policy::Operator => config.limits.resolve(&job.limits)?,
-            Policy::Tenant { policy: p, .. } => config
-                .limits
-                .narrowed(p.maximum)
-                .resolve_with(&job.limits, &policy.whose())?,
-        };
-        let work_dir = job
-            .work_dir
-            .as_deref()
-            .unwrap_or(config.default_work_dir.as_str());
-        if job.work_dir.is_none() && work_dir != wasmq_spec::WORK_DIR {
-            // Decoding checked the mount points against /work; the job's directory is at
-            // the worker's other default.
-            job.check_mounts(work_dir)?;
-        }
-        let mut mounts = Vec::with_capacity(job.volumes.len());
-        for (guest, name) in &job.volumes {
-            // A tenant learns only of its own volumes: any other name, declared or not, is
-            // refused the same way.
-            if let Policy::Tenant { policy: p, .. } = policy
-                && !p.volumes.contains(name)
-            {
-                let allowed: Vec<&str> = p.volumes.iter().map(String::as_str).collect();
-                return Err(Rejection::new(
-                    codes::VOLUME_NOT_ALLOWED,
-                    format!(
-                        "{} may not mount volume {name:?} (at {guest}); volumes it may mount: [{}]",
-                        policy.who(),
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-            let Some(v) = config.volumes.get(name) else {
-                let declared: Vec<&str> = config.volumes.keys().map(String::as_str).collect();
-                return Err(Rejection::new(
-                    codes::UNKNOWN_VOLUME,
-                    format!(
-                        "volume {name:?} (mounted at {guest}) is not declared by this worker; declared volumes: [{}]",
-                        declared.join(", ")
-                    ),
-                ));
-            };
-            mounts.push(Mount {
-                guest: guest.clone(),
-                host: v.host.clone(),
-                perms: if v.writable {
-                    FsPerms::ReadWrite
-                } else {
-                    FsPerms::ReadOnly
-                },
-            });
-        }
-        let stdin = text_or_base64("stdin_base64", &job.stdin, &job.stdin_base64)?;
-        let inputs = files::decode_inputs(&job.files)?;
-        let input = text_or_base64("input_base64", &job.input, &job.input_base64)?;
-        Ok(Prepared {
-            job,
-            limits,
-            stdin,
-            input,
-            inputs,
-            mounts,
-            work_dir,
-        })
-    }
-
-    /// The digest of the job's module and where its bytes are.
-    fn module_source(
-        &self,
-        module: &ModuleRef,
-        policy: Policy<'_>,
-    ) -> Result<(Digest, Source), Rejection> {
-        let max = self.inner.config.max_module_bytes;
-        if let (ModuleRef::Base64(_), Policy::Tenant { policy: p, .. }) = (module, policy)
-            && !p.inline_modules
-        {
-            return Err(Rejection::new(
-                codes::INLINE_MODULE_NOT_ALLOWED,
-                format!(
-                    "{} may not send modules inline (module.base64); refer by sha256 to a module in the module store",
-                    policy.who()
-                ),
-            ));
-        }
-        match module {
-            ModuleRef::Sha256(hex) => {
-                let d = hex.parse::<Digest>().map_err(|e| {
-                    Rejection::new(codes::INVALID_FIELD, format!("module.sha256: {e}"))
-                })?;
-                Ok((d, Source::Store))
-            }
-            ModuleRef::Base64(text) => {
-                if text.len() / 4 * 3 > max {
-                    return Err(Rejection::new(
-                        codes::MODULE_TOO_LARGE,
-                        format!(
-                            "the inline module is larger than this worker's maximum of {max} bytes (max_module_bytes)"
-                        ),
-                    ));
-                }
-                let bytes = BASE64.decode(text).map_err(|e| {
-                    Rejection::new(
-                        codes::INVALID_BASE64,
-                        format!("module.base64 does not decode: {e}"),
-                    )
-                })?;
-                Ok((Digest::of(&bytes), Source::Bytes(bytes)))
-            }
-            ModuleRef::Path(p) => Err(Rejection::new(
-                codes::MODULE_PATH_NOT_ALLOWED,
-                format!(
-                    "module.path {} names a file on the submitter's machine; submit it with `wasmq submit` (which uploads it) or refer to it by sha256",
-                    p.display()
-                ),
-            )),
-        }
-    }
-
-    /// Applies the module namespace of `policy` before anything is looked up: a tenant's
-    /// job may refer by sha256 to a module of the shared store or of its own namespace;
-    /// any other digest is `module_not_found`, exactly as for a module that does not exist
-    /// (the hot set and the artifacts are shared and would otherwise answer). Also returns
-    /// the tenant whose namespace should keep inline bytes that are in neither.
-    ///
-    /// The checks are a `stat` or two, done inline.
-    fn namespace<'p>(
-        &self,
-        policy: Policy<'p>,
-        digest: Digest,
-        source: Source,
-    ) -> Result<(Source, Option<&'p str>), Rejection> {
-        let Policy::Tenant { name, .. } = policy else {
-            return Ok((source, None));
-        };
-        let cache = self.inner.modules.cache();
-        match source {
-            Source::Store if cache.has_module(&digest) => Ok((Source::Store, None)),
-            Source::Store => match name {
-                Some(t) if cache.has_tenant_module(t, &digest) => {
-                    Ok((Source::Tenant(t.to_owned()), None))
-                }
-                _ => Err(modules::not_found(&digest)),
-            },
-            Source::Bytes(bytes) => {
-                let keep = name
-                    .filter(|t| !cache.has_module(&digest) && !cache.has_tenant_module(t, &digest));
-                Ok((Source::Bytes(bytes), keep))
-            }
-            Source::Tenant(_) => Err(modules::not_found(&digest)),
-        }
+        )
+        .map_err(|e| JobError::Internal(format!("could not collect output files: {e}")))
     }
 
     /// Keeps inline bytes that resolved in `tenant`'s namespace, so its later jobs may
@@ -444,32 +172,30 @@ impl Sandbox {
     }
 
     /// An empty directory for the job, with its input files written.
-    fn job_dir(&self, prepared: &Prepared<'_>) -> std::io::Result<files::WorkDir<'_>> {
+    fn job_dir(&self, admitted: &Admitted<'_>) -> std::io::Result<files::WorkDir<'_>> {
         let dir = self.inner.work_dirs.take()?;
-        files::write_inputs(dir.path(), &prepared.inputs)?;
+        files::write_inputs(dir.path(), &admitted.inputs)?;
         Ok(dir)
     }
 
     /// Instantiates and runs the guest as its kind says, filling in status, output and
-    /// usage. True when the job's directory was seen empty at the end.
+    /// usage: true when the job's directory was seen empty at the end, or the error that
+    /// kept the guest from running. The directory's handle comes back either way.
     async fn execute(
         &self,
         rt: &Runtime,
         Program { loaded, kind }: Program<'_>,
-        p: &Prepared<'_>,
+        p: &Admitted<'_>,
         dir: &std::path::Path,
         handle: Option<rustix::fs::Dir>,
         result: &mut JobResult,
-    ) -> (bool, Option<rustix::fs::Dir>) {
+    ) -> (Result<bool, JobError>, Option<rustix::fs::Dir>) {
         let limits = &p.limits;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
         let mut wasi = match self.wasi_builder(p, dir, &stdout, &stderr) {
             Ok(w) => w,
-            Err(m) => {
-                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                return (false, handle);
-            }
+            Err(m) => return (Err(JobError::Internal(m)), handle),
         };
         let quota = DiskQuota::new(dir.to_owned(), limits.disk_bytes, limits.files, handle);
         let limiter = JobLimiter::new(
@@ -483,8 +209,7 @@ impl Sandbox {
         let (outcome, usage) = match (loaded, kind) {
             (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
                 if let Err(r) = kinds::check_core_exports(pre.module(), p.job, kind) {
-                    result.set_outcome(Status::Rejected, r.code, r.message);
-                    return (false, None);
+                    return (Err(r.into()), None);
                 }
                 let state = State {
                     wasi: wasi.build_p1(),
@@ -492,10 +217,7 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits) {
                     Ok(s) => s,
-                    Err(m) => {
-                        result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                        return (false, None);
-                    }
+                    Err(m) => return (Err(JobError::Internal(m)), None),
                 };
                 let run = kinds::run_core(
                     &mut store,
@@ -520,10 +242,7 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits) {
                     Ok(s) => s,
-                    Err(m) => {
-                        result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                        return (false, None);
-                    }
+                    Err(m) => return (Err(JobError::Internal(m)), None),
                 };
                 let run = kinds::run_component(
                     &mut store,
@@ -542,8 +261,7 @@ impl Sandbox {
                     "internal mismatch: a {} job was resolved to the other artifact kind",
                     kind.as_str()
                 );
-                result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-                return (false, None);
+                return (Err(JobError::Internal(m)), None);
             }
         };
         result.timings.instantiate_us = instantiate_us;
@@ -560,7 +278,7 @@ impl Sandbox {
         if let Some(why) = usage.disk_exceeded {
             result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
         }
-        (usage.disk_empty, usage.handle)
+        (Ok(usage.disk_empty), usage.handle)
     }
 
     /// The job's WASI context: args, env, stdio, the job's directory and volumes, nothing
@@ -573,7 +291,7 @@ impl Sandbox {
     /// file whatever `work_dir` is. Earlier preopens keep their descriptors (3, 4, ...).
     fn wasi_builder(
         &self,
-        p: &Prepared<'_>,
+        p: &Admitted<'_>,
         dir: &std::path::Path,
         stdout: &CappedPipe,
         stderr: &CappedPipe,
@@ -588,14 +306,18 @@ impl Sandbox {
         wasi.preopened_dir(dir, p.work_dir, FsPerms::ReadWrite)
             .map_err(|e| format!("could not open the job directory: {e:#}"))?;
         for m in &p.mounts {
-            wasi.preopened_dir(&m.host, &m.guest, m.perms)
-                .map_err(|e| {
-                    format!(
-                        "could not open the volume at {} (host {}): {e:#}",
-                        m.guest,
-                        m.host.display()
-                    )
-                })?;
+            let perms = if m.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&m.host, &m.guest, perms).map_err(|e| {
+                format!(
+                    "could not open the volume at {} (host {}): {e:#}",
+                    m.guest,
+                    m.host.display()
+                )
+            })?;
         }
         if p.work_dir != "/" {
             wasi.preopened_dir(dir, ".", FsPerms::ReadWrite)
@@ -605,39 +327,15 @@ impl Sandbox {
     }
 }
 
-/// Writes a module that could not be had into the result, or returns the rejection.
-fn resolve_failed(e: ResolveError, result: &mut JobResult) -> Result<(), Rejection> {
-    match e {
-        // A module whose declared memory or table is above every limit here is what
-        // `memory_exceeded` means, though it never ran.
-        ResolveError::Rejected(r) if r.code == codes::MEMORY_LIMIT => {
-            result.set_outcome(Status::MemoryExceeded, r.code, r.message);
-            Ok(())
+impl From<ResolveError> for JobError {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            // A module whose declared memory or table is above every limit here is what
+            // `memory_exceeded` means, though it never ran.
+            ResolveError::Rejected(r) if r.code == codes::MEMORY_LIMIT => JobError::OverMemory(r),
+            ResolveError::Rejected(r) => JobError::Rejected(r),
+            ResolveError::Internal(m) => JobError::Internal(m),
         }
-        ResolveError::Rejected(r) => Err(r),
-        ResolveError::Internal(m) => {
-            result.set_outcome(Status::InternalError, codes::INTERNAL, m);
-            Ok(())
-        }
-    }
-}
-
-/// The bytes of a field given as text or as base64 (`field` names the latter); none when
-/// neither is set.
-fn text_or_base64(
-    field: &str,
-    text: &Option<String>,
-    base64: &Option<String>,
-) -> Result<Vec<u8>, Rejection> {
-    match (text, base64) {
-        (Some(s), _) => Ok(s.as_bytes().to_vec()),
-        (None, Some(b)) => BASE64.decode(b).map_err(|e| {
-            Rejection::new(
-                codes::INVALID_BASE64,
-                format!("{field} does not decode: {e}"),
-            )
-        }),
-        (None, None) => Ok(Vec::new()),
     }
 }
 
