@@ -489,8 +489,7 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Sets up logging to stderr (in batches, see [`crate::logging`]); `WASMQ_LOG` (or
-    /// `RUST_LOG`) filters, `default` otherwise.
+    /// Sets up logging to stderr; `WASMQ_LOG` (or `RUST_LOG`) filters, `default` otherwise.
     fn init_logging(&self, default: &str) {
         let filter = std::env::var("WASMQ_LOG")
             .or_else(|_| std::env::var("RUST_LOG"))
@@ -500,7 +499,7 @@ impl Settings {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(crate::logging::writer());
+            .with_writer(std::io::stderr);
         let _ = match self.log_format {
             LogFormat::Human => builder.try_init(),
             LogFormat::Json => builder.json().try_init(),

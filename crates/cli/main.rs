@@ -12,12 +12,10 @@
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
 //!   modules into `sha256` references in the module store.
 //! - `output`: printing results and the summary.
-//! - `logging`: the log's stderr writer, which writes lines in batches.
 
 mod commands;
 mod config;
 mod input;
-mod logging;
 mod output;
 
 use std::process::ExitCode;
@@ -70,7 +68,6 @@ fn main() -> ExitCode {
         Command::Dead(c) => c.execute(),
         Command::Status(c) => c.execute(),
     };
-    logging::flush();
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -85,7 +85,6 @@ impl RunCommand {
                 );
                 interrupt.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    crate::logging::flush();
                     std::process::exit(130);
                 }
             }

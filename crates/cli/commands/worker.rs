@@ -187,7 +187,6 @@ impl WorkerCommand {
                 _ = tokio::signal::ctrl_c() => {}
             }
             warn!("second stop signal: exiting now; unacked jobs return to the queue");
-            crate::logging::flush();
             std::process::exit(130);
         });
 
