@@ -114,17 +114,22 @@ fn clock_ticks() -> u64 {
     })
 }
 
-/// The broker's Erlang VM (`beam.smp`): the pid `rabbitmqctl` reports for the node.
+/// The broker's Erlang VM (`beam.smp`): the pid `rabbitmqctl` reports for the node, asked
+/// once (the bench never restarts the broker).
 fn broker_pid() -> Option<String> {
-    let out = Command::new("rabbitmqctl")
-        .args(["eval", "os:getpid()."])
-        .output()
-        .ok()?;
-    let pid = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_matches('"')
-        .to_owned();
-    pid.parse::<u32>().ok().map(|_| pid)
+    static PID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PID.get_or_init(|| {
+        let out = Command::new("rabbitmqctl")
+            .args(["eval", "os:getpid()."])
+            .output()
+            .ok()?;
+        let pid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        pid.parse::<u32>().ok().map(|_| pid)
+    })
+    .clone()
 }
 
 /// The processes a flow's CPU time is counted for.
@@ -364,7 +369,14 @@ async fn drive(
 /// `WASMQ_BENCH_RAW_WORKER` set): for each job, publish a confirmed result of
 /// `result_bytes` carrying its id to the job's `reply_to`, then ack; each delivery in its
 /// own task, `prefetch` at once. It prints `ready` once it consumes.
-fn start_raw_worker(jobs: &str, prefetch: u16, result_bytes: usize, choice: &Choice) -> Child {
+/// `exchange` is the full name of the choice's exchange, if it has one.
+fn start_raw_worker(
+    jobs: &str,
+    prefetch: u16,
+    result_bytes: usize,
+    choice: &Choice,
+    exchange: Option<&str>,
+) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
         .env("WASMQ_BENCH_RAW_WORKER", jobs)
         .env("WASMQ_BENCH_RAW_PREFETCH", prefetch.to_string())
@@ -377,7 +389,7 @@ fn start_raw_worker(jobs: &str, prefetch: u16, result_bytes: usize, choice: &Cho
             "WASMQ_BENCH_RAW_PERSISTENT",
             (choice.persistent as u8).to_string(),
         )
-        .env("WASMQ_BENCH_RAW_EXCHANGE", choice.exchange.unwrap_or(""))
+        .env("WASMQ_BENCH_RAW_EXCHANGE", exchange.unwrap_or(""))
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the raw consumer");
@@ -551,9 +563,7 @@ async fn raw_ceiling(
     let tag = format!("bench.raw{tag}.{}", std::process::id());
     let (jobs, results) = (format!("{tag}.jobs"), format!("{tag}.results"));
     let shared = format!("{tag}.shared");
-    let mut choice = *choice;
-    let exchange = choice.exchange.map(|e| &*format!("{tag}.{e}").leak());
-    choice.exchange = exchange;
+    let exchange = choice.exchange.map(|e| format!("{tag}.{e}"));
     {
         let c = connect().await;
         let ch = c.create_channel().await.unwrap();
@@ -572,7 +582,7 @@ async fn raw_ceiling(
             .await
             .unwrap();
         }
-        if let Some(x) = exchange {
+        if let Some(x) = exchange.as_deref() {
             ch.exchange_declare(
                 x.into(),
                 lapin::ExchangeKind::Topic,
@@ -596,7 +606,7 @@ async fn raw_ceiling(
         }
         let _ = c.close(200, "done".into()).await;
     }
-    let worker = start_raw_worker(&jobs, prefetch, result_bytes, &choice);
+    let worker = start_raw_worker(&jobs, prefetch, result_bytes, choice, exchange.as_deref());
     let procs = Processes {
         worker: worker.id().to_string(),
         client_children: false,
@@ -606,7 +616,7 @@ async fn raw_ceiling(
     let single = drive(300, &jobs, &results, false, &procs, raw_job).await;
     stop(worker);
     delete_queues(&[jobs, results, shared]).await;
-    if let Some(x) = exchange {
+    if let Some(x) = exchange.as_deref() {
         let c = connect().await;
         let ch = c.create_channel().await.unwrap();
         let _ = ch
