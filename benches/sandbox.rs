@@ -341,7 +341,72 @@ fn cpu(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_job, reference, parallel, resolve, cpu);
+/// How long a running job takes to stop once cancelled: from `cancel()` to its result,
+/// for a guest computing and one blocked in a host call, against the same stop by its own
+/// time limit (from the deadline to the result).
+fn cancel(c: &mut Criterion) {
+    let b = setup_with(2);
+    let mut g = c.benchmark_group("stop");
+    g.sample_size(20);
+    let spin = job_for(
+        &b,
+        "tests/fixtures/loop.wat",
+        json!({"limits": {"timeout_ms": 60_000}}),
+    );
+    let sleep = job_for(
+        &b,
+        "tests/fixtures/sleep.wat",
+        json!({"limits": {"timeout_ms": 60_000}}),
+    );
+    let warm = b.rt.block_on(b.sandbox.run(&job_for(
+        &b,
+        "tests/fixtures/loop.wat",
+        json!({"limits": {"timeout_ms": 5}}),
+    )));
+    assert_eq!(warm.status, Status::TimedOut);
+    for (name, job) in [("spin_cancelled", &spin), ("sleep_cancelled", &sleep)] {
+        g.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let token = tokio_util::sync::CancellationToken::new();
+                    let (sandbox, job, t2) = (b.sandbox.clone(), job.clone(), token.clone());
+                    let run =
+                        b.rt.spawn(async move { sandbox.run_cancellable(&job, None, &t2).await });
+                    // Long enough for the guest to be well inside its loop or its sleep.
+                    std::thread::sleep(Duration::from_millis(5));
+                    let t = Instant::now();
+                    token.cancel();
+                    let r = b.rt.block_on(run).unwrap();
+                    total += t.elapsed();
+                    assert_eq!(r.status, Status::Cancelled, "{}", r.message);
+                }
+                total
+            })
+        });
+    }
+    let timed = job_for(
+        &b,
+        "tests/fixtures/loop.wat",
+        json!({"limits": {"timeout_ms": 5}}),
+    );
+    g.bench_function("spin_timed_out", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let r = b.rt.block_on(b.sandbox.run(&timed));
+                assert_eq!(r.status, Status::TimedOut);
+                // The time past the deadline (the run started just after `t`).
+                total += t.elapsed().saturating_sub(Duration::from_millis(5));
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, per_job, reference, parallel, resolve, cpu, cancel);
 
 /// Median of one benchmark from criterion's report of this run, in nanoseconds.
 fn median_ns(id: &str) -> Option<f64> {
@@ -423,6 +488,18 @@ fn print_ratios() {
             "parallel_hello/1_threads",
             "parallel_hello/2_threads",
             ">= 1.5",
+        ),
+        (
+            "cancel to stop, guest computing / time limit to stop",
+            "stop/spin_cancelled",
+            "stop/spin_timed_out",
+            "",
+        ),
+        (
+            "cancel to stop, guest in a host call / time limit to stop",
+            "stop/sleep_cancelled",
+            "stop/spin_timed_out",
+            "",
         ),
         (
             "jsonx (1.3 MB): compile / disk hit",

@@ -42,6 +42,7 @@ enum Command {
     Config(commands::config::ConfigCommand),
     Dead(commands::dead::DeadCommand),
     Status(commands::status::StatusCommand),
+    Cancel(commands::cancel::CancelCommand),
 }
 
 /// What a command reports: whether everything it did succeeded.
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Config(c) => c.execute(),
         Command::Dead(c) => c.execute(),
         Command::Status(c) => c.execute(),
+        Command::Cancel(c) => c.execute(),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

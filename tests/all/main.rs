@@ -3,6 +3,7 @@
 
 mod broker;
 mod cache;
+mod cancel;
 mod cli;
 mod deploy;
 mod faults;

@@ -23,13 +23,13 @@ fn rabbitmqctl(args: &[&str]) -> std::process::Output {
 
 /// A RabbitMQ user of this test run (unique name), with every permission on `/`; deleted
 /// on drop.
-struct BrokerUser {
-    name: String,
+pub(crate) struct BrokerUser {
+    pub(crate) name: String,
     password: String,
 }
 
 impl BrokerUser {
-    fn create(tag: &str) -> BrokerUser {
+    pub(crate) fn create(tag: &str) -> BrokerUser {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -53,7 +53,7 @@ impl BrokerUser {
     }
 
     /// The test broker's URL, logged in as this user.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let base = amqp_url();
         let rest = match base.rsplit_once('@') {
             Some((_, rest)) => rest.to_owned(),
@@ -70,13 +70,13 @@ impl Drop for BrokerUser {
 }
 
 /// Two users per test: `a` has a tenant policy in every config below, `b` in some.
-fn two_users() -> (BrokerUser, BrokerUser) {
+pub(crate) fn two_users() -> (BrokerUser, BrokerUser) {
     (BrokerUser::create("a"), BrokerUser::create("b"))
 }
 
 /// A volume `shared` with one file, and a worker config: `top` (top-level keys), the
 /// volume, then `tenants` (tables).
-fn write_config(f: &Fleet, top: &str, tenants: &str) -> String {
+pub(crate) fn write_config(f: &Fleet, top: &str, tenants: &str) -> String {
     let vol = f.dir.path().join("vol");
     std::fs::create_dir_all(&vol).unwrap();
     std::fs::write(vol.join("data.txt"), "shared data\n").unwrap();
@@ -91,7 +91,7 @@ fn write_config(f: &Fleet, top: &str, tenants: &str) -> String {
 
 /// The policies most tests use: `a` may mount `shared` and send modules inline; `b` may
 /// do neither, and may ask for at most 16 MiB of memory.
-fn two_tenants(a: &BrokerUser, b: &BrokerUser) -> String {
+pub(crate) fn two_tenants(a: &BrokerUser, b: &BrokerUser) -> String {
     format!(
         "[tenants.{a}]\nvolumes = [\"shared\"]\ninline_modules = true\n\n[tenants.{b}]\n\n[tenants.{b}.limits.maximum]\nmemory_bytes = 16777216\n",
         a = a.name,
@@ -100,7 +100,13 @@ fn two_tenants(a: &BrokerUser, b: &BrokerUser) -> String {
 }
 
 /// `wasmq submit` as `user` (with `--inline` when asked); returns the batch id.
-fn submit_as(f: &Fleet, user: &BrokerUser, name: &str, jobs: &[Value], inline: bool) -> String {
+pub(crate) fn submit_as(
+    f: &Fleet,
+    user: &BrokerUser,
+    name: &str,
+    jobs: &[Value],
+    inline: bool,
+) -> String {
     let file = f.dir.jobs_file(&format!("{name}.jsonl"), jobs);
     let mut c = f.wasmq();
     c.args(["submit", "--amqp-url", &user.url(), "--batch", name]);

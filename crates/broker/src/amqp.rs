@@ -96,6 +96,12 @@ impl Topology {
         format!("{}.control", self.prefix)
     }
 
+    /// The stream that keeps every control message (cancels among them) for a day, so a
+    /// worker that starts or reconnects reads the cancels it missed.
+    pub fn control_log(&self) -> String {
+        format!("{}.control.log", self.prefix)
+    }
+
     /// A batch's own result queue.
     pub fn batch_queue(&self, batch: &str) -> String {
         format!("{}.batch.{batch}", self.prefix)
@@ -197,9 +203,36 @@ impl Topology {
         )
         .await
         .map_err(err("declaring the control exchange"))?;
+        let mut log_args = FieldTable::default();
+        log_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        log_args.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(CONTROL_LOG_AGE.into()),
+        );
+        ch.queue_declare(self.control_log().into(), durable_queue(), log_args)
+            .await
+            .map_err(err("declaring the control log stream"))?;
+        ch.queue_bind(
+            self.control_log().into(),
+            self.control_exchange().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("binding the control log stream"))?;
         Ok(())
     }
 }
+
+/// How long the control log keeps messages: a day (what workers honour a cancel for),
+/// and an hour more.
+const CONTROL_LOG_AGE: &str = "25h";
+/// How far back a worker reads the control log when it starts or reconnects.
+pub const CONTROL_LOG_REPLAY: Duration = Duration::from_secs(24 * 3600);
 
 fn durable_queue() -> QueueDeclareOptions {
     QueueDeclareOptions {
@@ -330,7 +363,19 @@ pub struct WorkerChannels {
     /// subscribed before the jobs consumer starts, so a worker counted among the jobs
     /// queue's consumers always answers a broadcast.
     pub control: tokio::sync::Mutex<Consumer>,
+    /// The control log from [`CONTROL_LOG_REPLAY`] ago on: the messages this worker was
+    /// not connected for, then every new one again.
+    pub control_log: tokio::sync::Mutex<Consumer>,
+    /// The body of the marker this session appended to the control log: once it is read
+    /// back, every earlier message (every cancel) has been applied.
+    log_marker: Vec<u8>,
+    /// Set once the marker is read back; the jobs consumer starts after it.
+    caught_up: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a worker waits to read the control log up to its marker before it takes jobs
+/// anyway.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sets up a worker session: the topology, the channels, the control subscription.
 pub struct WorkerSetup {
@@ -362,13 +407,69 @@ impl Setup for WorkerSetup {
             .create_channel()
             .await
             .map_err(err("opening a channel"))?;
+        let log = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        let control_log = replay_control_log(&log, &self.topology.control_log()).await?;
         let control = subscribe_private(&control, Some(&self.topology.control_exchange())).await?;
+        // Appended after the replay started, so it is read back after every older message.
+        let log_marker = serde_json::to_vec(&serde_json::json!({
+            "marker": format!("{}-{}", std::process::id(), uuid::Uuid::new_v4())
+        }))
+        .expect("a marker serializes");
+        publish_confirmed(
+            &publish,
+            "",
+            &self.topology.control_log(),
+            true,
+            &log_marker,
+            json_properties(),
+        )
+        .await?;
         Ok(WorkerChannels {
             consume,
             publish,
             control: tokio::sync::Mutex::new(control.1),
+            control_log: tokio::sync::Mutex::new(control_log),
+            log_marker,
+            caught_up: tokio::sync::watch::Sender::new(false),
         })
     }
+}
+
+/// Consumes the control log stream from [`CONTROL_LOG_REPLAY`] ago.
+async fn replay_control_log(ch: &Channel, stream: &str) -> Result<Consumer, BrokerError> {
+    // A stream needs a prefetch and manual acks (which only grant credit).
+    ch.basic_qos(256, BasicQosOptions::default())
+        .await
+        .map_err(err("setting the control log's prefetch"))?;
+    let since = std::time::SystemTime::now()
+        .checked_sub(CONTROL_LOG_REPLAY)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut args = FieldTable::default();
+    args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
+    ch.basic_consume(
+        stream.into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        args,
+    )
+    .await
+    .map_err(err("reading the control log"))
+}
+
+/// A message of the control exchange, as [`AmqpTransport::serve_control`] hands it on.
+#[derive(Debug)]
+pub struct ControlMessage {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `user_id` property: the broker user that sent it, verified by the broker.
+    pub user_id: Option<String>,
+    /// Read again from the control log (sent before this session, or a second copy of
+    /// one the private queue brought): apply it, never answer it.
+    pub replayed: bool,
 }
 
 /// Declares a private queue (deleted with its connection) on `ch`, binds it to
@@ -522,11 +623,12 @@ impl AmqpTransport {
     }
 
     /// Answers the messages of the control exchange until `shutdown`, on every session:
-    /// `answer` turns a message body into the body of its reply, which goes to the
-    /// message's `reply_to` (when it has one) with its correlation id.
+    /// `answer` turns a message into the body of its reply, which goes to the message's
+    /// `reply_to` (when it has one) with its correlation id. Messages of the control log
+    /// are handed to `answer` too, marked replayed, and never answered.
     pub async fn serve_control<F, Fut>(&self, shutdown: CancellationToken, mut answer: F)
     where
-        F: FnMut(Vec<u8>) -> Fut,
+        F: FnMut(ControlMessage) -> Fut,
         Fut: Future<Output = Vec<u8>>,
     {
         let mut after = 0;
@@ -540,9 +642,11 @@ impl AmqpTransport {
             };
             after = s.generation;
             let mut control = s.control.lock().await;
+            let mut log = s.control_log.lock().await;
             loop {
-                let msg = tokio::select! {
-                    m = control.next() => m,
+                let (msg, replayed) = tokio::select! {
+                    m = control.next() => (m, false),
+                    m = log.next() => (m, true),
                     _ = shutdown.cancelled() => return,
                 };
                 let d = match msg {
@@ -557,13 +661,23 @@ impl AmqpTransport {
                         break;
                     }
                 };
+                if replayed && d.data == s.log_marker {
+                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                    s.caught_up.send_replace(true);
+                    continue;
+                }
                 let reply_to = d.properties.reply_to().clone();
                 let correlation = d.properties.correlation_id().clone();
-                let body = answer(d.data).await;
+                let message = ControlMessage {
+                    user_id: d.properties.user_id().as_ref().map(|u| u.to_string()),
+                    body: d.data,
+                    replayed,
+                };
+                let body = answer(message).await;
                 if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
                     warn!(error = %e, "could not ack a control message");
                 }
-                if let Some(to) = reply_to {
+                if let Some(to) = reply_to.filter(|_| !replayed) {
                     let mut props = json_properties();
                     if let Some(c) = correlation {
                         props = props.with_correlation_id(c);
@@ -617,6 +731,15 @@ impl Transport for AmqpTransport {
                 return None;
             }
             if consumer.as_ref().is_none_or(|(g, _)| *g != s.generation) {
+                // Cancels first: a job cancelled while this worker was away must not run.
+                let mut caught_up = s.caught_up.subscribe();
+                let waited = tokio::time::timeout(CATCH_UP_TIMEOUT, caught_up.wait_for(|c| *c));
+                if waited.await.is_err() {
+                    warn!(
+                        timeout_secs = CATCH_UP_TIMEOUT.as_secs(),
+                        "the control log was not read up to this session's marker in time; taking jobs anyway"
+                    );
+                }
                 match self.start_consumer(&s).await {
                     Ok(c) => {
                         *consumer = Some((s.generation, c));

@@ -369,16 +369,21 @@ impl Client {
         publish_confirmed(&s.ch, "", queue, true, body, props).await
     }
 
-    /// Sends `body` to every worker on the control exchange, answers to `reply_to`.
+    /// Sends `body` to every worker on the control exchange, answers to `reply_to`, with
+    /// this connection's user as its `user_id`.
     pub async fn broadcast(
         &self,
         body: &[u8],
         reply_to: &str,
         correlation_id: &str,
     ) -> Result<(), BrokerError> {
-        let props = json_properties()
+        let mut props = json_properties()
             .with_reply_to(reply_to.into())
             .with_correlation_id(correlation_id.into());
+        // Workers apply a cancel only to the jobs of the user that sent it.
+        if let Some(user) = &self.user {
+            props = props.with_user_id(user.clone());
+        }
         let s = self.session().await?;
         publish_confirmed(
             &s.ch,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod cache;
+pub mod cancel;
 pub mod config;
 pub mod dead;
 pub mod prewarm;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
@@ -13,7 +14,10 @@ use wasmq_broker::client::split_urls;
 use wasmq_cache::{Cache, Digest};
 use wasmq_sandbox::{Sandbox, WASMTIME_VERSION};
 use wasmq_spec::CacheOutcome;
-use wasmq_spec::control::{PrewarmOutcome, PrewarmReply, PrewarmRequest};
+use wasmq_spec::control::{
+    CancelReply, ControlRequest, PrewarmOutcome, PrewarmReply, PrewarmRequest,
+};
+use wasmq_worker::cancel::Cancels;
 use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
@@ -161,6 +165,7 @@ impl WorkerCommand {
             metrics.clone(),
             link.clone(),
         ));
+        let cancels = Arc::new(Cancels::new());
         info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, prefetch, engine = sandbox.fingerprint(), "worker starting");
         tokio::spawn(serve_control(
             transport.clone(),
@@ -168,6 +173,7 @@ impl WorkerCommand {
             cache.clone(),
             sandbox.clone(),
             metrics.clone(),
+            cancels.clone(),
             shutdown.clone(),
         ));
 
@@ -199,7 +205,8 @@ impl WorkerCommand {
                 max_message_bytes,
             },
         )
-        .with_metrics(metrics);
+        .with_metrics(metrics)
+        .with_cancels(cancels);
         let run = worker.run(shutdown.clone());
         tokio::pin!(run);
         tokio::select! {
@@ -221,21 +228,47 @@ async fn serve_control(
     cache: Arc<Cache>,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    cancels: Arc<Cancels>,
     shutdown: CancellationToken,
 ) {
     transport
-        .serve_control(shutdown, |body| {
-            let (worker_id, cache, sandbox, metrics) = (&worker_id, &cache, &sandbox, &metrics);
+        .serve_control(shutdown, |message| {
+            let (worker_id, cache, sandbox, metrics, cancels) =
+                (&worker_id, &cache, &sandbox, &metrics, &cancels);
             async move {
-                let reply = prewarm(&body, worker_id, cache, sandbox, metrics).await;
-                serde_json::to_vec(&reply).expect("a reply serializes")
+                match serde_json::from_slice::<ControlRequest>(&message.body) {
+                    Ok(ControlRequest::Cancel(request)) => {
+                        let stopped =
+                            cancels.apply(message.user_id.as_deref(), &request, SystemTime::now());
+                        if !message.replayed {
+                            info!(user = message.user_id.as_deref().unwrap_or(""), batch = request.cancel.batch.as_deref().unwrap_or(""), ids = request.cancel.ids.len(), stopped = stopped.len(), "cancel");
+                        }
+                        let reply = CancelReply {
+                            worker: worker_id.clone(),
+                            stopped,
+                        };
+                        serde_json::to_vec(&reply).expect("a reply serializes")
+                    }
+                    // The log's copy of a prewarm was answered when it was sent.
+                    Ok(ControlRequest::Prewarm(_)) if message.replayed => Vec::new(),
+                    Ok(ControlRequest::Prewarm(request)) => {
+                        let reply = prewarm(request, worker_id, cache, sandbox, metrics).await;
+                        serde_json::to_vec(&reply).expect("a reply serializes")
+                    }
+                    Err(e) => {
+                        if !message.replayed {
+                            warn!(error = %e, "ignoring a control message that is neither a prewarm nor a cancel");
+                        }
+                        Vec::new()
+                    }
+                }
             }
         })
         .await;
 }
 
 async fn prewarm(
-    body: &[u8],
+    request: PrewarmRequest,
     worker_id: &str,
     cache: &Cache,
     sandbox: &Sandbox,
@@ -245,13 +278,6 @@ async fn prewarm(
         worker: worker_id.to_owned(),
         engine: sandbox.fingerprint().to_owned(),
         modules: Vec::new(),
-    };
-    let request: PrewarmRequest = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => {
-            warn!(error = %e, "ignoring a control message that is not a prewarm request");
-            return reply;
-        }
     };
     for hex in request.modules {
         let failed = |why: String| PrewarmOutcome {

@@ -93,12 +93,26 @@ pub(crate) fn admit<'a>(
     config: &'a SandboxConfig,
     cache: &Cache,
     job: &'a Job,
-    tenant: Option<&str>,
+    intake: Intake<'_>,
 ) -> Result<Admitted<'a>, NotAdmitted> {
-    let policy = policy(config.tenancy.as_ref(), tenant)?;
+    let policy = policy(config.tenancy.as_ref(), intake.tenant)?;
     // Decoding validated it already, but this library may be handed any `Job`, and
     // `files` keys become host paths: the check stays here, at the boundary (< 1 µs).
     job.validate()?;
+    if intake.cancelled {
+        return Err(JobError::Cancelled("the job was cancelled before it started".into()).into());
+    }
+    if let Some(at) = job.expiry()
+        && intake.now >= at
+    {
+        let late = intake.now.duration_since(at).unwrap_or_default();
+        return Err(JobError::Expired(format!(
+            "the job was not started by its expires_at {} ({} ms ago)",
+            job.expires_at.as_deref().unwrap_or(""),
+            late.as_millis()
+        ))
+        .into());
+    }
     let limits = match policy {
         Policy::Operator => config.limits.resolve(&job.limits)?,
         Policy::Tenant { policy: p, .. } => config
@@ -140,14 +154,14 @@ pub(crate) fn admit<'a>(
 /// (a result names the module it was about, as for a module that is not in the store).
 #[derive(Debug)]
 pub(crate) struct NotAdmitted {
-    pub(crate) rejection: Rejection,
+    pub(crate) error: JobError,
     pub(crate) module: Option<Digest>,
 }
 
 impl NotAdmitted {
     fn of(rejection: Rejection, module: Digest) -> Self {
         NotAdmitted {
-            rejection,
+            error: JobError::Rejected(rejection),
             module: Some(module),
         }
     }
@@ -155,11 +169,28 @@ impl NotAdmitted {
 
 impl From<Rejection> for NotAdmitted {
     fn from(rejection: Rejection) -> Self {
+        JobError::Rejected(rejection).into()
+    }
+}
+
+impl From<JobError> for NotAdmitted {
+    fn from(error: JobError) -> Self {
         NotAdmitted {
-            rejection,
+            error,
             module: None,
         }
     }
+}
+
+/// What admission knows of a job besides the job itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Intake<'a> {
+    /// The broker user that published it, as the broker verified it.
+    pub(crate) tenant: Option<&'a str>,
+    /// Now, against the job's `expires_at`.
+    pub(crate) now: std::time::SystemTime,
+    /// The job was cancelled before it reached the runner.
+    pub(crate) cancelled: bool,
 }
 
 /// The policy for a job published by broker user `tenant` (verified by the broker), or
@@ -356,6 +387,10 @@ pub(crate) enum JobError {
     /// The host failed (a disk, an engine, a panic): `internal_error`, which the worker
     /// requeues.
     Internal(String),
+    /// The job was cancelled before it started: `cancelled`, never run.
+    Cancelled(String),
+    /// The job was not started by its `expires_at`: `expired`, never run.
+    Expired(String),
 }
 
 impl From<Rejection> for JobError {
@@ -373,6 +408,8 @@ impl JobError {
                 result.set_outcome(Status::MemoryExceeded, r.code, r.message)
             }
             JobError::Internal(m) => result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+            JobError::Cancelled(m) => result.set_outcome(Status::Cancelled, codes::CANCELLED, m),
+            JobError::Expired(m) => result.set_outcome(Status::Expired, codes::EXPIRED, m),
         }
     }
 }
@@ -421,6 +458,14 @@ mod tests {
             .expect("a valid job")
     }
 
+    fn who(tenant: Option<&str>) -> Intake<'_> {
+        Intake {
+            tenant,
+            now: std::time::SystemTime::now(),
+            cancelled: false,
+        }
+    }
+
     const NOOP: &[u8] = b"\0asm\x01\0\0\0";
 
     fn inline() -> String {
@@ -430,7 +475,11 @@ mod tests {
     fn code<T>(r: Result<T, NotAdmitted>) -> &'static str {
         match r {
             Ok(_) => "admitted",
-            Err(n) => n.rejection.code,
+            Err(NotAdmitted {
+                error: JobError::Rejected(r) | JobError::OverMemory(r),
+                ..
+            }) => r.code,
+            Err(n) => panic!("not a rejection: {:?}", n.error),
         }
     }
 
@@ -442,7 +491,7 @@ mod tests {
             r#"{{"id":"a","module":{{"base64":"{}"}},"volumes":{{"/data":"scratch"}},"stdin":"hi","limits":{{"timeout_ms":1500}}}}"#,
             inline()
         ));
-        let a = admit(&c, &cache, &j, None).unwrap();
+        let a = admit(&c, &cache, &j, who(None)).unwrap();
         assert_eq!(a.limits.timeout_ms, 1500);
         assert_eq!(a.stdin, b"hi");
         assert_eq!(a.work_dir, "/work");
@@ -461,7 +510,7 @@ mod tests {
     fn what_an_operators_job_may_not_ask_for() {
         let (c, dir) = (config(false), tempfile::tempdir().unwrap());
         let cache = Cache::open(dir.path(), None).unwrap();
-        let admit_json = |json: &str| code(admit(&c, &cache, &job(json), None));
+        let admit_json = |json: &str| code(admit(&c, &cache, &job(json), who(None)));
         let sha = "0".repeat(64);
         assert_eq!(
             admit_json(&format!(
@@ -497,15 +546,15 @@ mod tests {
         ));
         // Unverified jobs, and users without a policy, are refused on this worker.
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, None)),
+            code(admit(&c, &cache, &inline_job, who(None))),
             codes::TENANT_NOT_ALLOWED
         );
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, Some("mallory"))),
+            code(admit(&c, &cache, &inline_job, who(Some("mallory")))),
             codes::TENANT_NOT_ALLOWED
         );
         // Alice may mount `ref` and send her module inline; it is kept in her namespace.
-        let a = admit(&c, &cache, &inline_job, Some("alice")).unwrap();
+        let a = admit(&c, &cache, &inline_job, who(Some("alice"))).unwrap();
         assert!(!a.mounts[0].writable);
         assert_eq!(a.keep_for, Some("alice"));
         // `scratch` is declared, but not hers: refused as if it did not exist.
@@ -514,7 +563,7 @@ mod tests {
             inline()
         ));
         assert_eq!(
-            code(admit(&c, &cache, &scratch, Some("alice"))),
+            code(admit(&c, &cache, &scratch, who(Some("alice")))),
             codes::VOLUME_NOT_ALLOWED
         );
     }
@@ -531,17 +580,21 @@ mod tests {
         let alices = cache.put_tenant_module("alice", NOOP).unwrap();
         // In alice's namespace: hers to run, and not bob's to see.
         let hers = by_sha(&alices);
-        let a = admit(&c, &cache, &hers, Some("alice")).unwrap();
+        let a = admit(&c, &cache, &hers, who(Some("alice"))).unwrap();
         assert!(matches!(&a.source, Source::Tenant(t) if t == "alice"));
-        let refused = admit(&c, &cache, &by_sha(&alices), Some("bob"))
+        let refused = admit(&c, &cache, &by_sha(&alices), who(Some("bob")))
             .err()
             .unwrap();
-        assert_eq!(refused.rejection.code, codes::MODULE_NOT_FOUND);
+        assert!(
+            matches!(&refused.error, JobError::Rejected(r) if r.code == codes::MODULE_NOT_FOUND),
+            "{:?}",
+            refused.error
+        );
         assert_eq!(refused.module, Some(alices), "the refusal names the module");
         // Once in the shared store, everyone's.
         let shared = cache.put_module(NOOP).unwrap();
         assert!(matches!(
-            admit(&c, &cache, &by_sha(&shared), Some("bob"))
+            admit(&c, &cache, &by_sha(&shared), who(Some("bob")))
                 .unwrap()
                 .source,
             Source::Store
@@ -549,7 +602,7 @@ mod tests {
         // Bob may not send modules inline.
         let inline_job = job(&format!(r#"{{"module":{{"base64":"{}"}}}}"#, inline()));
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, Some("bob"))),
+            code(admit(&c, &cache, &inline_job, who(Some("bob")))),
             codes::INLINE_MODULE_NOT_ALLOWED
         );
     }
@@ -572,11 +625,72 @@ mod tests {
                 Status::InternalError,
                 codes::INTERNAL,
             ),
+            (
+                JobError::Cancelled("c".into()),
+                Status::Cancelled,
+                codes::CANCELLED,
+            ),
+            (
+                JobError::Expired("e".into()),
+                Status::Expired,
+                codes::EXPIRED,
+            ),
         ];
         for (e, status, code) in cases {
             let mut r = JobResult::new("j", None);
             e.record(&mut r);
             assert_eq!((r.status, r.code.as_str()), (status, code));
         }
+    }
+
+    #[test]
+    fn a_job_past_its_expiry_or_cancelled_is_not_admitted() {
+        let (c, dir) = (config(true), tempfile::tempdir().unwrap());
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let j = job(&format!(
+            r#"{{"module":{{"base64":"{}"}},"expires_at":"2026-12-01T16:00:00Z"}}"#,
+            inline()
+        ));
+        let at = j.expiry().unwrap();
+        let second = std::time::Duration::from_secs(1);
+        let when = |now, cancelled| Intake {
+            tenant: Some("alice"),
+            now,
+            cancelled,
+        };
+        assert!(admit(&c, &cache, &j, when(at - second, false)).is_ok());
+        let Err(late) = admit(&c, &cache, &j, when(at + second, false)) else {
+            panic!("an expired job admitted")
+        };
+        let mut r = JobResult::new("j", None);
+        late.error.record(&mut r);
+        assert_eq!(
+            (r.status, r.code.as_str()),
+            (Status::Expired, codes::EXPIRED)
+        );
+        assert!(
+            r.message.contains("2026-12-01T16:00:00Z (1000 ms ago)"),
+            "{}",
+            r.message
+        );
+        let cancelled = admit(&c, &cache, &j, when(at - second, true));
+        assert!(matches!(
+            cancelled,
+            Err(NotAdmitted {
+                error: JobError::Cancelled(_),
+                ..
+            })
+        ));
+        // A tenant that may not run jobs at all is told that first.
+        let refused = admit(
+            &c,
+            &cache,
+            &j,
+            Intake {
+                tenant: Some("mallory"),
+                ..when(at + second, true)
+            },
+        );
+        assert_eq!(code(refused), codes::TENANT_NOT_ALLOWED);
     }
 }

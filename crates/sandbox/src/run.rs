@@ -1,6 +1,8 @@
 //! Running one job: from a decoded [`Job`], through [`admission`], to its [`JobResult`].
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, warn};
 use wasmq_spec::{Job, JobKind, JobResult, Limits, Status, codes};
@@ -10,7 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::Sandbox;
-use crate::admission::{self, Admitted, JobError, Source};
+use crate::admission::{self, Admitted, Intake, JobError, Source};
 use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
 use crate::kinds::{self, RunEnd};
@@ -23,11 +25,13 @@ const ARGV0: &str = "main.wasm";
 /// Longest result message kept (trap backtraces can be long).
 const MAX_MESSAGE: usize = 4096;
 
-/// What runs: the loaded module and the kind it runs as (the job's, or detected).
+/// What runs: the loaded module, the kind it runs as (the job's, or detected), and the
+/// token that stops it.
 #[derive(Clone, Copy)]
 struct Program<'a> {
     loaded: &'a Loaded,
     kind: JobKind,
+    cancel: &'a CancellationToken,
 }
 
 impl Sandbox {
@@ -41,19 +45,38 @@ impl Sandbox {
     /// Runs `job`, published by `tenant` (a broker user the broker verified), under that
     /// tenant's policy; see [`crate::Tenancy`]. Without tenancy, `tenant` is ignored.
     pub async fn run_as(&self, job: &Job, tenant: Option<&str>) -> JobResult {
+        self.run_cancellable(job, tenant, &CancellationToken::new())
+            .await
+    }
+
+    /// Runs `job` as [`Sandbox::run_as`] does, until `cancel` is cancelled: a job
+    /// cancelled before it starts ends `cancelled` without running, and a running one is
+    /// stopped within about a millisecond (the epoch callback sees the token, and a guest
+    /// blocked in a host call is dropped) and ends `cancelled` with its output so far.
+    pub async fn run_cancellable(
+        &self,
+        job: &Job,
+        tenant: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> JobResult {
         let started = Instant::now();
         let mut result = JobResult::new(job.id(), job.batch.clone());
         let tenancy = self.inner.config.tenancy.as_ref();
         if tenancy.is_some() {
             result.tenant = tenant.map(str::to_owned);
         }
+        let intake = Intake {
+            tenant,
+            now: SystemTime::now(),
+            cancelled: cancel.is_cancelled(),
+        };
         let admitted =
-            admission::admit(&self.inner.config, self.inner.modules.cache(), job, tenant);
+            admission::admit(&self.inner.config, self.inner.modules.cache(), job, intake);
         let outcome = match admitted {
-            Ok(admitted) => self.run_into(admitted, &mut result).await,
+            Ok(admitted) => self.run_into(admitted, cancel, &mut result).await,
             Err(refused) => {
                 result.module = refused.module.map(|d| d.to_hex());
-                Err(JobError::from(refused.rejection))
+                Err(refused.error)
             }
         };
         if let Err(e) = outcome {
@@ -68,6 +91,7 @@ impl Sandbox {
     async fn run_into(
         &self,
         mut admitted: Admitted<'_>,
+        cancel: &CancellationToken,
         result: &mut JobResult,
     ) -> Result<(), JobError> {
         let inner = &self.inner;
@@ -136,6 +160,7 @@ impl Sandbox {
         let program = Program {
             loaded: &resolved.loaded,
             kind: job_kind,
+            cancel,
         };
         let (ran, handle) = self
             .execute(rt, program, &admitted, dir.path(), handle, result)
@@ -184,7 +209,11 @@ impl Sandbox {
     async fn execute(
         &self,
         rt: &Runtime,
-        Program { loaded, kind }: Program<'_>,
+        Program {
+            loaded,
+            kind,
+            cancel,
+        }: Program<'_>,
         p: &Admitted<'_>,
         dir: &std::path::Path,
         handle: Option<rustix::fs::Dir>,
@@ -215,7 +244,7 @@ impl Sandbox {
                     wasi: wasi.build_p1(),
                     limiter,
                 };
-                let mut store = match new_store(&rt.engine, state, limits) {
+                let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
                     Err(m) => return (Err(JobError::Internal(m)), None),
                 };
@@ -231,7 +260,7 @@ impl Sandbox {
                 );
                 // The epoch stops a guest that computes; this stops one blocked in a host
                 // call (a long sleep, say).
-                let outcome = tokio::time::timeout(timeout, run).await;
+                let outcome = until_cancelled(cancel, tokio::time::timeout(timeout, run)).await;
                 (outcome, usage(&mut store, limits))
             }
             (Loaded::Component(pre, _), JobKind::Component | JobKind::Handler) => {
@@ -240,7 +269,7 @@ impl Sandbox {
                     table: ResourceTable::new(),
                     limiter,
                 };
-                let mut store = match new_store(&rt.engine, state, limits) {
+                let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
                     Err(m) => return (Err(JobError::Internal(m)), None),
                 };
@@ -253,7 +282,7 @@ impl Sandbox {
                     &mut instantiate_us,
                     t,
                 );
-                let outcome = tokio::time::timeout(timeout, run).await;
+                let outcome = until_cancelled(cancel, tokio::time::timeout(timeout, run)).await;
                 (outcome, usage(&mut store, limits))
             }
             (_, kind) => {
@@ -272,11 +301,23 @@ impl Sandbox {
         result.set_stderr(&err, err_cut);
         result.fuel_consumed = usage.fuel_consumed;
         result.memory_peak_bytes = usage.peak_memory;
-        classify(outcome, usage.refused.as_deref(), limits, kind, result);
-        // Over its disk quota, during the run or at its end: that is what the job did,
-        // whatever it did next (stopping it for that looks like an interrupt).
-        if let Some(why) = usage.disk_exceeded {
-            result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
+        match outcome {
+            // Stopped by the cancel (an interrupt is the epoch callback seeing it), or
+            // dropped while it waited in a host call.
+            Some(Ok(Err(e)))
+                if cancel.is_cancelled() && e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) =>
+            {
+                cancelled(result)
+            }
+            None => cancelled(result),
+            Some(outcome) => {
+                classify(outcome, usage.refused.as_deref(), limits, kind, result);
+                // Over its disk quota, during the run or at its end: that is what the job
+                // did, whatever it did next (stopping it for that looks like an interrupt).
+                if let Some(why) = usage.disk_exceeded {
+                    result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
+                }
+            }
         }
         (Ok(usage.disk_empty), usage.handle)
     }
@@ -367,11 +408,32 @@ fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
     }
 }
 
-/// A fresh store with the job's limiter, fuel and wall-clock deadline.
+/// `run`'s output, or `None` once `cancel` is cancelled first (`run` is then dropped).
+async fn until_cancelled<F: std::future::Future>(
+    cancel: &CancellationToken,
+    run: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        out = run => Some(out),
+        () = cancel.cancelled() => None,
+    }
+}
+
+fn cancelled(result: &mut JobResult) {
+    let ms = result.timings.run_us / 1000;
+    result.set_outcome(
+        Status::Cancelled,
+        codes::CANCELLED,
+        format!("the job was cancelled while it ran (after {ms} ms)"),
+    );
+}
+
+/// A fresh store with the job's limiter, fuel, wall-clock deadline and cancel token.
 fn new_store<T: HasLimiter>(
     engine: &wasmtime::Engine,
     data: T,
     limits: &Limits,
+    cancel: &CancellationToken,
 ) -> Result<Store<T>, String> {
     let mut store = Store::new(engine, data);
     store.limiter(|s| s.limiter() as &mut dyn wasmtime::ResourceLimiter);
@@ -381,11 +443,15 @@ fn new_store<T: HasLimiter>(
             .map_err(|e| format!("could not set fuel: {e:#}"))?;
     }
     let deadline = Instant::now() + std::time::Duration::from_millis(limits.timeout_ms);
-    // Every tick: past the deadline or over the disk quota, stop the guest; otherwise
-    // let other tasks run.
+    // Every tick: cancelled, past the deadline or over the disk quota, stop the guest;
+    // otherwise let other tasks run.
+    let cancel = cancel.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut cx| {
-        if Instant::now() >= deadline || cx.data_mut().limiter().disk.tick() {
+        if cancel.is_cancelled()
+            || Instant::now() >= deadline
+            || cx.data_mut().limiter().disk.tick()
+        {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(1))

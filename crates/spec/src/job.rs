@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 use std::fmt;
 
@@ -93,6 +94,11 @@ pub struct Job {
         deserialize_with = "object_only"
     )]
     pub limits: LimitsRequest,
+    /// The job must start by then (RFC 3339 in UTC, `2026-12-01T16:00:00Z`), or it ends
+    /// `expired` without running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?[Zz]$"))]
+    pub expires_at: Option<String>,
 }
 
 fn is_default(l: &LimitsRequest) -> bool {
@@ -522,6 +528,17 @@ fn valid_batch(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
 }
 
+/// An RFC 3339 date and time in UTC (`Z`) as a point in time.
+fn parse_utc(text: &str) -> Result<SystemTime, &'static str> {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| "is not an RFC 3339 date and time (2026-12-01T16:00:00Z)")?;
+    if !t.offset().is_utc() || !text.ends_with(['Z', 'z']) {
+        return Err("must be in UTC, ending in Z");
+    }
+    Ok(SystemTime::from(t))
+}
+
 fn invalid(message: String) -> Rejection {
     Rejection::new(codes::INVALID_FIELD, message)
 }
@@ -600,7 +617,16 @@ impl Job {
                 .map_err(|why| invalid(format!("collect entry {} {why}", Shown(pattern))))?;
         }
         self.check_mounts(self.work_dir.as_deref().unwrap_or(crate::WORK_DIR))?;
+        if let Some(at) = &self.expires_at {
+            parse_utc(at).map_err(|why| invalid(format!("expires_at {} {why}", Shown(at))))?;
+        }
         self.check_base64()
+    }
+
+    /// When the job expires (`expires_at`), if it says; `None` too when the field does not
+    /// parse, which [`Job::validate`] refuses.
+    pub fn expiry(&self) -> Option<SystemTime> {
+        self.expires_at.as_deref().and_then(|at| parse_utc(at).ok())
     }
 
     /// True when the job gives a field only a function or handler takes (`input`,
@@ -1094,6 +1120,33 @@ mod tests {
         }
         let json = serde_json::json!({"module": {"base64": ""}, "collect": ["../*"]});
         assert!(decode(&json.to_string()).is_err());
+    }
+
+    #[test]
+    fn expires_at_is_rfc3339_in_utc() {
+        let job = |at: &str| serde_json::json!({"module": {"base64": ""}, "expires_at": at});
+        let ok = decode(&job("2026-12-01T16:00:00Z").to_string()).unwrap();
+        let at = ok.expiry().unwrap();
+        let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs, 1_796_140_800);
+        let frac = decode(&job("2026-12-01T16:00:00.250Z").to_string()).unwrap();
+        assert_eq!(
+            frac.expiry().unwrap().duration_since(at).unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        for (bad, why) in [
+            ("2026-12-01T17:00:00+01:00", "must be in UTC"),
+            ("2026-12-01T16:00:00-00:00", "must be in UTC"),
+            ("2026-12-01 16:00", "is not an RFC 3339"),
+            ("tomorrow", "is not an RFC 3339"),
+            ("2026-13-01T16:00:00Z", "is not an RFC 3339"),
+        ] {
+            let err = decode(&job(bad).to_string()).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_FIELD, "{bad}");
+            assert!(err.message.contains(why), "{bad}: {}", err.message);
+        }
+        let none = decode(r#"{"module":{"base64":""}}"#).unwrap();
+        assert_eq!(none.expiry(), None);
     }
 
     #[test]

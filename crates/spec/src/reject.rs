@@ -55,6 +55,10 @@ pub mod codes {
     pub const MEMORY_LIMIT: &str = "memory_limit";
     /// The job's files in `/work` went past `limits.disk_bytes` or `limits.files`.
     pub const DISK_LIMIT: &str = "disk_limit";
+    /// The job was cancelled (status `cancelled`).
+    pub const CANCELLED: &str = "cancelled";
+    /// The job was not started by its `expires_at` (status `expired`).
+    pub const EXPIRED: &str = "expired";
     /// The worker itself failed (disk, runtime); the job was not at fault.
     pub const INTERNAL: &str = "internal";
 

@@ -40,6 +40,11 @@ pub enum Status {
     MemoryExceeded,
     /// The job's files in its directory went past its disk limit (bytes or number of files).
     DiskExceeded,
+    /// The job was cancelled (`wasmq cancel`): before it started, so it never ran, or
+    /// while it ran, which stopped it (its output so far is kept).
+    Cancelled,
+    /// The job was not started by its `expires_at`, so it never ran.
+    Expired,
     /// The job was not run: malformed, bad module, limits above maximum, ...
     Rejected,
     /// The worker failed; the job was not at fault.
@@ -48,7 +53,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in a stable order.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 11] = [
         Status::Succeeded,
         Status::Failed,
         Status::Trapped,
@@ -56,6 +61,8 @@ impl Status {
         Status::FuelExhausted,
         Status::MemoryExceeded,
         Status::DiskExceeded,
+        Status::Cancelled,
+        Status::Expired,
         Status::Rejected,
         Status::InternalError,
     ];
@@ -70,6 +77,8 @@ impl Status {
             Status::FuelExhausted => "fuel_exhausted",
             Status::MemoryExceeded => "memory_exceeded",
             Status::DiskExceeded => "disk_exceeded",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
             Status::Rejected => "rejected",
             Status::InternalError => "internal_error",
         }

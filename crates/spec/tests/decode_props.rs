@@ -295,6 +295,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
             collect,
             volumes,
             limits,
+            expires_at: None,
         },
     )
 }

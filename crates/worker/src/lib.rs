@@ -12,6 +12,7 @@
 //! - [`metrics`]: [`metrics::Metrics`] (Prometheus counters, gauges and histograms, and the
 //!   worker's readiness) and the HTTP server of `/metrics`, `/healthz` and `/readyz`.
 
+pub mod cancel;
 pub mod metrics;
 
 use std::panic::AssertUnwindSafe;
@@ -26,6 +27,7 @@ use wasmq_broker::{Delivery, Transport};
 use wasmq_sandbox::Sandbox;
 use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
 
+use crate::cancel::Cancels;
 use crate::metrics::Metrics;
 
 /// How the loop runs.
@@ -47,6 +49,7 @@ pub struct Worker<T: Transport> {
     transport: Arc<T>,
     config: Arc<WorkerConfig>,
     metrics: Option<Arc<Metrics>>,
+    cancels: Arc<Cancels>,
 }
 
 impl<T: Transport> Worker<T> {
@@ -57,7 +60,14 @@ impl<T: Transport> Worker<T> {
             transport,
             config: Arc::new(config),
             metrics: None,
+            cancels: Arc::new(Cancels::new()),
         }
+    }
+
+    /// Takes cancellations from `cancels` (which the control loop fills).
+    pub fn with_cancels(mut self, cancels: Arc<Cancels>) -> Self {
+        self.cancels = cancels;
+        self
     }
 
     /// Counts every job in `metrics`.
@@ -88,6 +98,7 @@ impl<T: Transport> Worker<T> {
             let transport = self.transport.clone();
             let config = self.config.clone();
             let metrics = self.metrics.clone();
+            let cancels = self.cancels.clone();
             tracker.spawn(async move {
                 if let Some(m) = &metrics {
                     m.job_taken(delivery.attempt());
@@ -96,6 +107,7 @@ impl<T: Transport> Worker<T> {
                     &sandbox,
                     &*transport,
                     &config,
+                    &cancels,
                     delivery,
                     permit,
                     metrics.as_deref(),
@@ -120,6 +132,7 @@ async fn handle<T: Transport>(
     sandbox: &Sandbox,
     transport: &T,
     config: &WorkerConfig,
+    cancels: &Cancels,
     delivery: T::Delivery,
     permit: OwnedSemaphorePermit,
     metrics: Option<&Metrics>,
@@ -140,8 +153,14 @@ async fn handle<T: Transport>(
             // A panic in the runner is caught here, and is a host fault. (Caught in this
             // task rather than by running the job in a task of its own: that cost a task
             // and a wake-up per job.)
-            let run = AssertUnwindSafe(sandbox.run_as(&job, tenant.as_deref()).instrument(span))
-                .catch_unwind();
+            let guard = cancels.start(
+                tenant.as_deref(),
+                job.id(),
+                job.batch.as_deref(),
+                std::time::SystemTime::now(),
+            );
+            let run = sandbox.run_cancellable(&job, tenant.as_deref(), guard.token());
+            let run = AssertUnwindSafe(run.instrument(span)).catch_unwind();
             match run.await {
                 Ok(r) => r,
                 Err(panic) => JobResult::internal(
