@@ -696,10 +696,17 @@ fn prewarm(prefix: &str, cache: &Path, module: &str) -> String {
     text.split_whitespace().next().unwrap()["sha256:".len()..].to_owned()
 }
 
+/// Every queue whose name starts with `prefix.` (the batch queues and the control log
+/// among them).
 fn prefix_queues(prefix: &str) -> Vec<String> {
-    ["jobs", "jobs.dead", "results"]
-        .iter()
-        .map(|s| format!("{prefix}.{s}"))
+    let out = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "name"])
+        .output()
+        .expect("rabbitmqctl list_queues");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| l.starts_with(&format!("{prefix}.")))
         .collect()
 }
 
@@ -848,9 +855,7 @@ fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
     let cpu = procs.sample() - before;
     assert_eq!(latencies.len(), n, "every job has a result");
     stop(worker);
-    let mut queues = prefix_queues(&prefix);
-    queues.push(format!("{prefix}.batch.{batch}"));
-    for q in queues {
+    for q in prefix_queues(&prefix) {
         let _ = Command::new("rabbitmqctl")
             .args(["delete_queue", "-q", &q])
             .output();
@@ -908,7 +913,7 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
     std::fs::write(&file, jobs).unwrap();
     let worker = start_worker(&prefix, &cache);
     let start = Instant::now();
-    let (batch, results) = submit_and_wait(&prefix, &cache, &file);
+    let (_, results) = submit_and_wait(&prefix, &cache, &file);
     let elapsed = start.elapsed().as_secs_f64();
     stop(worker);
     let lines: Vec<serde_json::Value> = String::from_utf8(results)
@@ -921,9 +926,7 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
         panic!("a cold-batch job did not succeed: {bad}");
     }
     let compiled = lines.iter().filter(|r| r["cache"] == "compiled").count();
-    let mut queues = prefix_queues(&prefix);
-    queues.push(format!("{prefix}.batch.{batch}"));
-    for q in queues {
+    for q in prefix_queues(&prefix) {
         let _ = Command::new("rabbitmqctl")
             .args(["delete_queue", "-q", &q])
             .output();

@@ -11,7 +11,7 @@ use wasmq_spec::{JobResult, Status};
 
 use crate::fleet::{Fleet, http_get, sample, wait_until};
 use crate::support::{fixture, job};
-use crate::tenants::{submit_as, two_tenants, two_users, write_config};
+use crate::tenants::{results_as, submit_as, two_tenants, two_users, write_config};
 
 fn cancel(f: &Fleet, args: &[&str]) -> (String, String) {
     let out = f
@@ -168,14 +168,14 @@ fn a_tenant_cancels_its_own_jobs_only() {
         );
     }
     f.start_worker(2, &["--config", &cfg]);
-    let ra = f.results(&batch_a, 60);
+    let ra = results_as(&f, &a, &batch_a, 60);
     assert_eq!(ra.results.len(), 2, "{}", ra.stderr);
     assert!(
         ra.results.iter().all(|r| r.status == Status::Succeeded),
         "A's jobs ran: {:?}",
         ra.results
     );
-    let rb = f.results(&batch_b, 60);
+    let rb = results_as(&f, &b, &batch_b, 60);
     assert_cancelled(rb.by_id("j1"), "before it started");
     assert_eq!(rb.by_id("j1").tenant.as_deref(), Some(b.name.as_str()));
     assert_eq!(rb.by_id("j2").status, Status::Succeeded);

@@ -10,6 +10,7 @@ mod faults;
 mod files;
 mod fleet;
 mod hostile;
+mod isolation;
 mod kinds;
 mod ops;
 mod parity;

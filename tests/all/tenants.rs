@@ -123,10 +123,28 @@ pub(crate) fn submit_as(
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// `wasmq results --batch B --wait` as `user`: a user's results are its own to read.
+pub(crate) fn results_as(f: &Fleet, user: &BrokerUser, batch: &str, timeout_s: u64) -> Run {
+    let out = f
+        .wasmq()
+        .args([
+            "results",
+            "--amqp-url",
+            &user.url(),
+            "--batch",
+            batch,
+            "--wait",
+        ])
+        .args(["--timeout", &timeout_s.to_string()])
+        .output()
+        .unwrap();
+    crate::support::parse(out)
+}
+
 /// Submits as `user` and waits for every result of the batch.
 fn run_as(f: &Fleet, user: &BrokerUser, name: &str, jobs: &[Value], inline: bool) -> Run {
     let batch = submit_as(f, user, name, jobs, inline);
-    let r = f.results(&batch, 90);
+    let r = results_as(f, user, &batch, 90);
     assert_eq!(r.results.len(), jobs.len(), "{}", r.stderr);
     r
 }
@@ -328,18 +346,19 @@ fn an_inline_module_belongs_to_its_tenant_alone() {
     assert_eq!(tenant(probe), Some(b.name.as_str()));
 
     // Nor can a job without a tenant (no user_id), although the module is loaded. Its
-    // result has no batch: it joins the four above in the shared results queue.
+    // result has no batch: it goes to the shared results queue, where the tenants'
+    // results above never went.
     f.publish_raw(
         by_sha("anonymous", &hex).to_string().as_bytes(),
         BasicProperties::default(),
     );
     let out = f
         .wasmq()
-        .args(["results", "--wait", "--expect", "5", "--timeout", "60"])
+        .args(["results", "--wait", "--expect", "1", "--timeout", "60"])
         .output()
         .unwrap();
     let r = crate::support::parse(out);
-    assert_eq!(r.results.len(), 5, "{}", r.stderr);
+    assert_eq!(r.results.len(), 1, "{}", r.stderr);
     let anon = r.by_id("anonymous");
     assert_rejected(anon, "module_not_found", "is not in the module store");
     assert_eq!(tenant(anon), None);
@@ -412,10 +431,12 @@ fn the_broker_refuses_a_forged_user_id() {
     f.start_worker(1, &["--config", &cfg]);
     let queue = format!("{}.jobs", f.prefix);
     let body = |id: &str| {
-        json!({"id": id, "module": {"sha256": "ab".repeat(32)}})
+        json!({"id": id, "batch": "honest", "module": {"sha256": "ab".repeat(32)}})
             .to_string()
             .into_bytes()
     };
+    // a's result queue for the batch "honest" (an empty submit declares it).
+    submit_as(&f, &a, "honest", &[], false);
 
     // Connected as a, claiming to be b: the broker closes the channel.
     let forged = publish_with_user_id(&a.url(), &queue, &body("forged"), &b.name);
@@ -433,7 +454,8 @@ fn the_broker_refuses_a_forged_user_id() {
 
     let out = f
         .wasmq()
-        .args(["results", "--wait", "--expect", "1", "--timeout", "60"])
+        .args(["results", "--amqp-url", &a.url(), "--batch", "honest"])
+        .args(["--wait", "--expect", "1", "--timeout", "60"])
         .output()
         .unwrap();
     let r = crate::support::parse(out);

@@ -6,6 +6,7 @@
 //! dropped and rebuilt with backoff (connect, declare the topology, set up channels), and
 //! the jobs consumer is recreated on the new session.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +16,8 @@ use futures_util::StreamExt;
 use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -102,14 +103,92 @@ impl Topology {
         format!("{}.control.log", self.prefix)
     }
 
-    /// A batch's own result queue.
+    /// A batch's own result queue, for jobs without a `user_id` (see
+    /// [`Topology::private_batch_queue`] for the others).
     pub fn batch_queue(&self, batch: &str) -> String {
         format!("{}.batch.{batch}", self.prefix)
     }
 
-    /// The routing key of a result: `<batch>.<status>` (`_` when there is no batch).
+    /// The routing key of a result on the shared results exchange: `<batch>.<status>`
+    /// (`_` when there is no batch).
     pub fn result_routing_key(batch: Option<&str>, status: Status) -> String {
         format!("{}.{}", batch.unwrap_or("_"), status.as_str())
+    }
+
+    /// The topic exchange of private results: those of jobs whose message has a
+    /// `user_id`, routed under that user ([`Topology::private_key`]), so that a broker
+    /// user's topic permissions can confine it to its own.
+    pub fn private_exchange(&self) -> String {
+        format!("{}.results.private", self.prefix)
+    }
+
+    /// The topic exchange `submit` publishes jobs to, with the user as the routing key;
+    /// what no binding takes goes through [`Topology::submit_rest_exchange`] to the jobs
+    /// queue.
+    pub fn submit_exchange(&self) -> String {
+        format!("{}.submit", self.prefix)
+    }
+
+    /// The alternate exchange of [`Topology::submit_exchange`]: to the jobs queue.
+    pub fn submit_rest_exchange(&self) -> String {
+        format!("{}.submit.rest", self.prefix)
+    }
+
+    /// A broker user as one word of a routing key or queue name: bytes other than
+    /// `A-Z a-z 0-9 _ -` percent-encoded, so it has no `.` and no two users share one.
+    pub fn user_word(user: &str) -> String {
+        let mut out = String::with_capacity(user.len());
+        for b in user.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    /// The routing key of a private result on [`Topology::private_exchange`]:
+    /// `<user>.<batch>.<status>`, and `.shared` after it when the shared results queue
+    /// should have a copy too (for users that are not tenants of the worker).
+    pub fn private_key(user: &str, batch: Option<&str>, status: Status, shared: bool) -> String {
+        let mut key = format!(
+            "{}.{}.{}",
+            Self::user_word(user),
+            batch.unwrap_or("_"),
+            status.as_str()
+        );
+        if shared {
+            key.push_str(".shared");
+        }
+        key
+    }
+
+    /// The routing key of a batch's manifest on the private exchange: `<user>.<batch>`
+    /// (two words, so the shared queue's `*.*.*.shared` never takes one).
+    pub fn manifest_key(user: &str, batch: &str) -> String {
+        format!("{}.{batch}", Self::user_word(user))
+    }
+
+    /// A batch's own result queue for `user`'s jobs: `<prefix>.batch.<user>.<batch>`, and
+    /// a tag after it, keyed by `secret` (the user's password), so that nobody without it
+    /// can name the queue (RabbitMQ answers a passive declare of any queue name, which
+    /// would tell its size).
+    pub fn private_batch_queue(&self, user: &str, batch: &str, secret: Option<&[u8]>) -> String {
+        let mut name = format!("{}.batch.{}.{batch}", self.prefix, Self::user_word(user));
+        if let Some(secret) = secret {
+            let key = blake3::derive_key("wasmq 2026-12 batch queue names", secret);
+            let mut h = blake3::Hasher::new_keyed(&key);
+            h.update(self.prefix.as_bytes());
+            h.update(b"\0");
+            h.update(user.as_bytes());
+            h.update(b"\0");
+            h.update(batch.as_bytes());
+            let tag = h.finalize();
+            name.push('.');
+            name.push_str(&tag.to_hex()[..32]);
+        }
+        name
     }
 
     /// Declares every exchange and queue; safe to repeat (each declaration is idempotent
@@ -195,6 +274,57 @@ impl Topology {
         )
         .await
         .map_err(err("binding the results queue"))?;
+        ch.exchange_declare(
+            self.private_exchange().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("declaring the private results exchange"))?;
+        // The results of users that are not tenants reach the shared results exchange
+        // too, and so the shared queue and every queue bound there with `#`, as before.
+        ch.exchange_bind(
+            self.results_exchange().into(),
+            self.private_exchange().into(),
+            "*.*.*.shared".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err(
+            "binding the shared results exchange to the private one",
+        ))?;
+        ch.exchange_declare(
+            self.submit_rest_exchange().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("declaring the submit exchange's alternate"))?;
+        ch.queue_bind(
+            self.jobs_queue().into(),
+            self.submit_rest_exchange().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("binding the jobs queue"))?;
+        let mut submit_args = FieldTable::default();
+        submit_args.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(self.submit_rest_exchange().into()),
+        );
+        ch.exchange_declare(
+            self.submit_exchange().into(),
+            ExchangeKind::Topic,
+            durable,
+            submit_args,
+        )
+        .await
+        .map_err(err("declaring the submit exchange"))?;
         ch.exchange_declare(
             self.control_exchange().into(),
             ExchangeKind::Fanout,
@@ -298,6 +428,13 @@ pub fn url_user(url: &str) -> Option<String> {
     (user.len() <= 255).then_some(user)
 }
 
+/// The password in `url`, percent-decoded, when it has one.
+pub fn url_password(url: &str) -> Option<String> {
+    let uri: lapin::uri::AMQPUri = url.parse().ok()?;
+    let pw = uri.authority.userinfo.password;
+    (!pw.is_empty()).then_some(pw)
+}
+
 /// JSON, persistent.
 pub fn json_properties() -> BasicProperties {
     BasicProperties::default()
@@ -351,6 +488,26 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Name of the connection on the broker (shown in its tools).
     pub connection_name: String,
+    /// The broker users that are tenants of this worker: their results are private
+    /// (never copied to the shared results queue) and their `reply_to` must be a queue of
+    /// their own ([`reply_allowed`]).
+    pub tenants: BTreeSet<String>,
+}
+
+/// The header with which `submit` asks for private results (value `private`): routed
+/// under the message's `user_id` on the private results exchange. Jobs of a tenant of
+/// the worker get private results whether they ask or not.
+pub const RESULTS_HEADER: &str = "x-wasmq-results";
+
+/// Whether a tenant `user` may have its results sent to `queue`: a server-named queue
+/// (`amq.gen-...`, exclusive to the connection that declared it), RabbitMQ's direct
+/// reply-to, or one of the user's own batch queues. Anything else could be another
+/// user's queue.
+pub fn reply_allowed(topology: &Topology, user: &str, queue: &str) -> bool {
+    let own = format!("{}.batch.{}.", topology.prefix, Topology::user_word(user));
+    queue.starts_with("amq.gen-")
+        || queue.starts_with("amq.rabbitmq.reply-to")
+        || queue.starts_with(&own)
 }
 
 /// The channels of one worker session.
@@ -535,6 +692,19 @@ pub struct AmqpDelivery {
     acker: Acker,
     reply_to: Option<ShortString>,
     correlation_id: Option<ShortString>,
+    /// Where its result goes.
+    route: Route,
+}
+
+/// Where a job's result is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The shared results exchange, `<batch>.<status>`: no `user_id`, or a user that is
+    /// not a tenant and did not ask for private results.
+    Shared,
+    /// The private results exchange under the user; `shared` for a copy in the shared
+    /// results queue (a user that is not a tenant).
+    Private { shared: bool },
 }
 
 /// How long a consumer cancel may take at shutdown before the worker goes on without it.
@@ -595,25 +765,43 @@ impl AmqpTransport {
             .map_err(err("starting to consume the jobs queue"))
     }
 
-    fn to_delivery(d: LapinDelivery) -> AmqpDelivery {
+    fn to_delivery(&self, d: LapinDelivery) -> AmqpDelivery {
+        let headers = d.properties.headers().as_ref();
         // Quorum queues count earlier deliveries in `x-delivery-count`.
-        let count = d
-            .properties
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get("x-delivery-count").and_then(as_u64));
+        let count = headers.and_then(|h| h.inner().get("x-delivery-count").and_then(as_u64));
         let attempt = match count {
             Some(n) => n as u32 + 1,
             None if d.redelivered => 2,
             None => 1,
         };
+        let asks_private = headers.is_some_and(|h| {
+            matches!(h.inner().get(RESULTS_HEADER), Some(AMQPValue::LongString(v)) if v.as_bytes() == b"private")
+        });
+        let user_id = d.properties.user_id().clone();
+        let tenant = user_id
+            .as_ref()
+            .is_some_and(|u| self.config.tenants.contains(u.as_str()));
+        let route = match &user_id {
+            Some(_) if tenant => Route::Private { shared: false },
+            Some(_) if asks_private => Route::Private { shared: true },
+            _ => Route::Shared,
+        };
+        let mut reply_to = d.properties.reply_to().clone();
+        if let (Some(u), Some(to)) = (&user_id, &reply_to)
+            && tenant
+            && !reply_allowed(&self.config.topology, u.as_str(), to.as_str())
+        {
+            warn!(user = %u, reply_to = %to, "a tenant's reply_to is not a queue of its own; its result goes to its private results instead");
+            reply_to = None;
+        }
         AmqpDelivery {
             attempt,
-            user_id: d.properties.user_id().clone(),
-            reply_to: d.properties.reply_to().clone(),
+            user_id,
+            reply_to,
             correlation_id: d.properties.correlation_id().clone(),
             acker: d.acker,
             data: d.data,
+            route,
         }
     }
 
@@ -756,7 +944,7 @@ impl Transport for AmqpTransport {
             }
             let (_, c) = consumer.as_mut().expect("set above");
             let why = match c.next().await {
-                Some(Ok(d)) => return Some(Self::to_delivery(d)),
+                Some(Ok(d)) => return Some(self.to_delivery(d)),
                 Some(Err(e)) => format!("the jobs consumer failed: {e}"),
                 None if self.stopped.load(Ordering::SeqCst) => return None,
                 None => "the broker cancelled the jobs consumer".to_owned(),
@@ -788,6 +976,21 @@ impl Transport for AmqpTransport {
             props = props.with_correlation_id(c.clone());
         }
         let t = &self.config.topology;
+        let (exchange, key) = match (delivery.route, &delivery.user_id) {
+            (Route::Private { shared }, Some(user)) => (
+                t.private_exchange(),
+                Topology::private_key(
+                    user.as_str(),
+                    result.batch.as_deref(),
+                    result.status,
+                    shared,
+                ),
+            ),
+            _ => (
+                t.results_exchange(),
+                Topology::result_routing_key(result.batch.as_deref(), result.status),
+            ),
+        };
         let alive = || s.connected() && s.publish.status().connected();
         // Every publish is mandatory: a result the broker cannot route is an error (the job
         // is requeued and, past the delivery limit, dead-lettered), never a silent drop.
@@ -805,25 +1008,12 @@ impl Transport for AmqpTransport {
                 match direct {
                     Err(e) if alive() => {
                         warn!(job = %result.id, reply_to = %reply_to, error = %e, "reply queue unreachable; publishing to the results exchange");
-                        let key =
-                            Topology::result_routing_key(result.batch.as_deref(), result.status);
-                        publish_confirmed(
-                            &s.publish,
-                            &t.results_exchange(),
-                            &key,
-                            true,
-                            &body,
-                            props,
-                        )
-                        .await
+                        publish_confirmed(&s.publish, &exchange, &key, true, &body, props).await
                     }
                     other => other,
                 }
             }
-            None => {
-                let key = Topology::result_routing_key(result.batch.as_deref(), result.status);
-                publish_confirmed(&s.publish, &t.results_exchange(), &key, true, &body, props).await
-            }
+            None => publish_confirmed(&s.publish, &exchange, &key, true, &body, props).await,
         };
         if let Err(e) = &outcome
             && !alive()
@@ -902,6 +1092,24 @@ mod tests {
         };
         assert_eq!(t.jobs_queue(), "p.jobs");
         assert_eq!(t.batch_queue("b1"), "p.batch.b1");
+        assert_eq!(Topology::user_word("al.ice@x"), "al%2Eice%40x");
+        assert_eq!(Topology::user_word("a-b_C9"), "a-b_C9");
+        assert_eq!(
+            Topology::private_key("al.ice", Some("b1"), Status::Cancelled, false),
+            "al%2Eice.b1.cancelled"
+        );
+        assert_eq!(
+            Topology::private_key("bob", None, Status::Succeeded, true),
+            "bob._.succeeded.shared"
+        );
+        assert_eq!(Topology::manifest_key("bob", "b1"), "bob.b1");
+        assert_eq!(t.private_batch_queue("bob", "b1", None), "p.batch.bob.b1");
+        let tagged = t.private_batch_queue("bob", "b1", Some(b"pw"));
+        assert!(tagged.starts_with("p.batch.bob.b1."), "{tagged}");
+        assert_eq!(tagged.len(), "p.batch.bob.b1.".len() + 32);
+        assert_eq!(tagged, t.private_batch_queue("bob", "b1", Some(b"pw")));
+        assert_ne!(tagged, t.private_batch_queue("bob", "b1", Some(b"other")));
+        assert_ne!(tagged, t.private_batch_queue("bob", "b2", Some(b"pw")));
         assert_eq!(
             Topology::result_routing_key(Some("b1"), Status::TimedOut),
             "b1.timed_out"

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::BrokerError;
 use crate::amqp::{
-    Topology, as_u64, json_properties, publish_confirmed, subscribe_private, url_user,
+    RESULTS_HEADER, Topology, as_u64, json_properties, publish_confirmed, subscribe_private,
+    url_password, url_user,
 };
 use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig};
 
@@ -47,11 +48,23 @@ impl Setup for ClientSetup {
         conn: &Connection,
         _generation: u64,
     ) -> Result<ClientChannels, BrokerError> {
-        let ch = conn
+        let mut ch = conn
             .create_channel()
             .await
             .map_err(err("opening a channel"))?;
-        self.topology.declare(&ch).await?;
+        if let Err(e) = self.topology.declare(&ch).await {
+            // A tenant's broker user may not declare the topology: the operator's
+            // processes (workers) declare it, and the channel the refusal closed is
+            // replaced.
+            if !e.0.contains("ACCESS_REFUSED") {
+                return Err(e);
+            }
+            tracing::debug!(error = %e, "this user may not declare the topology; using it as declared");
+            ch = conn
+                .create_channel()
+                .await
+                .map_err(err("opening a channel"))?;
+        }
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(err("enabling publisher confirms"))?;
@@ -67,6 +80,8 @@ pub struct Client {
     topology: Topology,
     /// The connection's user, set as `user_id` on job messages (see [`url_user`]).
     user: Option<ShortString>,
+    /// The connection's password, which keys the names of this user's batch queues.
+    secret: Option<Vec<u8>>,
 }
 
 /// A message read from a queue.
@@ -186,6 +201,10 @@ impl Client {
             .first()
             .and_then(|u| url_user(u))
             .map(ShortString::from);
+        let secret = urls
+            .first()
+            .and_then(|u| url_password(u))
+            .map(String::into_bytes);
         let supervisor = Supervisor::connect(
             SupervisorConfig {
                 urls,
@@ -203,6 +222,7 @@ impl Client {
             supervisor,
             topology,
             user,
+            secret,
         })
     }
 
@@ -239,8 +259,22 @@ impl Client {
         &self.topology
     }
 
-    /// Declares a batch's own result queue, bound to `<batch>.#` on the results exchange,
-    /// deleted by the broker after `idle_ms` without consumers or use.
+    /// The result queue of `batch` as this client names it: with a user (the usual
+    /// case), the user's own ([`Topology::private_batch_queue`]), whose results come
+    /// through the private results exchange; without one, the batch's queue on the
+    /// shared results exchange.
+    pub fn batch_queue(&self, batch: &str) -> String {
+        match self.user() {
+            Some(user) => self
+                .topology
+                .private_batch_queue(user, batch, self.secret.as_deref()),
+            None => self.topology.batch_queue(batch),
+        }
+    }
+
+    /// Declares a batch's own result queue ([`Client::batch_queue`]), bound to
+    /// `<user>.<batch>.#` on the private results exchange (`<batch>.#` on the shared one
+    /// without a user), deleted by the broker after `idle_ms` without consumers or use.
     pub async fn declare_batch_queue(
         &self,
         batch: &str,
@@ -248,7 +282,20 @@ impl Client {
     ) -> Result<String, BrokerError> {
         let t = &self.topology;
         let s = self.session().await?;
-        let name = t.batch_queue(batch);
+        let name = self.batch_queue(batch);
+        if name.len() > 255 {
+            return Err(BrokerError(format!(
+                "batch {batch:?} makes a result queue name of {} bytes for this user, above RabbitMQ's 255; use a shorter batch name",
+                name.len()
+            )));
+        }
+        let (exchange, key) = match self.user() {
+            Some(user) => (
+                t.private_exchange(),
+                format!("{}.#", Topology::manifest_key(user, batch)),
+            ),
+            None => (t.results_exchange(), format!("{batch}.#")),
+        };
         let mut args = FieldTable::default();
         args.insert("x-expires".into(), AMQPValue::LongUInt(idle_ms));
         s.ch.queue_declare(
@@ -263,8 +310,8 @@ impl Client {
         .map_err(err("declaring the batch result queue"))?;
         s.ch.queue_bind(
             name.as_str().into(),
-            t.results_exchange().into(),
-            format!("{batch}.#").into(),
+            exchange.as_str().into(),
+            key.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -287,14 +334,56 @@ impl Client {
         window: usize,
         mut on_confirmed: impl FnMut(u64),
     ) -> Result<u64, BrokerError> {
-        self.publish_jobs_to(&self.topology.jobs_queue(), jobs, window, &mut on_confirmed)
-            .await
+        match self.user() {
+            // Through the submit exchange under the user (which topic permissions can
+            // hold a tenant to), asking for private results.
+            Some(user) => {
+                let mut headers = FieldTable::default();
+                headers.insert(
+                    RESULTS_HEADER.into(),
+                    AMQPValue::LongString("private".into()),
+                );
+                let to = (
+                    self.topology.submit_exchange(),
+                    Topology::user_word(user),
+                    Some(headers),
+                );
+                self.publish_many(to, jobs, window, &mut on_confirmed).await
+            }
+            None => {
+                let to = (String::new(), self.topology.jobs_queue(), None);
+                self.publish_many(to, jobs, window, &mut on_confirmed).await
+            }
+        }
     }
 
-    /// As [`Client::publish_jobs`], to any queue (through the default exchange).
-    pub async fn publish_jobs_to(
+    /// Records a batch's size in its result queue: on the private results exchange under
+    /// this client's user (see [`Client::batch_queue`]), or straight to the queue.
+    pub async fn send_manifest(&self, batch: &str, body: &[u8]) -> Result<(), BrokerError> {
+        match self.user() {
+            Some(user) => {
+                let s = self.session().await?;
+                publish_confirmed(
+                    &s.ch,
+                    &self.topology.private_exchange(),
+                    &Topology::manifest_key(user, batch),
+                    true,
+                    body,
+                    json_properties(),
+                )
+                .await
+            }
+            None => {
+                self.send_to_queue(&self.batch_queue(batch), body, None)
+                    .await
+            }
+        }
+    }
+
+    /// Publishes job messages to (exchange, routing key, headers).
+    async fn publish_many(
         &self,
-        queue: &str,
+        (exchange, key, headers): (String, String, Option<FieldTable>),
         jobs: &[(String, Vec<u8>)],
         window: usize,
         on_confirmed: &mut impl FnMut(u64),
@@ -312,11 +401,14 @@ impl Client {
                     if let Some(user) = &self.user {
                         props = props.with_user_id(user.clone());
                     }
+                    if let Some(h) = &headers {
+                        props = props.with_headers(h.clone());
+                    }
                     match s
                         .ch
                         .basic_publish(
-                            "".into(),
-                            queue.into(),
+                            exchange.as_str().into(),
+                            key.as_str().into(),
                             BasicPublishOptions::default(),
                             body,
                             props,
@@ -607,7 +699,18 @@ impl Client {
                     return Ok(false);
                 }
                 let s = self.session().await?;
-                let props = p.props.clone().with_headers(FieldTable::default());
+                // The broker's headers (`x-death`, the delivery count) go, so the count
+                // starts again; the job's own (where its results go) stay.
+                let mut headers = FieldTable::default();
+                if let Some(v) = p
+                    .props
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get(RESULTS_HEADER))
+                {
+                    headers.insert(RESULTS_HEADER.into(), v.clone());
+                }
+                let props = p.props.clone().with_headers(headers);
                 publish_confirmed(&s.ch, "", &jobs, true, &p.body, props)
                     .await
                     .map_err(|e| {

@@ -61,7 +61,7 @@ impl StatusCommand {
             topology.dead_queue(),
         ];
         if let Some(b) = &self.batch {
-            queues.push(topology.batch_queue(b));
+            queues.push(client.batch_queue(b));
         }
         println!(
             "{:<48}  {:>9}  {:>9}  {:>9}",
@@ -105,7 +105,7 @@ impl StatusCommand {
             let mut jobs = None;
             let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
             let mut seen = std::collections::HashSet::new();
-            for m in client.peek(&topology.batch_queue(b), u32::MAX).await? {
+            for m in client.peek(&client.batch_queue(b), u32::MAX).await? {
                 match serde_json::from_slice::<ResultMessage>(&m.body) {
                     Ok(ResultMessage::Manifest { manifest }) => jobs = Some(manifest.jobs),
                     Ok(ResultMessage::Result(r)) => {

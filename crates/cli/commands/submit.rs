@@ -149,7 +149,7 @@ impl SubmitCommand {
             topology.clone(),
         )
         .await?;
-        let batch_queue = client
+        client
             .declare_batch_queue(&batch, self.result_ttl_secs.saturating_mul(1000))
             .await?;
         let total = bodies.len() as u64;
@@ -166,7 +166,7 @@ impl SubmitCommand {
         bar.finish_and_clear();
         let manifest = serde_json::json!({ "manifest": BatchManifest { batch: batch.clone(), jobs: published } });
         client
-            .send_to_queue(&batch_queue, &serde_json::to_vec(&manifest)?, None)
+            .send_manifest(&batch, &serde_json::to_vec(&manifest)?)
             .await
             .context("recording the batch size")?;
         let secs = started.elapsed().as_secs_f64();

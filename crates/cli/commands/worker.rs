@@ -161,6 +161,12 @@ impl WorkerCommand {
                 topology: topology.clone(),
                 prefetch,
                 connection_name: format!("wasmq-worker {worker_id}"),
+                tenants: sandbox
+                    .config()
+                    .tenancy
+                    .as_ref()
+                    .map(|t| t.tenants.keys().cloned().collect())
+                    .unwrap_or_default(),
             },
             metrics.clone(),
             link.clone(),
@@ -251,6 +257,31 @@ async fn serve_control(
                     }
                     // The log's copy of a prewarm was answered when it was sent.
                     Ok(ControlRequest::Prewarm(_)) if message.replayed => Vec::new(),
+                    Ok(ControlRequest::Prewarm(request))
+                        if is_tenant(sandbox, message.user_id.as_deref()) =>
+                    {
+                        // A tenant may cancel its jobs, but compiling is the operator's.
+                        let user = message.user_id.as_deref().unwrap_or("");
+                        warn!(user, "refusing a prewarm request from a tenant");
+                        let why = format!(
+                            "prewarm is for the operator: broker user {user:?} is a tenant of this worker"
+                        );
+                        let reply = PrewarmReply {
+                            worker: worker_id.clone(),
+                            engine: sandbox.fingerprint().to_owned(),
+                            modules: request
+                                .modules
+                                .into_iter()
+                                .map(|sha256| PrewarmOutcome {
+                                    sha256,
+                                    outcome: "failed".into(),
+                                    compile_us: 0,
+                                    error: Some(why.clone()),
+                                })
+                                .collect(),
+                        };
+                        serde_json::to_vec(&reply).expect("a reply serializes")
+                    }
                     Ok(ControlRequest::Prewarm(request)) => {
                         let reply = prewarm(request, worker_id, cache, sandbox, metrics).await;
                         serde_json::to_vec(&reply).expect("a reply serializes")
@@ -265,6 +296,12 @@ async fn serve_control(
             }
         })
         .await;
+}
+
+/// Whether `user` is a tenant of this worker (has a policy of its own).
+fn is_tenant(sandbox: &Sandbox, user: Option<&str>) -> bool {
+    let tenancy = sandbox.config().tenancy.as_ref();
+    user.is_some_and(|u| tenancy.is_some_and(|t| t.tenants.contains_key(u)))
 }
 
 async fn prewarm(
