@@ -221,6 +221,12 @@ pub struct TenantConfig {
     pub inline_modules: bool,
     #[serde(default)]
     pub limits: TenantLimitsConfig,
+    /// Its share of a worker against other tenants' (default 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// The most of its jobs running at once on one worker.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
 }
 
 /// `[tenants.NAME.limits.maximum]`: a tenant has the worker's defaults (lowered to its
@@ -743,6 +749,8 @@ impl Settings {
                 volumes: t.volumes.iter().cloned().collect(),
                 inline_modules: t.inline_modules,
                 maximum,
+                weight: t.weight.unwrap_or(1),
+                max_in_flight: t.max_in_flight,
             }
         };
         Some(Tenancy {

@@ -22,13 +22,13 @@ use crate::support::{fixture, job};
 use crate::tenants::write_config;
 
 /// A tenant's broker user, made by `deploy/rabbitmq/add-tenant.sh`; deleted on drop.
-struct Tenant {
-    name: String,
+pub(crate) struct Tenant {
+    pub(crate) name: String,
     password: String,
 }
 
 impl Tenant {
-    fn create(f: &Fleet, tag: &str) -> Tenant {
+    pub(crate) fn create(f: &Fleet, tag: &str) -> Tenant {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -51,7 +51,7 @@ impl Tenant {
         t
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let base = amqp_url();
         let rest = base.rsplit_once('@').map(|(_, r)| r.to_owned()).unwrap();
         format!("amqp://{}:{}@{rest}", self.name, self.password)

@@ -627,6 +627,14 @@ fn a_bad_tenant_policy_stops_the_worker_at_start() {
         ("[tenants.'../x']\n", "tenant name \"../x\" must be"),
         ("unverified_jobs = \"maybe\"\n", "unverified_jobs"),
         ("[tenants.alice]\ninline = true\n", "unknown field `inline`"),
+        (
+            "[tenants.alice]\nweight = 0\n",
+            "tenants.alice: weight = 0 must be 1 to 1000",
+        ),
+        (
+            "[default_tenant]\nmax_in_flight = 0\n",
+            "default_tenant: max_in_flight must be at least 1",
+        ),
     ];
     for (i, (tenants, expected)) in cases.iter().enumerate() {
         let cfg = d.path().join(format!("bad{i}.toml"));

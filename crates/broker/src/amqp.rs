@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::stream::SelectAll;
 use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
@@ -70,6 +71,13 @@ impl Topology {
     /// The quorum queue jobs are published to.
     pub fn jobs_queue(&self) -> String {
         format!("{}.jobs", self.prefix)
+    }
+
+    /// The jobs queue of one tenant of the workers (`<prefix>.jobs.t.<user>`): its jobs
+    /// from `submit` wait here, apart from everyone else's, so a worker can take them in
+    /// turn with other tenants' (fair share).
+    pub fn tenant_jobs_queue(&self, user: &str) -> String {
+        format!("{}.jobs.t.{}", self.prefix, Self::user_word(user))
     }
 
     /// Where messages go after the delivery limit.
@@ -191,6 +199,34 @@ impl Topology {
         name
     }
 
+    /// The arguments of every jobs queue: quorum, the delivery limit, dead-lettered.
+    fn jobs_args(&self) -> FieldTable {
+        let mut args = quorum_args(Some(self.delivery_limit));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_exchange().into()),
+        );
+        args
+    }
+
+    /// Declares a tenant's jobs queue and binds it to the submit exchange under the
+    /// tenant's name (after [`Topology::declare`]).
+    pub async fn declare_tenant_queue(&self, ch: &Channel, user: &str) -> Result<(), BrokerError> {
+        let queue = self.tenant_jobs_queue(user);
+        ch.queue_declare(queue.as_str().into(), durable_queue(), self.jobs_args())
+            .await
+            .map_err(|e| BrokerError(format!("declaring the tenant jobs queue {queue}: {e}")))?;
+        ch.queue_bind(
+            queue.as_str().into(),
+            self.submit_exchange().into(),
+            Self::user_word(user).into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| BrokerError(format!("binding the tenant jobs queue {queue}: {e}")))
+    }
+
     /// Declares every exchange and queue; safe to repeat (each declaration is idempotent
     /// as long as the arguments agree).
     pub async fn declare(&self, ch: &Channel) -> Result<(), BrokerError> {
@@ -218,12 +254,7 @@ impl Topology {
         )
         .await
         .map_err(err("binding the dead-letter queue"))?;
-        let mut jobs_args = quorum_args(Some(self.delivery_limit));
-        jobs_args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_exchange().into()),
-        );
-        ch.queue_declare(self.jobs_queue().into(), durable_queue(), jobs_args)
+        ch.queue_declare(self.jobs_queue().into(), durable_queue(), self.jobs_args())
             .await
             .map_err(|e| {
                 BrokerError(format!(
@@ -537,6 +568,7 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sets up a worker session: the topology, the channels, the control subscription.
 pub struct WorkerSetup {
     topology: Topology,
+    tenants: BTreeSet<String>,
 }
 
 impl Setup for WorkerSetup {
@@ -552,6 +584,9 @@ impl Setup for WorkerSetup {
             .await
             .map_err(err("opening a channel"))?;
         self.topology.declare(&consume).await?;
+        for t in &self.tenants {
+            self.topology.declare_tenant_queue(&consume, t).await?;
+        }
         let publish = conn
             .create_channel()
             .await
@@ -677,7 +712,7 @@ pub struct AmqpTransport {
     config: AmqpConfig,
     supervisor: Supervisor<WorkerSetup>,
     /// The jobs consumer and the session it was started on.
-    consumer: tokio::sync::Mutex<Option<(u64, Consumer)>>,
+    consumer: tokio::sync::Mutex<Option<(u64, SelectAll<Consumer>)>>,
     observer: Arc<dyn LinkObserver>,
     stopped: AtomicBool,
 }
@@ -727,6 +762,7 @@ impl AmqpTransport {
             },
             WorkerSetup {
                 topology: config.topology.clone(),
+                tenants: config.tenants.clone(),
             },
             observer.clone(),
             link_shutdown,
@@ -749,20 +785,45 @@ impl AmqpTransport {
         format!("{}-{generation}", self.config.connection_name)
     }
 
-    async fn start_consumer(&self, s: &Session<WorkerChannels>) -> Result<Consumer, BrokerError> {
+    /// The queues this worker consumes: the jobs queue, then each tenant's, with their
+    /// consumer tags.
+    fn queues(&self, generation: u64) -> Vec<(String, String)> {
+        let t = &self.config.topology;
+        let mut queues = vec![(t.jobs_queue(), self.consumer_tag(generation))];
+        for (i, tenant) in self.config.tenants.iter().enumerate() {
+            queues.push((
+                t.tenant_jobs_queue(tenant),
+                format!("{}-t{i}", self.consumer_tag(generation)),
+            ));
+        }
+        queues
+    }
+
+    /// Consumes every queue of [`AmqpTransport::queues`], each with the prefetch (the
+    /// broker applies it per consumer), as one stream.
+    async fn start_consumer(
+        &self,
+        s: &Session<WorkerChannels>,
+    ) -> Result<SelectAll<Consumer>, BrokerError> {
         s.consume
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
             .map_err(err("setting the prefetch"))?;
-        s.consume
-            .basic_consume(
-                self.config.topology.jobs_queue().into(),
-                self.consumer_tag(s.generation).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("starting to consume the jobs queue"))
+        let mut consumers = Vec::new();
+        for (queue, tag) in self.queues(s.generation) {
+            let c = s
+                .consume
+                .basic_consume(
+                    queue.as_str().into(),
+                    tag.into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| BrokerError(format!("starting to consume {queue}: {e}")))?;
+            consumers.push(c);
+        }
+        Ok(futures_util::stream::select_all(consumers))
     }
 
     fn to_delivery(&self, d: LapinDelivery) -> AmqpDelivery {
@@ -1029,19 +1090,27 @@ impl Transport for AmqpTransport {
         self.observer.consuming(false);
         // Never waits on a broker that is down: with no session there is no consumer.
         if let Some(s) = self.supervisor.current() {
-            let tag = self.consumer_tag(s.generation);
-            let cancel = s
-                .consume
-                .basic_cancel(tag.into(), BasicCancelOptions::default());
-            match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "could not cancel the consumer"),
-                Err(_) => warn!("the broker did not answer the consumer cancel in time"),
+            let cancels = self.queues(s.generation).into_iter().map(|(_, tag)| {
+                s.consume
+                    .basic_cancel(tag.into(), BasicCancelOptions::default())
+            });
+            let all = futures_util::future::join_all(cancels);
+            match tokio::time::timeout(CANCEL_TIMEOUT, all).await {
+                Ok(outcomes) => {
+                    for e in outcomes.into_iter().filter_map(Result::err) {
+                        warn!(error = %e, "could not cancel a consumer");
+                    }
+                }
+                Err(_) => warn!("the broker did not answer the consumer cancels in time"),
             }
         }
     }
 
     fn redelivery_limit(&self) -> Option<u32> {
+        None
+    }
+
+    fn local_buffer(&self) -> Option<usize> {
         None
     }
 }

@@ -76,6 +76,12 @@ pub trait Transport: Send + Sync + 'static {
         async {}
     }
 
+    /// How many deliveries the worker may take ahead of the jobs it runs; `None` when
+    /// the transport bounds that itself (a broker's prefetch).
+    fn local_buffer(&self) -> Option<usize> {
+        Some(64)
+    }
+
     /// Deliveries of one message after which a host fault is reported as an
     /// `internal_error` result instead of a requeue; `None` when the transport itself
     /// enforces a limit (a broker's delivery limit and dead-letter queue).

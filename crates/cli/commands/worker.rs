@@ -12,12 +12,13 @@ use tracing::{info, warn};
 use wasmq_broker::amqp::{AmqpConfig, AmqpTransport};
 use wasmq_broker::client::split_urls;
 use wasmq_cache::{Cache, Digest};
-use wasmq_sandbox::{Sandbox, WASMTIME_VERSION};
+use wasmq_sandbox::{Sandbox, TenantPolicy, WASMTIME_VERSION};
 use wasmq_spec::CacheOutcome;
 use wasmq_spec::control::{
     CancelReply, ControlRequest, PrewarmOutcome, PrewarmReply, PrewarmRequest,
 };
 use wasmq_worker::cancel::Cancels;
+use wasmq_worker::fair::{Share, Shares};
 use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
@@ -172,6 +173,7 @@ impl WorkerCommand {
             link.clone(),
         ));
         let cancels = Arc::new(Cancels::new());
+        let shares = shares(&sandbox);
         info!(worker = %worker_id, queue = %topology.jobs_queue(), concurrency, prefetch, engine = sandbox.fingerprint(), "worker starting");
         tokio::spawn(serve_control(
             transport.clone(),
@@ -212,7 +214,8 @@ impl WorkerCommand {
             },
         )
         .with_metrics(metrics)
-        .with_cancels(cancels);
+        .with_cancels(cancels)
+        .with_shares(shares);
         let run = worker.run(shutdown.clone());
         tokio::pin!(run);
         tokio::select! {
@@ -296,6 +299,25 @@ async fn serve_control(
             }
         })
         .await;
+}
+
+/// Each tenant's share of this worker, from its policy.
+fn shares(sandbox: &Sandbox) -> Shares {
+    let share = |p: &TenantPolicy| Share {
+        weight: p.weight,
+        max_in_flight: p.max_in_flight,
+    };
+    match &sandbox.config().tenancy {
+        Some(t) => Shares {
+            tenants: t
+                .tenants
+                .iter()
+                .map(|(name, p)| (name.clone(), share(p)))
+                .collect(),
+            default: share(&t.default),
+        },
+        None => Shares::default(),
+    }
 }
 
 /// Whether `user` is a tenant of this worker (has a policy of its own).

@@ -24,7 +24,16 @@ pub struct TenantPolicy {
     pub inline_modules: bool,
     /// The most its jobs may ask for; each limit within the worker's maximum.
     pub maximum: Limits,
+    /// Its share of a worker's slots against other tenants' while they all have jobs
+    /// waiting (1 to [`MAX_WEIGHT`]).
+    pub weight: u32,
+    /// The most of its jobs running at once on one worker; `None`: the worker's
+    /// concurrency.
+    pub max_in_flight: Option<u32>,
 }
+
+/// The largest tenant `weight`.
+pub const MAX_WEIGHT: u32 = 1000;
 
 impl TenantPolicy {
     /// No volumes, no inline modules, the worker's maximums.
@@ -33,6 +42,8 @@ impl TenantPolicy {
             volumes: BTreeSet::new(),
             inline_modules: false,
             maximum: limits.maximum,
+            weight: 1,
+            max_in_flight: None,
         }
     }
 }
@@ -171,6 +182,17 @@ impl SandboxConfig {
         if let Some((limit, value, max)) = p.maximum.first_above(&self.limits.maximum) {
             return Err(format!(
                 "{key}: limits.maximum.{limit} = {value} is above the worker's maximum of {max} ([limits.maximum] {limit})"
+            ));
+        }
+        if !(1..=MAX_WEIGHT).contains(&p.weight) {
+            return Err(format!(
+                "{key}: weight = {} must be 1 to {MAX_WEIGHT}",
+                p.weight
+            ));
+        }
+        if p.max_in_flight == Some(0) {
+            return Err(format!(
+                "{key}: max_in_flight must be at least 1 (leave it out for no cap)"
             ));
         }
         if p.maximum.timeout_ms == 0 {

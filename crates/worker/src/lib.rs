@@ -13,13 +13,15 @@
 //!   worker's readiness) and the HTTP server of `/metrics`, `/healthz` and `/readyz`.
 
 pub mod cancel;
+pub mod fair;
 pub mod metrics;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -28,6 +30,7 @@ use wasmq_sandbox::Sandbox;
 use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
 
 use crate::cancel::Cancels;
+use crate::fair::{Fair, Shares, Slot};
 use crate::metrics::Metrics;
 
 /// How the loop runs.
@@ -50,6 +53,7 @@ pub struct Worker<T: Transport> {
     config: Arc<WorkerConfig>,
     metrics: Option<Arc<Metrics>>,
     cancels: Arc<Cancels>,
+    shares: Shares,
 }
 
 impl<T: Transport> Worker<T> {
@@ -61,7 +65,14 @@ impl<T: Transport> Worker<T> {
             config: Arc::new(config),
             metrics: None,
             cancels: Arc::new(Cancels::new()),
+            shares: Shares::default(),
         }
+    }
+
+    /// Divides the worker's slots between tenants by these shares.
+    pub fn with_shares(mut self, shares: Shares) -> Self {
+        self.shares = shares;
+        self
     }
 
     /// Takes cancellations from `cancels` (which the control loop fills).
@@ -77,23 +88,45 @@ impl<T: Transport> Worker<T> {
     }
 
     /// Runs until the transport has no more jobs or `shutdown` is cancelled; either way,
-    /// every job already taken is finished, published and acked before this returns.
+    /// every job already started is finished, published and acked before this returns.
+    ///
+    /// Deliveries are taken from the transport as they come (the broker's prefetch bounds
+    /// how many) into a [`Fair`] queue per tenant, and each free sandbox slot goes to the
+    /// tenant whose turn it is ([`fair`]). Jobs taken but not started when the loop stops
+    /// are given back to the transport by dropping them.
     pub async fn run(&self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let tracker = TaskTracker::new();
+        let fair: Arc<Fair<T::Delivery>> = Fair::new(self.shares.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        let room = Arc::new(Notify::new());
+        let pump = tokio::spawn(pump(
+            self.transport.clone(),
+            fair.clone(),
+            closed.clone(),
+            room.clone(),
+            shutdown.clone(),
+        ));
         loop {
-            // A permit first, so no job is taken from the queue that cannot start now.
+            // A permit first, so no job is started that has no slot.
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("the permit semaphore is never closed"),
                 _ = shutdown.cancelled() => break,
             };
-            let delivery = tokio::select! {
-                d = self.transport.next() => match d {
-                    Some(d) => d,
-                    None => break,
-                },
-                _ = shutdown.cancelled() => break,
+            let next = loop {
+                if let Some(next) = fair.pop() {
+                    break Some(next);
+                }
+                if closed.load(Ordering::SeqCst) && fair.waiting() == 0 {
+                    break None;
+                }
+                tokio::select! {
+                    () = fair.changed() => {}
+                    _ = shutdown.cancelled() => break None,
+                }
             };
+            let Some((delivery, slot)) = next else { break };
+            room.notify_one();
             let sandbox = self.sandbox.clone();
             let transport = self.transport.clone();
             let config = self.config.clone();
@@ -109,7 +142,7 @@ impl<T: Transport> Worker<T> {
                     &config,
                     &cancels,
                     delivery,
-                    permit,
+                    (permit, slot),
                     metrics.as_deref(),
                 )
                 .await;
@@ -118,23 +151,62 @@ impl<T: Transport> Worker<T> {
                 }
             });
         }
+        pump.abort();
+        let _ = pump.await;
         self.transport.stop_consuming().await;
+        drop(fair.drain());
         tracker.close();
         tracker.wait().await;
     }
 }
 
+/// Takes deliveries from `transport` into `fair` until the transport has no more or
+/// `shutdown`, then sets `closed`. With a local bound ([`Transport::local_buffer`]) it
+/// waits for `room` when that many wait already.
+async fn pump<T: Transport>(
+    transport: Arc<T>,
+    fair: Arc<Fair<T::Delivery>>,
+    closed: Arc<AtomicBool>,
+    room: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let bound = transport.local_buffer();
+    loop {
+        while bound.is_some_and(|b| fair.waiting() >= b) {
+            tokio::select! {
+                () = room.notified() => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let delivery = tokio::select! {
+            d = transport.next() => d,
+            _ = shutdown.cancelled() => None,
+        };
+        match delivery {
+            Some(d) => {
+                let tenant = d.tenant().map(str::to_owned);
+                fair.push(tenant, d);
+            }
+            None => break,
+        }
+    }
+    closed.store(true, Ordering::SeqCst);
+    // Wakes the loop if it waits for a job that will not come.
+    fair.push_wake();
+}
+
 /// Runs one delivery to its end: published and acked, or requeued.
 ///
-/// `permit` is a sandbox slot: it is released as soon as the job has run, so the next job
-/// starts while this result waits for the broker's confirm.
+/// `permit` is a sandbox slot and the tenant's place among its jobs in flight: both are
+/// released as soon as the job has run, so the next job starts while this result waits for
+/// the broker's confirm.
 async fn handle<T: Transport>(
     sandbox: &Sandbox,
     transport: &T,
     config: &WorkerConfig,
     cancels: &Cancels,
     delivery: T::Delivery,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, Slot<T::Delivery>),
     metrics: Option<&Metrics>,
 ) {
     let attempt = delivery.attempt();

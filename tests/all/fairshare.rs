@@ -1,0 +1,138 @@
+//! Fair share on a real RabbitMQ: one tenant's backlog does not hold up another's jobs,
+//! weights divide a worker between tenants, and `max_in_flight` caps a tenant's jobs
+//! running at once. Tenants are broker users made by `deploy/rabbitmq/add-tenant.sh`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fleet::{Fleet, http_get, sample, wait_until};
+use crate::isolation::Tenant;
+use crate::support::{Run, fixture, job};
+use crate::tenants::write_config;
+
+fn submit_as(f: &Fleet, t: &Tenant, batch: &str, jobs: &[Value]) {
+    let file = f.dir.jobs_file(&format!("{batch}.jsonl"), jobs);
+    let out = f
+        .wasmq()
+        .args(["submit", "--batch", batch, "--amqp-url", &t.url()])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn results_as(f: &Fleet, t: &Tenant, batch: &str) -> Run {
+    let out = f
+        .wasmq()
+        .args(["results", "--batch", batch, "--wait", "--timeout", "300"])
+        .args(["--amqp-url", &t.url()])
+        .output()
+        .unwrap();
+    crate::support::parse(out)
+}
+
+fn noops(prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| job(&format!("{prefix}{i}"), &fixture("noop.wat")))
+        .collect()
+}
+
+#[test]
+fn a_backlog_of_one_tenant_does_not_hold_up_another() {
+    let mut f = Fleet::new("fair");
+    let (a, b) = (Tenant::create(&f, "a"), Tenant::create(&f, "b"));
+    let cfg = write_config(
+        &f,
+        "",
+        &format!("[tenants.{}]\n\n[tenants.{}]\n", a.name, b.name),
+    );
+    f.start_worker(2, &["--config", &cfg]);
+    let backlog = 20_000;
+    submit_as(&f, &a, "backlog", &noops("a", backlog));
+    let a_queue = format!(
+        "jobs.t.{}",
+        wasmq_broker::amqp::Topology::user_word(&a.name)
+    );
+    let started = Instant::now();
+    submit_as(&f, &b, "quick", &noops("b", 100));
+    let r = results_as(&f, &b, "quick");
+    let took = started.elapsed();
+    assert_eq!(r.results.len(), 100, "{}", r.stderr);
+    // B's jobs went ahead of most of A's: A still had thousands waiting when B's last
+    // result was read (a generous bound; benches/load.rs measures the latency).
+    let left = f.ready(&a_queue);
+    assert!(
+        left > 5_000,
+        "B waited behind A's backlog: only {left} of A's {backlog} jobs were left after B's 100 ({took:?})"
+    );
+    assert!(took < Duration::from_secs(20), "B's 100 jobs took {took:?}");
+
+    // A's batch completes, nothing lost.
+    let r = results_as(&f, &a, "backlog");
+    assert_eq!(r.results.len(), backlog, "{}", r.stderr);
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.status == wasmq_spec::Status::Succeeded)
+    );
+    assert_eq!(f.ready(&a_queue), 0);
+    assert_eq!(f.ready("jobs.dead"), 0);
+}
+
+#[test]
+fn max_in_flight_caps_a_tenants_running_jobs_and_others_use_the_rest() {
+    let mut f = Fleet::new("fair-cap");
+    let (a, b) = (Tenant::create(&f, "a"), Tenant::create(&f, "b"));
+    let cfg = write_config(
+        &f,
+        "",
+        &format!(
+            "[tenants.{}]\nmax_in_flight = 1\n\n[tenants.{}]\nweight = 3\n",
+            a.name, b.name
+        ),
+    );
+    f.start_worker(3, &["--config", &cfg, "--metrics-addr", "127.0.0.1:0"]);
+    let addr = f.workers[0].metrics_addr(Duration::from_secs(10));
+    // A's long jobs could fill all three slots; its cap leaves two for B.
+    let sleepers: Vec<Value> = (0..3)
+        .map(|i| {
+            let mut j = job(&format!("long{i}"), &fixture("sleep.wat"));
+            j["limits"] = serde_json::json!({"timeout_ms": 3000});
+            j
+        })
+        .collect();
+    let a_started = Instant::now();
+    submit_as(&f, &a, "long", &sleepers);
+    wait_until(
+        "A's first long job running",
+        Duration::from_secs(30),
+        || sample(&http_get(&addr, "/metrics").1, "wasmq_jobs_in_flight").as_deref() == Some("1"),
+    );
+    let started = Instant::now();
+    submit_as(&f, &b, "short", &noops("s", 50));
+    let r = results_as(&f, &b, "short");
+    assert_eq!(r.results.len(), 50, "{}", r.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "B's jobs ran beside A's one running job, not after it: {:?}",
+        started.elapsed()
+    );
+    let r = results_as(&f, &a, "long");
+    assert_eq!(r.results.len(), 3, "{}", r.stderr);
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.status == wasmq_spec::Status::TimedOut)
+    );
+    // One at a time, though three slots were free: three time limits one after another.
+    assert!(
+        a_started.elapsed() >= Duration::from_secs(9),
+        "A's three jobs ran at once: {:?}",
+        a_started.elapsed()
+    );
+}
