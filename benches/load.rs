@@ -9,10 +9,18 @@
 //!    a trivial job per message, its results sent to the client's quorum queue by
 //!    `reply_to`. Jobs/s, p50/p99 submit-to-result latency under the full batch, and p50/p99
 //!    of a single job sent alone (one at a time, 300 times).
-//! 2. **The CLI**: `wasmq submit` of the N jobs then `wasmq results --batch B --wait`.
+//! 2. **The CLI**: `wasmq submit` of the N jobs then `wasmq results --batch B --wait`, as
+//!    a user without a policy and as a tenant (a policy on the worker: its own jobs queue
+//!    and private results).
 //! 3. **A cold batch**: 1,000 jobs on 10 modules nobody has compiled (a fresh worker and
 //!    cache): total time and how many jobs compiled.
 //! 4. **Memory**: the worker's RSS at idle and while 2 jobs each touch 64 MiB.
+//! 5. **Fair share**: tenant A submits 20,000 no-op jobs, then tenant B 100 (two broker
+//!    users with tenant policies, one worker `-j 2`): B's latency from the start of its
+//!    submit to each of its results, and how long A's batch took.
+//!    `WASMQ_BENCH_ONLY=fair` runs this flow alone (for each binary), and the next.
+//! 6. **Cancel to stop**: 30 running jobs, each cancelled by a message on the control
+//!    exchange 100 ms after it was sent: from the cancel's publish to the job's result.
 //!
 //! Every batch flow also reports the CPU time each process spent on it (the worker, the
 //! client, and the broker's `beam.smp`, from `/proc/PID/stat`), per 10,000 jobs. The raw
@@ -649,8 +657,14 @@ fn wasmq(prefix: &str, cache: &Path) -> Command {
 
 /// Starts `wasmq worker -j 2` and waits until it consumes.
 fn start_worker(prefix: &str, cache: &Path) -> Child {
+    start_worker_with(prefix, cache, &[])
+}
+
+/// As [`start_worker`], with more flags.
+fn start_worker_with(prefix: &str, cache: &Path, extra: &[&str]) -> Child {
     let mut worker = wasmq(prefix, cache)
         .args(["worker", "-j", "2"])
+        .args(extra)
         .env("WASMQ_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -694,6 +708,205 @@ fn prewarm(prefix: &str, cache: &Path, module: &str) -> String {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     text.split_whitespace().next().unwrap()["sha256:".len()..].to_owned()
+}
+
+/// What tenant B saw under tenant A's backlog.
+struct Fairness {
+    /// From the start of B's submit to each of its 100 results, sorted.
+    b: Vec<Duration>,
+    /// From the start of A's submit to its last result.
+    a_total: Duration,
+    a_jobs: usize,
+}
+
+/// A broker user of this run with every permission (so that an earlier build, which
+/// declares the topology from `submit`, runs as it too); deleted by [`drop_user`].
+fn bench_user(tag: &str) -> (String, String) {
+    let name = format!("bench-{tag}-{}", std::process::id());
+    let password = format!("pw-{tag}");
+    for args in [
+        vec!["add_user", name.as_str(), password.as_str()],
+        vec![
+            "set_permissions",
+            "-p",
+            "/",
+            name.as_str(),
+            ".*",
+            ".*",
+            ".*",
+        ],
+    ] {
+        let out = Command::new("rabbitmqctl").args(&args).output().unwrap();
+        assert!(out.status.success(), "rabbitmqctl {args:?}");
+    }
+    let rest = url().rsplit_once('@').map(|(_, r)| r.to_owned()).unwrap();
+    (name.clone(), format!("amqp://{name}:{password}@{rest}"))
+}
+
+fn drop_user(name: &str) {
+    let _ = Command::new("rabbitmqctl")
+        .args(["delete_user", name])
+        .output();
+}
+
+/// Tenant A's 20,000 jobs, then tenant B's 100, on one worker.
+fn fair_share(dir: &Path, tag: &str) -> Fairness {
+    let prefix = format!("bench.fair{tag}.{}", std::process::id());
+    let cache = dir.join("cache");
+    let noop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/noop.wat");
+    let write_jobs = |name: &str, n: usize| {
+        let jobs: String = (0..n)
+            .map(|i| format!("{{\"id\":\"{name}{i}\",\"module\":{{\"path\":{noop:?}}}}}\n"))
+            .collect();
+        let file = dir.join(format!("fair-{name}.jsonl"));
+        std::fs::write(&file, jobs).unwrap();
+        file
+    };
+    let (a_jobs, b_jobs) = (write_jobs("a", 20_000), write_jobs("b", 100));
+    let ((a, a_url), (b, b_url)) = (bench_user("fair-a"), bench_user("fair-b"));
+    let cfg = dir.join("fair.toml");
+    std::fs::write(&cfg, format!("[tenants.{a}]\n\n[tenants.{b}]\n")).unwrap();
+    prewarm(&prefix, &cache, noop);
+    let worker = start_worker_with(&prefix, &cache, &["--config", cfg.to_str().unwrap()]);
+    let submit = |url: &str, batch: &str, file: &Path| {
+        let out = wasmq(&prefix, &cache)
+            .args(["submit", "--batch", batch, "--amqp-url", url])
+            .arg(file)
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "submit {batch}");
+    };
+    let results = |url: &str, batch: &str, since: Instant| -> Vec<Duration> {
+        let mut child = wasmq(&prefix, &cache)
+            .args(["results", "--batch", batch, "--wait", "--timeout", "600"])
+            .args(["--amqp-url", url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let times = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .map(|_| since.elapsed())
+            .collect();
+        assert!(child.wait().unwrap().success());
+        times
+    };
+    let a_start = Instant::now();
+    submit(&a_url, "backlog", &a_jobs);
+    let b_start = Instant::now();
+    submit(&b_url, "quick", &b_jobs);
+    let mut b_times = results(&b_url, "quick", b_start);
+    let a_times = results(&a_url, "backlog", a_start);
+    stop(worker);
+    for q in prefix_queues(&prefix) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_queue", "-q", &q])
+            .output();
+    }
+    drop_user(&a);
+    drop_user(&b);
+    assert_eq!(b_times.len(), 100, "every job of B has a result");
+    assert_eq!(a_times.len(), 20_000, "every job of A has a result");
+    b_times.sort();
+    Fairness {
+        b: b_times,
+        a_total: a_times.iter().max().copied().unwrap_or_default(),
+        a_jobs: a_times.len(),
+    }
+}
+
+/// From a cancel published to the control exchange to the result of the running job it
+/// stops, through the broker and a worker: `iterations` times, sorted. Each job spins (a
+/// guest computing) and has been running for 100 ms when the cancel is sent.
+async fn cancel_latency(dir: &Path, iterations: usize) -> Vec<Duration> {
+    let prefix = format!("bench.cancel.{}", std::process::id());
+    let cache = dir.join("cache");
+    let spin = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/loop.wat");
+    let hex = prewarm(&prefix, &cache, spin);
+    let worker = start_worker(&prefix, &cache);
+    let c = connect().await;
+    let ch = c.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let replies = format!("{prefix}.replies");
+    quorum(&ch, &replies).await;
+    let mut results = ch
+        .basic_consume(
+            replies.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let user = "guest";
+    let mut took = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        let id = format!("spin{i}");
+        let job = format!(
+            "{{\"id\":\"{id}\",\"module\":{{\"sha256\":\"{hex}\"}},\"limits\":{{\"timeout_ms\":60000}}}}"
+        );
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_user_id(user.into())
+            .with_reply_to(replies.as_str().into());
+        ch.basic_publish(
+            "".into(),
+            format!("{prefix}.jobs").as_str().into(),
+            BasicPublishOptions::default(),
+            job.as_bytes(),
+            props,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let cancel = format!("{{\"cancel\":{{\"ids\":[\"{id}\"]}},\"sent_at_ms\":{sent_at_ms}}}");
+        let t = Instant::now();
+        ch.basic_publish(
+            format!("{prefix}.control").as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            cancel.as_bytes(),
+            BasicProperties::default().with_user_id(user.into()),
+        )
+        .await
+        .unwrap();
+        let d = results.next().await.unwrap().unwrap();
+        took.push(t.elapsed());
+        let r: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+        assert_eq!(r["id"], id.as_str());
+        assert_eq!(r["status"], "cancelled", "{r}");
+    }
+    let _ = c.close(200, "done".into()).await;
+    stop(worker);
+    let queues = prefix_queues(&prefix);
+    delete_queues(&queues).await;
+    took.sort();
+    took
+}
+
+fn report_fairness(label: &str, f: &Fairness) {
+    println!(
+        "{:<34} B's 100 results: p50 {:>7.0} ms, p99 {:>7.0} ms, last {:>7.0} ms after B's submit began; A's {} jobs in {:.1} s",
+        format!("fair share{label}"),
+        percentile(&f.b, 0.50).as_secs_f64() * 1e3,
+        percentile(&f.b, 0.99).as_secs_f64() * 1e3,
+        f.b.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        f.a_jobs,
+        f.a_total.as_secs_f64()
+    );
 }
 
 /// Every queue whose name starts with `prefix.` (the batch queues and the control log
@@ -813,9 +1026,21 @@ fn submit_and_wait(prefix: &str, cache: &Path, file: &Path) -> (String, Vec<u8>)
 /// --wait`, timed from the start of submit; a job's latency is from the start of submit to
 /// its result line, read as `results` prints it. The client's CPU time is that of the two
 /// processes.
-fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
-    let prefix = format!("bench.cli.{}", std::process::id());
+fn cli_end_to_end(n: usize, dir: &Path, tenant: bool) -> Flow {
+    let prefix = format!(
+        "bench.cli{}.{}",
+        if tenant { "t" } else { "" },
+        std::process::id()
+    );
     let cache = dir.join("cache");
+    // As a tenant: a broker user with a policy on the worker, its own jobs queue and
+    // private results.
+    let user = tenant.then(|| bench_user("cli"));
+    let url = user.as_ref().map_or_else(url, |(_, u)| u.clone());
+    let cfg = dir.join("cli-tenant.toml");
+    if let Some((name, _)) = &user {
+        std::fs::write(&cfg, format!("[tenants.{name}]\n")).unwrap();
+    }
     let noop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/noop.wat");
     let jobs: String = (0..n)
         .map(|i| format!("{{\"id\":\"n{i}\",\"module\":{{\"path\":{noop:?}}}}}\n"))
@@ -823,7 +1048,11 @@ fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
     let file = dir.join("jobs.jsonl");
     std::fs::write(&file, jobs).unwrap();
     prewarm(&prefix, &cache, noop);
-    let worker = start_worker(&prefix, &cache);
+    let extra: Vec<&str> = match &user {
+        Some(_) => vec!["--config", cfg.to_str().unwrap()],
+        None => vec![],
+    };
+    let worker = start_worker_with(&prefix, &cache, &extra);
     let procs = Processes {
         worker: worker.id().to_string(),
         client_children: true,
@@ -833,6 +1062,7 @@ fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
     let start = Instant::now();
     let submit = wasmq(&prefix, &cache)
         .arg("submit")
+        .args(["--amqp-url", &url])
         .arg(&file)
         .stderr(Stdio::null())
         .output()
@@ -841,6 +1071,7 @@ fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
     let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
     let mut results = wasmq(&prefix, &cache)
         .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
+        .args(["--amqp-url", &url])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -859,6 +1090,9 @@ fn cli_end_to_end(n: usize, dir: &Path) -> Flow {
         let _ = Command::new("rabbitmqctl")
             .args(["delete_queue", "-q", &q])
             .output();
+    }
+    if let Some((name, _)) = &user {
+        drop_user(name);
     }
     latencies.sort();
     Flow {
@@ -1082,6 +1316,29 @@ fn main() {
     }
     println!("each batch flow runs {repeat} times (WASMQ_BENCH_REPEAT): medians");
     let dir = tempfile::tempdir().unwrap();
+    let fair_only = std::env::var("WASMQ_BENCH_ONLY").is_ok_and(|v| v == "fair");
+    let mut fair = Vec::new();
+    for (label, bin) in &binaries {
+        use_binary(bin);
+        let tag = if label.is_empty() { "" } else { "base" };
+        fair.push((label.to_owned(), fair_share(dir.path(), tag)));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    use_binary(&this);
+    for (label, f) in &fair {
+        report_fairness(label, f);
+    }
+    let stops = rt.block_on(cancel_latency(dir.path(), 30));
+    println!(
+        "{:<34} p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (30 running jobs, each cancelled through the control exchange)",
+        "cancel to result",
+        percentile(&stops, 0.50).as_secs_f64() * 1e3,
+        percentile(&stops, 0.99).as_secs_f64() * 1e3,
+        stops.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    if fair_only {
+        return;
+    }
     let stdout_1k = stdout_1k_module(dir.path());
     let noop = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1124,7 +1381,12 @@ fn main() {
             let (f, _) = rt.block_on(wasmq_flow(n, dir.path(), &stdout_1k, "1k"));
             add(format!("1k{label}"), f);
             settle();
-            add(format!("cli{label}"), cli_end_to_end(n, dir.path()));
+            add(format!("cli{label}"), cli_end_to_end(n, dir.path(), false));
+            settle();
+            add(
+                format!("tenant cli{label}"),
+                cli_end_to_end(n, dir.path(), true),
+            );
             settle();
         }
     }
@@ -1166,6 +1428,11 @@ fn main() {
             row("1k").jobs_per_s / raw_1k.jobs_per_s
         );
         report(&format!("wasmq CLI{label}"), row("cli"), &raw);
+        report(
+            &format!("wasmq CLI, a tenant{label}"),
+            row("tenant cli"),
+            &raw,
+        );
     }
     report_cpu("raw broker ceiling (no wasm)", &raw, "consumer", "client");
     report_cpu("raw, 1.7 KB results", &raw_1k, "consumer", "client");
@@ -1192,6 +1459,12 @@ fn main() {
         report_cpu(
             &format!("wasmq CLI{label}"),
             row("cli"),
+            "worker",
+            "submit+results",
+        );
+        report_cpu(
+            &format!("wasmq CLI, a tenant{label}"),
+            row("tenant cli"),
             "worker",
             "submit+results",
         );

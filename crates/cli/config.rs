@@ -496,10 +496,15 @@ impl Settings {
     }
 
     /// Sets up logging to stderr; `WASMQ_LOG` (or `RUST_LOG`) filters, `default` otherwise.
+    ///
+    /// By default lapin's own line for a channel the broker closed is left out: every
+    /// such close comes back to wasmq as an error it reports with its context (or
+    /// expects: `submit` asks whether its user's jobs queue exists, and a miss closes a
+    /// channel).
     fn init_logging(&self, default: &str) {
         let filter = std::env::var("WASMQ_LOG")
             .or_else(|_| std::env::var("RUST_LOG"))
-            .unwrap_or_else(|_| default.to_owned());
+            .unwrap_or_else(|_| format!("{default},lapin::channel=off"));
         let filter = tracing_subscriber::EnvFilter::new(filter);
         // Colours only for a terminal: logs piped to a file or a collector stay plain text.
         let builder = tracing_subscriber::fmt()

@@ -136,3 +136,70 @@ fn max_in_flight_caps_a_tenants_running_jobs_and_others_use_the_rest() {
         a_started.elapsed()
     );
 }
+
+#[test]
+fn a_tenants_job_whose_result_nobody_can_receive_is_dead_lettered_from_its_own_queue() {
+    let mut f = Fleet::new("fair-poison");
+    f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
+    let a = Tenant::create(&f, "a");
+    let cfg = write_config(&f, "", &format!("[tenants.{}]\n", a.name));
+    f.start_worker(2, &["--config", &cfg]);
+    let noop = fixture("noop.wat");
+    let file = f.dir.jobs_file("fine.jsonl", &[job("fine", &noop)]);
+    let out = f
+        .wasmq()
+        .args(["submit", "--batch", "fine", "--delivery-limit", "2"])
+        .args(["--amqp-url", &a.url()])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A job of a's own queue whose batch has no result queue: its result cannot be
+    // routed, so every attempt is a host fault, until the delivery limit.
+    let hex = wasmq_cache::Digest::of(&wat::parse_file(&noop).unwrap()).to_hex();
+    let body = serde_json::json!({"id": "orphan", "batch": "nobody", "module": {"sha256": hex}});
+    let word = wasmq_broker::amqp::Topology::user_word(&a.name);
+    f.with_broker(async |_| {
+        let conn = lapin::Connection::connect(&a.url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        ch.basic_publish(
+            format!("{}.submit", f.prefix).as_str().into(),
+            word.as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            body.to_string().as_bytes(),
+            lapin::BasicProperties::default().with_user_id(a.name.as_str().into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        let _ = conn.close(200, "done".into()).await;
+    });
+    wait_until(
+        "the orphan job in the dead-letter queue",
+        Duration::from_secs(60),
+        || f.ready("jobs.dead") == 1,
+    );
+    let r = results_as(&f, &a, "fine");
+    assert_eq!(r.results.len(), 1, "{}", r.stderr);
+    assert_eq!(r.by_id("fine").status, wasmq_spec::Status::Succeeded);
+    let a_queue = format!("jobs.t.{word}");
+    assert_eq!(f.ready(&a_queue), 0);
+    // It was a's, from a's queue: the dead-letter listing names the tenant.
+    let out = f
+        .wasmq()
+        .args(["dead", "list", "--json", "--delivery-limit", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("orphan") && text.contains(&a.name), "{text}");
+    let log = f.workers[0].log.lock().unwrap().clone();
+    assert!(log.contains("could not publish the result"), "{log}");
+}

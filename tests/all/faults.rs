@@ -584,16 +584,10 @@ fn accounting_under_faults(plan: Plan) {
     ];
 
     // A raw copy of every result of the batch, duplicates included: a quorum queue of our
-    // own bound like the batch's queue (the submitting user's results, on the private
-    // results exchange), read after the run. `wasmq results` reads the batch queue as a
-    // user would.
+    // own bound like the batch's queue, read after the run. `wasmq results` reads the
+    // batch queue as a user would.
     let batch = "acct";
-    let (audit, exchange) = (rig.queue("audit"), rig.queue("results.private"));
-    // Every result (one word more than the manifest's key), not the manifest.
-    let binding = format!(
-        "{}.*.#",
-        wasmq_broker::amqp::Topology::manifest_key("guest", batch)
-    );
+    let (audit, exchange) = (rig.queue("audit"), rig.queue("results"));
     rig.broker.with_conn(async |c| {
         let ch = c.create_channel().await.unwrap();
         let mut args = FieldTable::default();
@@ -614,7 +608,7 @@ fn accounting_under_faults(plan: Plan) {
         ch.queue_bind(
             audit.as_str().into(),
             exchange.as_str().into(),
-            binding.as_str().into(),
+            format!("{batch}.#").into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -203,19 +203,6 @@ impl Fleet {
         self.workers.len() - 1
     }
 
-    /// The result queue of `batch` submitted by this fleet's broker user (guest).
-    pub fn batch_queue(&self, batch: &str) -> String {
-        let t = wasmq_broker::amqp::Topology {
-            prefix: self.prefix.clone(),
-            delivery_limit: 5,
-            results_retention: wasmq_broker::amqp::Retention::DEFAULT,
-        };
-        let url = amqp_url();
-        let user = wasmq_broker::amqp::url_user(&url).expect("the test URL names a user");
-        let password = wasmq_broker::amqp::url_password(&url);
-        t.private_batch_queue(&user, batch, password.as_deref().map(str::as_bytes))
-    }
-
     /// Submits jobs as one batch; returns the batch id.
     pub fn submit(&self, jobs: &[Value]) -> String {
         let file = self.dir.jobs_file("submit.jsonl", jobs);

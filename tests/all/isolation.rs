@@ -527,4 +527,12 @@ fn a_tenant_reads_its_own_results_and_no_other_tenant_can() {
         text.contains("not ready") && text.contains("prewarm is for the operator"),
         "{text}"
     );
+
+    // B cancels its own batch with its permissions alone.
+    let out = wasmq_as(&f, &b, &["cancel", "--batch", "bforged", "--wait", "0.5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

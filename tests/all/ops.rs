@@ -297,10 +297,8 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
     jobs.push(job("x", &fixture("exit7.wat")));
     let batch = f.submit(&jobs);
     // Four results and the manifest, unread.
-    let batch_queue = f.batch_queue(&batch);
-    let suffix = batch_queue.strip_prefix(&format!("{}.", f.prefix)).unwrap();
     wait_until("the batch's results", Duration::from_secs(30), || {
-        f.ready(suffix) == 5
+        f.ready(&format!("batch.{batch}")) == 5
     });
     let status = || {
         let out = f
@@ -338,7 +336,11 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
     assert_eq!(jobs_row[3], "1", "one worker consumes: {text}");
     assert_eq!(row(&format!("{}.results", f.prefix))[1], "4", "{text}");
     assert_eq!(row(&format!("{}.jobs.dead", f.prefix))[1], "0", "{text}");
-    assert_eq!(row(&batch_queue)[1], "5", "{text}");
+    assert_eq!(
+        row(&format!("{}.batch.{batch}", f.prefix))[1],
+        "5",
+        "{text}"
+    );
     assert_eq!(jobs_row[2], "0", "{text}\n{err}");
     assert!(
         text.contains(&format!(

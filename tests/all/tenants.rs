@@ -431,12 +431,10 @@ fn the_broker_refuses_a_forged_user_id() {
     f.start_worker(1, &["--config", &cfg]);
     let queue = format!("{}.jobs", f.prefix);
     let body = |id: &str| {
-        json!({"id": id, "batch": "honest", "module": {"sha256": "ab".repeat(32)}})
+        json!({"id": id, "module": {"sha256": "ab".repeat(32)}})
             .to_string()
             .into_bytes()
     };
-    // a's result queue for the batch "honest" (an empty submit declares it).
-    submit_as(&f, &a, "honest", &[], false);
 
     // Connected as a, claiming to be b: the broker closes the channel.
     let forged = publish_with_user_id(&a.url(), &queue, &body("forged"), &b.name);
@@ -454,8 +452,7 @@ fn the_broker_refuses_a_forged_user_id() {
 
     let out = f
         .wasmq()
-        .args(["results", "--amqp-url", &a.url(), "--batch", "honest"])
-        .args(["--wait", "--expect", "1", "--timeout", "60"])
+        .args(["results", "--wait", "--expect", "1", "--timeout", "60"])
         .output()
         .unwrap();
     let r = crate::support::parse(out);

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use futures_util::stream::SelectAll;
+use futures_util::stream::{BoxStream, SelectAll};
 use lapin::message::Delivery as LapinDelivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -123,16 +123,16 @@ impl Topology {
         format!("{}.{}", batch.unwrap_or("_"), status.as_str())
     }
 
-    /// The topic exchange of private results: those of jobs whose message has a
-    /// `user_id`, routed under that user ([`Topology::private_key`]), so that a broker
-    /// user's topic permissions can confine it to its own.
+    /// The topic exchange of private results: those of the jobs of tenants (users with a
+    /// policy on the worker), routed under the tenant ([`Topology::private_key`]), so that
+    /// a broker user's topic permissions can confine it to its own.
     pub fn private_exchange(&self) -> String {
         format!("{}.results.private", self.prefix)
     }
 
-    /// The topic exchange `submit` publishes jobs to, with the user as the routing key;
-    /// what no binding takes goes through [`Topology::submit_rest_exchange`] to the jobs
-    /// queue.
+    /// The topic exchange a tenant's `submit` publishes jobs to, with the tenant as the
+    /// routing key (to [`Topology::tenant_jobs_queue`]); what no binding takes goes
+    /// through [`Topology::submit_rest_exchange`] to the jobs queue.
     pub fn submit_exchange(&self) -> String {
         format!("{}.submit", self.prefix)
     }
@@ -156,24 +156,19 @@ impl Topology {
         out
     }
 
-    /// The routing key of a private result on [`Topology::private_exchange`]:
-    /// `<user>.<batch>.<status>`, and `.shared` after it when the shared results queue
-    /// should have a copy too (for users that are not tenants of the worker).
-    pub fn private_key(user: &str, batch: Option<&str>, status: Status, shared: bool) -> String {
-        let mut key = format!(
+    /// The routing key of a tenant's result on [`Topology::private_exchange`]:
+    /// `<user>.<batch>.<status>` (`_` without a batch).
+    pub fn private_key(user: &str, batch: Option<&str>, status: Status) -> String {
+        format!(
             "{}.{}.{}",
             Self::user_word(user),
             batch.unwrap_or("_"),
             status.as_str()
-        );
-        if shared {
-            key.push_str(".shared");
-        }
-        key
+        )
     }
 
     /// The routing key of a batch's manifest on the private exchange: `<user>.<batch>`
-    /// (two words, so the shared queue's `*.*.*.shared` never takes one).
+    /// (one word fewer than a result's).
     pub fn manifest_key(user: &str, batch: &str) -> String {
         format!("{}.{batch}", Self::user_word(user))
     }
@@ -313,19 +308,6 @@ impl Topology {
         )
         .await
         .map_err(err("declaring the private results exchange"))?;
-        // The results of users that are not tenants reach the shared results exchange
-        // too, and so the shared queue and every queue bound there with `#`, as before.
-        ch.exchange_bind(
-            self.results_exchange().into(),
-            self.private_exchange().into(),
-            "*.*.*.shared".into(),
-            ExchangeBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err(
-            "binding the shared results exchange to the private one",
-        ))?;
         ch.exchange_declare(
             self.submit_rest_exchange().into(),
             ExchangeKind::Fanout,
@@ -519,16 +501,11 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Name of the connection on the broker (shown in its tools).
     pub connection_name: String,
-    /// The broker users that are tenants of this worker: their results are private
-    /// (never copied to the shared results queue) and their `reply_to` must be a queue of
-    /// their own ([`reply_allowed`]).
+    /// The broker users that are tenants of this worker: their jobs have queues of their
+    /// own, their results are private (never in the shared results queue), and their
+    /// `reply_to` must be a queue of their own ([`reply_allowed`]).
     pub tenants: BTreeSet<String>,
 }
-
-/// The header with which `submit` asks for private results (value `private`): routed
-/// under the message's `user_id` on the private results exchange. Jobs of a tenant of
-/// the worker get private results whether they ask or not.
-pub const RESULTS_HEADER: &str = "x-wasmq-results";
 
 /// Whether a tenant `user` may have its results sent to `queue`: a server-named queue
 /// (`amq.gen-...`, exclusive to the connection that declared it), RabbitMQ's direct
@@ -712,7 +689,7 @@ pub struct AmqpTransport {
     config: AmqpConfig,
     supervisor: Supervisor<WorkerSetup>,
     /// The jobs consumer and the session it was started on.
-    consumer: tokio::sync::Mutex<Option<(u64, SelectAll<Consumer>)>>,
+    consumer: tokio::sync::Mutex<Option<(u64, Jobs)>>,
     observer: Arc<dyn LinkObserver>,
     stopped: AtomicBool,
 }
@@ -735,12 +712,15 @@ pub struct AmqpDelivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     /// The shared results exchange, `<batch>.<status>`: no `user_id`, or a user that is
-    /// not a tenant and did not ask for private results.
+    /// not a tenant.
     Shared,
-    /// The private results exchange under the user; `shared` for a copy in the shared
-    /// results queue (a user that is not a tenant).
-    Private { shared: bool },
+    /// The private results exchange, under the tenant.
+    Private,
 }
+
+/// Every jobs consumer of a session as one stream; each delivery says whether it came
+/// from a tenant's own jobs queue.
+type Jobs = SelectAll<BoxStream<'static, (bool, Result<LapinDelivery, lapin::Error>)>>;
 
 /// How long a consumer cancel may take at shutdown before the worker goes on without it.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -801,16 +781,13 @@ impl AmqpTransport {
 
     /// Consumes every queue of [`AmqpTransport::queues`], each with the prefetch (the
     /// broker applies it per consumer), as one stream.
-    async fn start_consumer(
-        &self,
-        s: &Session<WorkerChannels>,
-    ) -> Result<SelectAll<Consumer>, BrokerError> {
+    async fn start_consumer(&self, s: &Session<WorkerChannels>) -> Result<Jobs, BrokerError> {
         s.consume
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
             .map_err(err("setting the prefetch"))?;
         let mut consumers = Vec::new();
-        for (queue, tag) in self.queues(s.generation) {
+        for (i, (queue, tag)) in self.queues(s.generation).into_iter().enumerate() {
             let c = s
                 .consume
                 .basic_consume(
@@ -821,12 +798,15 @@ impl AmqpTransport {
                 )
                 .await
                 .map_err(|e| BrokerError(format!("starting to consume {queue}: {e}")))?;
-            consumers.push(c);
+            // The first is the shared jobs queue; the others are tenants' own.
+            let own = i > 0;
+            consumers.push(c.map(move |d| (own, d)).boxed());
         }
         Ok(futures_util::stream::select_all(consumers))
     }
 
-    fn to_delivery(&self, d: LapinDelivery) -> AmqpDelivery {
+    /// A job message as a delivery; `own`: it came from its tenant's own jobs queue.
+    fn to_delivery(&self, d: LapinDelivery, own: bool) -> AmqpDelivery {
         let headers = d.properties.headers().as_ref();
         // Quorum queues count earlier deliveries in `x-delivery-count`.
         let count = headers.and_then(|h| h.inner().get("x-delivery-count").and_then(as_u64));
@@ -835,17 +815,20 @@ impl AmqpTransport {
             None if d.redelivered => 2,
             None => 1,
         };
-        let asks_private = headers.is_some_and(|h| {
-            matches!(h.inner().get(RESULTS_HEADER), Some(AMQPValue::LongString(v)) if v.as_bytes() == b"private")
-        });
         let user_id = d.properties.user_id().clone();
         let tenant = user_id
             .as_ref()
             .is_some_and(|u| self.config.tenants.contains(u.as_str()));
-        let route = match &user_id {
-            Some(_) if tenant => Route::Private { shared: false },
-            Some(_) if asks_private => Route::Private { shared: true },
-            _ => Route::Shared,
+        // Private when the tenant's job came through its own queue: its `submit` found
+        // that queue, so it waits for its results on the private exchange. (A job of a
+        // tenant that reached the shared jobs queue, sent before any worker with its
+        // policy had declared its queue, has its results where its submit looks: the
+        // shared exchange, which a tenant user with only its own permissions could not
+        // bind to, so its submit would have failed.)
+        let route = if tenant && own {
+            Route::Private
+        } else {
+            Route::Shared
         };
         let mut reply_to = d.properties.reply_to().clone();
         if let (Some(u), Some(to)) = (&user_id, &reply_to)
@@ -1005,8 +988,8 @@ impl Transport for AmqpTransport {
             }
             let (_, c) = consumer.as_mut().expect("set above");
             let why = match c.next().await {
-                Some(Ok(d)) => return Some(self.to_delivery(d)),
-                Some(Err(e)) => format!("the jobs consumer failed: {e}"),
+                Some((own, Ok(d))) => return Some(self.to_delivery(d, own)),
+                Some((_, Err(e))) => format!("the jobs consumer failed: {e}"),
                 None if self.stopped.load(Ordering::SeqCst) => return None,
                 None => "the broker cancelled the jobs consumer".to_owned(),
             };
@@ -1038,14 +1021,9 @@ impl Transport for AmqpTransport {
         }
         let t = &self.config.topology;
         let (exchange, key) = match (delivery.route, &delivery.user_id) {
-            (Route::Private { shared }, Some(user)) => (
+            (Route::Private, Some(user)) => (
                 t.private_exchange(),
-                Topology::private_key(
-                    user.as_str(),
-                    result.batch.as_deref(),
-                    result.status,
-                    shared,
-                ),
+                Topology::private_key(user.as_str(), result.batch.as_deref(), result.status),
             ),
             _ => (
                 t.results_exchange(),
@@ -1164,12 +1142,12 @@ mod tests {
         assert_eq!(Topology::user_word("al.ice@x"), "al%2Eice%40x");
         assert_eq!(Topology::user_word("a-b_C9"), "a-b_C9");
         assert_eq!(
-            Topology::private_key("al.ice", Some("b1"), Status::Cancelled, false),
+            Topology::private_key("al.ice", Some("b1"), Status::Cancelled),
             "al%2Eice.b1.cancelled"
         );
         assert_eq!(
-            Topology::private_key("bob", None, Status::Succeeded, true),
-            "bob._.succeeded.shared"
+            Topology::private_key("bob", None, Status::Succeeded),
+            "bob._.succeeded"
         );
         assert_eq!(Topology::manifest_key("bob", "b1"), "bob.b1");
         assert_eq!(t.private_batch_queue("bob", "b1", None), "p.batch.bob.b1");

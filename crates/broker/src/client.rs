@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::BrokerError;
 use crate::amqp::{
-    RESULTS_HEADER, Topology, as_u64, json_properties, publish_confirmed, subscribe_private,
-    url_password, url_user,
+    Topology, as_u64, json_properties, publish_confirmed, subscribe_private, url_password, url_user,
 };
 use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig};
 
@@ -82,6 +81,12 @@ pub struct Client {
     user: Option<ShortString>,
     /// The connection's password, which keys the names of this user's batch queues.
     secret: Option<Vec<u8>>,
+    /// The node URLs, for connections of their own.
+    urls: Vec<String>,
+    /// The user is a tenant of the workers: a worker with its policy has declared its
+    /// jobs queue ([`Topology::tenant_jobs_queue`]). Its jobs then go there, and its
+    /// results through the private results exchange.
+    tenant: bool,
 }
 
 /// A message read from a queue.
@@ -218,12 +223,20 @@ impl Client {
             CancellationToken::new(),
         )
         .await?;
-        Ok(Client {
+        let mut client = Client {
+            urls: split_urls(url),
             supervisor,
             topology,
             user,
             secret,
-        })
+            tenant: false,
+        };
+        if let Some(user) = client.user().map(str::to_owned) {
+            client.tenant = client
+                .queue_exists(&client.topology.tenant_jobs_queue(&user))
+                .await?;
+        }
+        Ok(client)
     }
 
     /// The live session, waiting (within [`RECONNECT_WINDOW`]) for a reconnect.
@@ -259,12 +272,71 @@ impl Client {
         &self.topology
     }
 
-    /// The result queue of `batch` as this client names it: with a user (the usual
-    /// case), the user's own ([`Topology::private_batch_queue`]), whose results come
-    /// through the private results exchange; without one, the batch's queue on the
-    /// shared results exchange.
+    /// Whether a queue exists (a passive declare, which needs no permission), on a
+    /// connection of its own: a miss closes the channel, which the supervised connection
+    /// would take for a lost session.
+    async fn queue_exists(&self, queue: &str) -> Result<bool, BrokerError> {
+        let mut last = None;
+        let mut conn = None;
+        for url in &self.urls {
+            match crate::amqp::connect(url, "wasmq probe").await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(conn) = conn else {
+            return Err(last.unwrap_or_else(|| BrokerError("no broker URL".into())));
+        };
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel"))?;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let _ = conn.close(200, "done".into()).await;
+        match q {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("NOT_FOUND") => Ok(false),
+            Err(e) => Err(BrokerError(format!("asking for queue {queue}: {e}"))),
+        }
+    }
+
+    /// The tenant this client's user is, when it is one (see [`Client::connect`]).
+    fn tenant(&self) -> Option<&str> {
+        self.user().filter(|_| self.tenant)
+    }
+
+    /// The result queue `submit` declared for `batch`: a tenant's own, unless it does not
+    /// exist and the shared exchange's queue of that batch does (submitted before any
+    /// worker with the tenant's policy had declared its jobs queue).
+    pub async fn find_batch_queue(&self, batch: &str) -> Result<String, BrokerError> {
+        let name = self.batch_queue(batch);
+        if self.tenant().is_some() && !self.queue_exists(&name).await? {
+            let shared = self.topology.batch_queue(batch);
+            if self.queue_exists(&shared).await? {
+                return Ok(shared);
+            }
+        }
+        Ok(name)
+    }
+
+    /// The result queue of `batch` as this client names it: for a tenant, its own
+    /// ([`Topology::private_batch_queue`]), whose results come through the private
+    /// results exchange; for anyone else, the batch's queue on the shared results
+    /// exchange.
     pub fn batch_queue(&self, batch: &str) -> String {
-        match self.user() {
+        match self.tenant() {
             Some(user) => self
                 .topology
                 .private_batch_queue(user, batch, self.secret.as_deref()),
@@ -273,8 +345,9 @@ impl Client {
     }
 
     /// Declares a batch's own result queue ([`Client::batch_queue`]), bound to
-    /// `<user>.<batch>.#` on the private results exchange (`<batch>.#` on the shared one
-    /// without a user), deleted by the broker after `idle_ms` without consumers or use.
+    /// `<user>.<batch>.#` on the private results exchange for a tenant (`<batch>.#` on the
+    /// shared one for anyone else), deleted by the broker after `idle_ms` without
+    /// consumers or use.
     pub async fn declare_batch_queue(
         &self,
         batch: &str,
@@ -289,7 +362,7 @@ impl Client {
                 name.len()
             )));
         }
-        let (exchange, key) = match self.user() {
+        let (exchange, key) = match self.tenant() {
             Some(user) => (
                 t.private_exchange(),
                 format!("{}.#", Topology::manifest_key(user, batch)),
@@ -316,7 +389,17 @@ impl Client {
             FieldTable::default(),
         )
         .await
-        .map_err(err("binding the batch result queue"))?;
+        .map_err(|e| {
+            let hint = if self.user().is_some() && self.tenant().is_none() && e.to_string().contains("ACCESS_REFUSED") {
+                format!(
+                    " (a tenant's results come through its own queues once a worker with its policy has declared its jobs queue {}: start one first)",
+                    t.tenant_jobs_queue(self.user().unwrap_or(""))
+                )
+            } else {
+                String::new()
+            };
+            BrokerError(format!("binding the batch result queue: {e}{hint}"))
+        })?;
         Ok(name)
     }
 
@@ -334,33 +417,19 @@ impl Client {
         window: usize,
         mut on_confirmed: impl FnMut(u64),
     ) -> Result<u64, BrokerError> {
-        match self.user() {
-            // Through the submit exchange under the user (which topic permissions can
-            // hold a tenant to), asking for private results.
-            Some(user) => {
-                let mut headers = FieldTable::default();
-                headers.insert(
-                    RESULTS_HEADER.into(),
-                    AMQPValue::LongString("private".into()),
-                );
-                let to = (
-                    self.topology.submit_exchange(),
-                    Topology::user_word(user),
-                    Some(headers),
-                );
-                self.publish_many(to, jobs, window, &mut on_confirmed).await
-            }
-            None => {
-                let to = (String::new(), self.topology.jobs_queue(), None);
-                self.publish_many(to, jobs, window, &mut on_confirmed).await
-            }
-        }
+        let to = match self.tenant() {
+            // A tenant's jobs go to its own jobs queue, through the submit exchange under
+            // its name (which topic permissions can hold it to).
+            Some(user) => (self.topology.submit_exchange(), Topology::user_word(user)),
+            None => (String::new(), self.topology.jobs_queue()),
+        };
+        self.publish_many(to, jobs, window, &mut on_confirmed).await
     }
 
     /// Records a batch's size in its result queue: on the private results exchange under
-    /// this client's user (see [`Client::batch_queue`]), or straight to the queue.
+    /// a tenant's name (see [`Client::batch_queue`]), or straight to the queue.
     pub async fn send_manifest(&self, batch: &str, body: &[u8]) -> Result<(), BrokerError> {
-        match self.user() {
+        match self.tenant() {
             Some(user) => {
                 let s = self.session().await?;
                 publish_confirmed(
@@ -380,10 +449,10 @@ impl Client {
         }
     }
 
-    /// Publishes job messages to (exchange, routing key, headers).
+    /// Publishes job messages to (exchange, routing key).
     async fn publish_many(
         &self,
-        (exchange, key, headers): (String, String, Option<FieldTable>),
+        (exchange, key): (String, String),
         jobs: &[(String, Vec<u8>)],
         window: usize,
         on_confirmed: &mut impl FnMut(u64),
@@ -400,9 +469,6 @@ impl Client {
                     let mut props = json_properties().with_message_id(id.as_str().into());
                     if let Some(user) = &self.user {
                         props = props.with_user_id(user.clone());
-                    }
-                    if let Some(h) = &headers {
-                        props = props.with_headers(h.clone());
                     }
                     match s
                         .ch
@@ -699,18 +765,7 @@ impl Client {
                     return Ok(false);
                 }
                 let s = self.session().await?;
-                // The broker's headers (`x-death`, the delivery count) go, so the count
-                // starts again; the job's own (where its results go) stay.
-                let mut headers = FieldTable::default();
-                if let Some(v) = p
-                    .props
-                    .headers()
-                    .as_ref()
-                    .and_then(|h| h.inner().get(RESULTS_HEADER))
-                {
-                    headers.insert(RESULTS_HEADER.into(), v.clone());
-                }
-                let props = p.props.clone().with_headers(headers);
+                let props = p.props.clone().with_headers(FieldTable::default());
                 publish_confirmed(&s.ch, "", &jobs, true, &p.body, props)
                     .await
                     .map_err(|e| {

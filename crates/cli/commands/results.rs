@@ -56,7 +56,7 @@ impl ResultsCommand {
         )
         .await?;
         let queue = match &self.batch {
-            Some(b) => client.batch_queue(b),
+            Some(b) => client.find_batch_queue(b).await?,
             None => topology.results_queue(),
         };
         let (ready, _) = client.queue_counts(&queue).await.map_err(|e| {

@@ -55,14 +55,21 @@ impl StatusCommand {
             }
             None => None,
         };
-        let mut queues = vec![
-            topology.jobs_queue(),
-            topology.results_queue(),
-            topology.dead_queue(),
-        ];
-        if let Some(b) = &self.batch {
-            queues.push(client.batch_queue(b));
-        }
+        let mut queues = vec![topology.jobs_queue()];
+        // The tenants of this config file have jobs queues of their own.
+        queues.extend(
+            settings
+                .file
+                .tenants
+                .keys()
+                .map(|t| topology.tenant_jobs_queue(t)),
+        );
+        queues.extend([topology.results_queue(), topology.dead_queue()]);
+        let batch_queue = match &self.batch {
+            Some(b) => Some(client.find_batch_queue(b).await?),
+            None => None,
+        };
+        queues.extend(batch_queue.clone());
         println!(
             "{:<48}  {:>9}  {:>9}  {:>9}",
             "QUEUE", "READY", "UNACKED", "CONSUMERS"
@@ -72,9 +79,16 @@ impl StatusCommand {
         for q in &queues {
             let (ready, consumers) = match client.queue_counts(q).await {
                 Ok(c) => c,
-                Err(e) if Some(q) == queues.get(3) => {
+                Err(e) if Some(q) == batch_queue.as_ref() => {
                     eprintln!("{e}");
                     batch_exists = false;
+                    continue;
+                }
+                Err(_) if q.starts_with(&format!("{}.jobs.t.", topology.prefix)) => {
+                    println!(
+                        "{q:<48}  {:>9}  {:>9}  {:>9}  (no worker with this tenant's policy has declared it)",
+                        "-", "-", "-"
+                    );
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -105,7 +119,10 @@ impl StatusCommand {
             let mut jobs = None;
             let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
             let mut seen = std::collections::HashSet::new();
-            for m in client.peek(&client.batch_queue(b), u32::MAX).await? {
+            for m in client
+                .peek(&client.find_batch_queue(b).await?, u32::MAX)
+                .await?
+            {
                 match serde_json::from_slice::<ResultMessage>(&m.body) {
                     Ok(ResultMessage::Manifest { manifest }) => jobs = Some(manifest.jobs),
                     Ok(ResultMessage::Result(r)) => {
