@@ -203,3 +203,40 @@ fn a_tenants_job_whose_result_nobody_can_receive_is_dead_lettered_from_its_own_q
     let log = f.workers[0].log.lock().unwrap().clone();
     assert!(log.contains("could not publish the result"), "{log}");
 }
+
+#[test]
+fn a_worker_whose_tenant_queue_is_deleted_declares_it_again_and_goes_on() {
+    let mut f = Fleet::new("fair-gone");
+    let a = Tenant::create(&f, "a");
+    let cfg = write_config(&f, "", &format!("[tenants.{}]\n", a.name));
+    f.start_worker(2, &["--config", &cfg]);
+    let queue = format!(
+        "{}.jobs.t.{}",
+        f.prefix,
+        wasmq_broker::amqp::Topology::user_word(&a.name)
+    );
+    f.with_broker(async |c| {
+        let ch = c.create_channel().await.unwrap();
+        ch.queue_delete(queue.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    });
+    // The broker cancels the worker's consumer of it: one of several, which the worker
+    // notices, and reconnects (declaring the queue again).
+    f.workers[0].wait_for_log(
+        "the broker cancelled a jobs consumer",
+        Duration::from_secs(30),
+    );
+    wait_until("the queue declared again", Duration::from_secs(30), || {
+        f.workers[0]
+            .log
+            .lock()
+            .unwrap()
+            .matches("worker consuming")
+            .count()
+            >= 2
+    });
+    submit_as(&f, &a, "again", &noops("g", 3));
+    let r = results_as(&f, &a, "again");
+    assert_eq!(r.results.len(), 3, "{}", r.stderr);
+}

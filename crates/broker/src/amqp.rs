@@ -719,8 +719,9 @@ enum Route {
 }
 
 /// Every jobs consumer of a session as one stream; each delivery says whether it came
-/// from a tenant's own jobs queue.
-type Jobs = SelectAll<BoxStream<'static, (bool, Result<LapinDelivery, lapin::Error>)>>;
+/// from a tenant's own jobs queue. `None` in place of a delivery: that consumer ended (the
+/// broker cancelled it), which the merged stream would otherwise not tell.
+type Jobs = SelectAll<BoxStream<'static, (bool, Option<Result<LapinDelivery, lapin::Error>>)>>;
 
 /// How long a consumer cancel may take at shutdown before the worker goes on without it.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -800,7 +801,8 @@ impl AmqpTransport {
                 .map_err(|e| BrokerError(format!("starting to consume {queue}: {e}")))?;
             // The first is the shared jobs queue; the others are tenants' own.
             let own = i > 0;
-            consumers.push(c.map(move |d| (own, d)).boxed());
+            let ended = futures_util::stream::once(async move { (own, None) });
+            consumers.push(c.map(move |d| (own, Some(d))).chain(ended).boxed());
         }
         Ok(futures_util::stream::select_all(consumers))
     }
@@ -988,10 +990,10 @@ impl Transport for AmqpTransport {
             }
             let (_, c) = consumer.as_mut().expect("set above");
             let why = match c.next().await {
-                Some((own, Ok(d))) => return Some(self.to_delivery(d, own)),
-                Some((_, Err(e))) => format!("the jobs consumer failed: {e}"),
-                None if self.stopped.load(Ordering::SeqCst) => return None,
-                None => "the broker cancelled the jobs consumer".to_owned(),
+                Some((own, Some(Ok(d)))) => return Some(self.to_delivery(d, own)),
+                Some((_, Some(Err(e)))) => format!("the jobs consumer failed: {e}"),
+                Some((_, None)) | None if self.stopped.load(Ordering::SeqCst) => return None,
+                Some((_, None)) | None => "the broker cancelled a jobs consumer".to_owned(),
             };
             *consumer = None;
             self.observer.consuming(false);
