@@ -177,6 +177,11 @@ struct PrivateBroker {
 
 impl PrivateBroker {
     fn start_new() -> PrivateBroker {
+        Self::start_with_cookie(None)
+    }
+
+    /// A private node; with `cookie`, its Erlang cookie (nodes of one cluster share it).
+    fn start_with_cookie(cookie: Option<&str>) -> PrivateBroker {
         let sbin = rabbitmq_sbin();
         let dir = tempfile::Builder::new()
             .prefix("wasmq-faults-rabbitmq")
@@ -205,8 +210,33 @@ impl PrivateBroker {
         .unwrap();
         std::fs::write(d.join("enabled_plugins"), "[].\n").unwrap();
         std::fs::write(d.join("rabbitmq-env.conf"), "").unwrap();
+        if let Some(cookie) = cookie {
+            use std::os::unix::fs::PermissionsExt;
+            let path = d.join("home").join(".erlang.cookie");
+            std::fs::write(&path, cookie).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
         b.start();
         b
+    }
+
+    /// Joins this (running) node to the cluster of `first`.
+    fn join(&self, first: &PrivateBroker) {
+        for args in [
+            vec!["stop_app"],
+            vec!["join_cluster", first.node.as_str()],
+            vec!["start_app"],
+            vec!["await_startup", "--timeout", "120"],
+        ] {
+            let out = self.ctl(&args);
+            assert!(
+                out.status.success(),
+                "rabbitmqctl {args:?} on {}: {}{}",
+                self.node,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     fn path(&self) -> &Path {
@@ -1406,4 +1436,171 @@ fn faults_results_wait_and_submit_survive_a_broker_restart() {
         seen.1,
         seen.1 - n as u64
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// A cluster of three nodes
+// ---------------------------------------------------------------------------------------
+
+/// The node that leads quorum queue `queue`, as `node` reports it.
+fn leader_of(node: &PrivateBroker, queue: &str) -> String {
+    let out = node.ctl(&["list_queues", "name", "leader", "--formatter", "json", "-q"]);
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "list_queues: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    rows.iter()
+        .find(|r| r["name"] == queue)
+        .and_then(|r| r["leader"].as_str())
+        .unwrap_or_else(|| panic!("no leader of {queue} in {rows:?}"))
+        .to_owned()
+}
+
+#[test]
+fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
+    let run_started = Instant::now();
+    let cookie = format!("WASMQCLUSTER{}", std::process::id());
+    let mut nodes: Vec<PrivateBroker> = (0..3)
+        .map(|_| PrivateBroker::start_with_cookie(Some(&cookie)))
+        .collect();
+    for n in &nodes[1..] {
+        n.join(&nodes[0]);
+    }
+    let boot = run_started.elapsed();
+    // Every process is given every node; each worker tries them in another order.
+    let urls: Vec<String> = nodes.iter().map(PrivateBroker::url).collect();
+    let list = |first: usize| -> String {
+        (0..3)
+            .map(|i| urls[(first + i) % 3].clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let dir = Dir::new();
+    let prefix = "faults.cluster";
+    let wasmq = |first: usize| {
+        let mut c = dir.wasmq();
+        c.env("WASMQ_AMQP_URL", list(first))
+            .env("WASMQ_QUEUE_PREFIX", prefix);
+        c
+    };
+    let mut workers: Vec<WorkerProc> = (0..2)
+        .map(|i| {
+            let mut cmd = wasmq(i);
+            cmd.args([
+                "worker",
+                "--worker-id",
+                &format!("w{i}"),
+                "--concurrency",
+                "4",
+            ]);
+            WorkerProc::spawn(cmd, format!("w{i}"), Duration::from_secs(60))
+        })
+        .collect();
+    let jobs_queue = format!("{prefix}.jobs");
+    let leader = leader_of(&nodes[0], &jobs_queue);
+    let doomed = nodes
+        .iter()
+        .position(|n| n.node == leader)
+        .unwrap_or_else(|| panic!("the leader {leader} is none of the three nodes"));
+
+    let wat = echo_nap_wat(dir.path(), 10);
+    let (jobs, ids) = echo_jobs(3_000, "c", &wat);
+    let file = dir.jobs_file("batch.jsonl", &jobs);
+    let out = output_within(
+        wasmq(1).args(["submit", "--batch", "cl"]).arg(&file),
+        Duration::from_secs(180),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = |workers: &[WorkerProc]| -> usize {
+        workers
+            .iter()
+            .map(|w| w.log.lock().unwrap().matches("job done").count())
+            .sum()
+    };
+    wait_until(
+        "a third of the batch done",
+        Duration::from_secs(120),
+        || done(&workers) >= 1_000,
+    );
+    let at = done(&workers);
+    nodes[doomed].crash();
+    let killed_at = run_started.elapsed();
+    let survivor = (doomed + 1) % 3;
+
+    let read = output_within(
+        wasmq(survivor).args(["results", "--batch", "cl", "--wait", "--timeout", "300"]),
+        Duration::from_secs(330),
+    );
+    let r = crate::support::parse(read);
+    let got: HashSet<&str> = r.results.iter().map(|x| x.id.as_str()).collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !got.contains(id.as_str())).collect();
+    let report = format!(
+        "cluster: 3 nodes (booted and joined in {boot:.1?}); 2 workers x 4; 3,000 jobs of 10 ms; \
+         killed the jobs queue's leader {leader} (SIGKILL) at {killed_at:.1?}, after {at} jobs; \
+         results: {} distinct of {} read, {} missing; new leader {}",
+        got.len(),
+        r.results.len(),
+        missing.len(),
+        leader_of(&nodes[survivor], &jobs_queue),
+    );
+    eprintln!("{report}");
+    assert_eq!(r.code, 0, "{report}\n{}", r.stderr);
+    assert!(
+        missing.is_empty(),
+        "{report}: lost, e.g. {:?}",
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(got.len(), 3_000, "{report}");
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.status == Status::Succeeded && x.stdout == x.id),
+        "{report}: a result is wrong"
+    );
+    // Both workers carried on through the surviving nodes: a second batch, after the
+    // loss, is shared between them. (A quorum queue keeps the dead node's consumers,
+    // suspected down, until the node returns, so counting consumers would not say.)
+    for w in &mut workers {
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "worker {} exited",
+            w.id
+        );
+    }
+    let (more, _) = echo_jobs(200, "after", &wat);
+    let file = dir.jobs_file("after.jsonl", &more);
+    let out = output_within(
+        wasmq(survivor)
+            .args(["submit", "--batch", "after"])
+            .arg(&file),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = output_within(
+        wasmq(survivor).args(["results", "--batch", "after", "--wait", "--timeout", "120"]),
+        Duration::from_secs(150),
+    );
+    let r = crate::support::parse(read);
+    assert_eq!(r.results.len(), 200, "{report}\n{}", r.stderr);
+    for w in ["w0", "w1"] {
+        assert!(
+            r.results.iter().any(|x| x.worker.as_deref() == Some(w)),
+            "{report}: worker {w} ran none of the batch after the loss"
+        );
+    }
+    for w in &mut workers {
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+    }
 }

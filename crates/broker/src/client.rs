@@ -369,7 +369,13 @@ impl Client {
             ),
             None => (t.results_exchange(), format!("{batch}.#")),
         };
+        // A quorum queue, replicated, so a batch's results outlive the loss of a node of
+        // a cluster, as the jobs and the shared results do.
         let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         args.insert("x-expires".into(), AMQPValue::LongUInt(idle_ms));
         s.ch.queue_declare(
             name.as_str().into(),
