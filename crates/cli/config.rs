@@ -1062,7 +1062,7 @@ mod tests {
             "[volumes.ref]\npath = '{d}'\n[limits.maximum]\nmemory_bytes = 1073741824\ndisk_bytes = 134217728\n"
         );
         let s = settings(&format!(
-            "{base}[tenants.alice]\nvolumes = ['ref']\ninline_modules = true\n[tenants.alice.limits.maximum]\nmemory_bytes = 536870912\n[default_tenant.limits.maximum]\ntimeout_ms = 100\n"
+            "{base}[tenants.alice]\nvolumes = ['ref']\ninline_modules = true\nweight = 3\nmax_in_flight = 2\n[tenants.alice.limits.maximum]\nmemory_bytes = 536870912\n[default_tenant.limits.maximum]\ntimeout_ms = 100\n"
         ));
         let c = s.sandbox_config(&no_flags()).unwrap();
         assert_eq!(
@@ -1077,6 +1077,8 @@ mod tests {
             (536870912, 134217728)
         );
         assert_eq!(t.default.maximum.timeout_ms, 100);
+        assert_eq!((alice.weight, alice.max_in_flight), (3, Some(2)));
+        assert_eq!((t.default.weight, t.default.max_in_flight), (1, None));
         assert_eq!(t.unverified, UnverifiedJobs::Default);
 
         let err = |extra: &str| {
