@@ -1442,6 +1442,18 @@ fn faults_results_wait_and_submit_survive_a_broker_restart() {
 // A cluster of three nodes
 // ---------------------------------------------------------------------------------------
 
+/// Worker processes, killed when dropped (a failed assertion included).
+struct Workers(Vec<WorkerProc>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+    }
+}
+
 /// The node that leads quorum queue `queue`, as `node` reports it.
 fn leader_of(node: &PrivateBroker, queue: &str) -> String {
     let out = node.ctl(&["list_queues", "name", "leader", "--formatter", "json", "-q"]);
@@ -1486,19 +1498,21 @@ fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
             .env("WASMQ_QUEUE_PREFIX", prefix);
         c
     };
-    let mut workers: Vec<WorkerProc> = (0..2)
-        .map(|i| {
-            let mut cmd = wasmq(i);
-            cmd.args([
-                "worker",
-                "--worker-id",
-                &format!("w{i}"),
-                "--concurrency",
-                "4",
-            ]);
-            WorkerProc::spawn(cmd, format!("w{i}"), Duration::from_secs(60))
-        })
-        .collect();
+    let mut workers = Workers(
+        (0..2)
+            .map(|i| {
+                let mut cmd = wasmq(i);
+                cmd.args([
+                    "worker",
+                    "--worker-id",
+                    &format!("w{i}"),
+                    "--concurrency",
+                    "4",
+                ]);
+                WorkerProc::spawn(cmd, format!("w{i}"), Duration::from_secs(60))
+            })
+            .collect(),
+    );
     let jobs_queue = format!("{prefix}.jobs");
     let leader = leader_of(&nodes[0], &jobs_queue);
     let doomed = nodes
@@ -1527,9 +1541,9 @@ fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
     wait_until(
         "a third of the batch done",
         Duration::from_secs(120),
-        || done(&workers) >= 1_000,
+        || done(&workers.0) >= 1_000,
     );
-    let at = done(&workers);
+    let at = done(&workers.0);
     nodes[doomed].crash();
     let killed_at = run_started.elapsed();
     let survivor = (doomed + 1) % 3;
@@ -1567,7 +1581,7 @@ fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
     // Both workers carried on through the surviving nodes: a second batch, after the
     // loss, is shared between them. (A quorum queue keeps the dead node's consumers,
     // suspected down, until the node returns, so counting consumers would not say.)
-    for w in &mut workers {
+    for w in &mut workers.0 {
         assert!(
             w.child.try_wait().unwrap().is_none(),
             "worker {} exited",
@@ -1598,9 +1612,5 @@ fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
             r.results.iter().any(|x| x.worker.as_deref() == Some(w)),
             "{report}: worker {w} ran none of the batch after the loss"
         );
-    }
-    for w in &mut workers {
-        let _ = w.child.kill();
-        let _ = w.child.wait();
     }
 }
