@@ -85,8 +85,9 @@ pub struct Client {
     urls: Vec<String>,
     /// The user is a tenant of the workers: a worker with its policy has declared its
     /// jobs queue ([`Topology::tenant_jobs_queue`]). Its jobs then go there, and its
-    /// results through the private results exchange.
-    tenant: bool,
+    /// results through the private results exchange. Asked of the broker once, by the
+    /// first call that needs it.
+    tenant: tokio::sync::OnceCell<bool>,
 }
 
 /// A message read from a queue.
@@ -223,20 +224,14 @@ impl Client {
             CancellationToken::new(),
         )
         .await?;
-        let mut client = Client {
+        Ok(Client {
             urls: split_urls(url),
             supervisor,
             topology,
             user,
             secret,
-            tenant: false,
-        };
-        if let Some(user) = client.user().map(str::to_owned) {
-            client.tenant = client
-                .queue_exists(&client.topology.tenant_jobs_queue(&user))
-                .await?;
-        }
-        Ok(client)
+            tenant: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// The live session, waiting (within [`RECONNECT_WINDOW`]) for a reconnect.
@@ -312,17 +307,25 @@ impl Client {
         }
     }
 
-    /// The tenant this client's user is, when it is one (see [`Client::connect`]).
-    fn tenant(&self) -> Option<&str> {
-        self.user().filter(|_| self.tenant)
+    /// The tenant this client's user is, when it is one: when its jobs queue exists.
+    async fn tenant(&self) -> Result<Option<&str>, BrokerError> {
+        let Some(user) = self.user() else {
+            return Ok(None);
+        };
+        let queue = self.topology.tenant_jobs_queue(user);
+        let is = *self
+            .tenant
+            .get_or_try_init(|| self.queue_exists(&queue))
+            .await?;
+        Ok(is.then_some(user))
     }
 
     /// The result queue `submit` declared for `batch`: a tenant's own, unless it does not
     /// exist and the shared exchange's queue of that batch does (submitted before any
     /// worker with the tenant's policy had declared its jobs queue).
     pub async fn find_batch_queue(&self, batch: &str) -> Result<String, BrokerError> {
-        let name = self.batch_queue(batch);
-        if self.tenant().is_some() && !self.queue_exists(&name).await? {
+        let name = self.batch_queue(batch).await?;
+        if self.tenant().await?.is_some() && !self.queue_exists(&name).await? {
             let shared = self.topology.batch_queue(batch);
             if self.queue_exists(&shared).await? {
                 return Ok(shared);
@@ -335,13 +338,13 @@ impl Client {
     /// ([`Topology::private_batch_queue`]), whose results come through the private
     /// results exchange; for anyone else, the batch's queue on the shared results
     /// exchange.
-    pub fn batch_queue(&self, batch: &str) -> String {
-        match self.tenant() {
+    async fn batch_queue(&self, batch: &str) -> Result<String, BrokerError> {
+        Ok(match self.tenant().await? {
             Some(user) => self
                 .topology
                 .private_batch_queue(user, batch, self.secret.as_deref()),
             None => self.topology.batch_queue(batch),
-        }
+        })
     }
 
     /// Declares a batch's own result queue ([`Client::batch_queue`]), bound to
@@ -355,14 +358,15 @@ impl Client {
     ) -> Result<String, BrokerError> {
         let t = &self.topology;
         let s = self.session().await?;
-        let name = self.batch_queue(batch);
+        let name = self.batch_queue(batch).await?;
+        let tenant = self.tenant().await?;
         if name.len() > 255 {
             return Err(BrokerError(format!(
                 "batch {batch:?} makes a result queue name of {} bytes for this user, above RabbitMQ's 255; use a shorter batch name",
                 name.len()
             )));
         }
-        let (exchange, key) = match self.tenant() {
+        let (exchange, key) = match tenant {
             Some(user) => (
                 t.private_exchange(),
                 format!("{}.#", Topology::manifest_key(user, batch)),
@@ -396,7 +400,7 @@ impl Client {
         )
         .await
         .map_err(|e| {
-            let hint = if self.user().is_some() && self.tenant().is_none() && e.to_string().contains("ACCESS_REFUSED") {
+            let hint = if self.user().is_some() && tenant.is_none() && e.to_string().contains("ACCESS_REFUSED") {
                 format!(
                     " (a tenant's results come through its own queues once a worker with its policy has declared its jobs queue {}: start one first)",
                     t.tenant_jobs_queue(self.user().unwrap_or(""))
@@ -423,7 +427,7 @@ impl Client {
         window: usize,
         mut on_confirmed: impl FnMut(u64),
     ) -> Result<u64, BrokerError> {
-        let to = match self.tenant() {
+        let to = match self.tenant().await? {
             // A tenant's jobs go to its own jobs queue, through the submit exchange under
             // its name (which topic permissions can hold it to).
             Some(user) => (self.topology.submit_exchange(), Topology::user_word(user)),
@@ -435,7 +439,7 @@ impl Client {
     /// Records a batch's size in its result queue: on the private results exchange under
     /// a tenant's name (see [`Client::batch_queue`]), or straight to the queue.
     pub async fn send_manifest(&self, batch: &str, body: &[u8]) -> Result<(), BrokerError> {
-        match self.tenant() {
+        match self.tenant().await? {
             Some(user) => {
                 let s = self.session().await?;
                 publish_confirmed(
@@ -449,7 +453,7 @@ impl Client {
                 .await
             }
             None => {
-                self.send_to_queue(&self.batch_queue(batch), body, None)
+                self.send_to_queue(&self.topology.batch_queue(batch), body, None)
                     .await
             }
         }

@@ -113,16 +113,13 @@ impl StatusCommand {
                 "unacked counts unknown: {e} (enable the rabbitmq_management plugin, or give --management-url)"
             );
         }
-        if let Some(b) = &self.batch
+        if let (Some(b), Some(queue)) = (&self.batch, &batch_queue)
             && batch_exists
         {
             let mut jobs = None;
             let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
             let mut seen = std::collections::HashSet::new();
-            for m in client
-                .peek(&client.find_batch_queue(b).await?, u32::MAX)
-                .await?
-            {
+            for m in client.peek(queue, u32::MAX).await? {
                 match serde_json::from_slice::<ResultMessage>(&m.body) {
                     Ok(ResultMessage::Manifest { manifest }) => jobs = Some(manifest.jobs),
                     Ok(ResultMessage::Result(r)) => {

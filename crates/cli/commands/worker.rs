@@ -260,33 +260,18 @@ async fn serve_control(
                     }
                     // The log's copy of a prewarm was answered when it was sent.
                     Ok(ControlRequest::Prewarm(_)) if message.replayed => Vec::new(),
-                    Ok(ControlRequest::Prewarm(request))
-                        if is_tenant(sandbox, message.user_id.as_deref()) =>
-                    {
-                        // A tenant may cancel its jobs, but compiling is the operator's.
-                        let user = message.user_id.as_deref().unwrap_or("");
-                        warn!(user, "refusing a prewarm request from a tenant");
-                        let why = format!(
-                            "prewarm is for the operator: broker user {user:?} is a tenant of this worker"
-                        );
-                        let reply = PrewarmReply {
-                            worker: worker_id.clone(),
-                            engine: sandbox.fingerprint().to_owned(),
-                            modules: request
-                                .modules
-                                .into_iter()
-                                .map(|sha256| PrewarmOutcome {
-                                    sha256,
-                                    outcome: "failed".into(),
-                                    compile_us: 0,
-                                    error: Some(why.clone()),
-                                })
-                                .collect(),
-                        };
-                        serde_json::to_vec(&reply).expect("a reply serializes")
-                    }
                     Ok(ControlRequest::Prewarm(request)) => {
-                        let reply = prewarm(request, worker_id, cache, sandbox, metrics).await;
+                        // A tenant may cancel its jobs, but compiling is the operator's.
+                        let user = message.user_id.as_deref();
+                        let refusal = is_tenant(sandbox, user).then(|| {
+                            warn!(user, "refusing a prewarm request from a tenant");
+                            format!(
+                                "prewarm is for the operator: broker user {:?} is a tenant of this worker",
+                                user.unwrap_or("")
+                            )
+                        });
+                        let reply =
+                            prewarm(request, refusal, worker_id, cache, sandbox, metrics).await;
                         serde_json::to_vec(&reply).expect("a reply serializes")
                     }
                     Err(e) => {
@@ -326,8 +311,11 @@ fn is_tenant(sandbox: &Sandbox, user: Option<&str>) -> bool {
     user.is_some_and(|u| tenancy.is_some_and(|t| t.tenants.contains_key(u)))
 }
 
+/// Compiles the requested modules, or (with `refusal`) reports each as failed for that
+/// reason.
 async fn prewarm(
     request: PrewarmRequest,
+    refusal: Option<String>,
     worker_id: &str,
     cache: &Cache,
     sandbox: &Sandbox,
@@ -345,9 +333,10 @@ async fn prewarm(
             compile_us: 0,
             error: Some(why),
         };
-        let outcome = match hex.parse::<Digest>() {
-            Err(e) => failed(e.to_string()),
-            Ok(d) => match cache.get_module(&d) {
+        let outcome = match (&refusal, hex.parse::<Digest>()) {
+            (Some(why), _) => failed(why.clone()),
+            (None, Err(e)) => failed(e.to_string()),
+            (None, Ok(d)) => match cache.get_module(&d) {
                 Ok(None) => failed(format!(
                     "module sha256:{hex} is not in this worker's module store"
                 )),
