@@ -21,6 +21,11 @@
 //!    `WASMQ_BENCH_ONLY=fair` runs this flow alone (for each binary), and the next.
 //! 6. **Cancel to stop**: 30 running jobs, each cancelled by a message on the control
 //!    exchange 100 ms after it was sent: from the cancel's publish to the job's result.
+//! 7. **A cold fleet**: three workers with empty caches of their own, 10 modules nobody has
+//!    compiled (the 1.5 MB `jsonx` guest, made distinct by a custom section), 1,000 jobs,
+//!    modules in a registry (Debian's `docker-registry`, started here on a free port):
+//!    compiles in the whole fleet and the time from submit to the last result, without
+//!    and then with the shared artifact store. `WASMQ_BENCH_ONLY=fleet` runs it alone.
 //!
 //! Every batch flow also reports the CPU time each process spent on it (the worker, the
 //! client, and the broker's `beam.smp`, from `/proc/PID/stat`), per 10,000 jobs. The raw
@@ -1168,6 +1173,119 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
     (elapsed, compiled)
 }
 
+#[path = "../tests/support/registry.rs"]
+mod registry_server;
+
+/// A cold fleet: three workers with empty caches of their own, 10 modules nobody has
+/// compiled (the 1.5 MB `jsonx` guest with 10 different custom sections), 1,000 jobs, the
+/// module store in a registry; with `shared`, an artifact store in the same registry.
+/// Returns (seconds from the start of submit to the last result, compiles in the fleet).
+fn cold_fleet(dir: &Path, shared: bool) -> (f64, usize) {
+    let registry = registry_server::TestRegistry::start();
+    let tag = if shared { "shared" } else { "alone" };
+    let prefix = format!("bench.fleet.{tag}.{}", std::process::id());
+    let base = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/wasm/jsonx.wasm"))
+        .expect("jobs/build.sh builds the guests");
+    let nonce = std::process::id().wrapping_mul(64) + if shared { 32 } else { 0 };
+    let modules: Vec<_> = (0..10)
+        .map(|m| {
+            let p = dir.join(format!("fleet-{tag}-{m}.wasm"));
+            std::fs::write(&p, with_custom_section(&base, nonce + m)).unwrap();
+            p
+        })
+        .collect();
+    let jobs: String = (0..1000)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"f{i}\",\"module\":{{\"path\":{:?}}},\"stdin\":\"[]\"}}\n",
+                modules[i % 10]
+            )
+        })
+        .collect();
+    let file = dir.join(format!("fleet-{tag}.jsonl"));
+    std::fs::write(&file, jobs).unwrap();
+    let mut flags = vec![
+        "--module-store".to_owned(),
+        registry.url("bench/modules"),
+        "--insecure-registry".to_owned(),
+        registry.addr.clone(),
+        "--artifact-key-file".to_owned(),
+        dir.join("fleet.key").display().to_string(),
+    ];
+    if shared {
+        flags.extend([
+            "--artifact-store".to_owned(),
+            registry.url("bench/artifacts"),
+        ]);
+    }
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let workers: Vec<Child> = (0..3)
+        .map(|w| {
+            let cache = dir.join(format!("fleet-{tag}-cache-{w}"));
+            start_worker_with(
+                &prefix,
+                &cache,
+                &[&flag_refs[..], &["--prefetch", "4"]].concat(),
+            )
+        })
+        .collect();
+    let submit_cache = dir.join(format!("fleet-{tag}-submit"));
+    let start = Instant::now();
+    let out = wasmq(&prefix, &submit_cache)
+        .args(&flag_refs)
+        .arg("submit")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let batch = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = wasmq(&prefix, &submit_cache)
+        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    for w in workers {
+        stop(w);
+    }
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1000, "every job has a result");
+    if let Some(bad) = lines.iter().find(|r| r["status"] != "succeeded") {
+        panic!("a cold-fleet job did not succeed: {bad}");
+    }
+    let compiled = lines.iter().filter(|r| r["cache"] == "compiled").count();
+    for q in prefix_queues(&prefix) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_queue", "-q", &q])
+            .output();
+    }
+    (elapsed, compiled)
+}
+
+/// Runs the cold fleet without and with the shared artifact store, in turn, and prints
+/// both.
+fn report_cold_fleet(dir: &Path) {
+    let alone = cold_fleet(dir, false);
+    std::thread::sleep(Duration::from_secs(1));
+    let shared = cold_fleet(dir, true);
+    for (label, (secs, compiled)) in [("without", alone), ("with", shared)] {
+        println!(
+            "cold fleet, 3 workers, 10 new modules, 1,000 jobs, {label} the shared artifact store: {compiled} compiles, last result at {secs:.2} s"
+        );
+    }
+    println!(
+        "cold fleet: the shared artifact store took {:.2}x the time to the last result",
+        shared.0 / alone.0.max(1e-9)
+    );
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -1316,7 +1434,12 @@ fn main() {
     }
     println!("each batch flow runs {repeat} times (WASMQ_BENCH_REPEAT): medians");
     let dir = tempfile::tempdir().unwrap();
-    let fair_only = std::env::var("WASMQ_BENCH_ONLY").is_ok_and(|v| v == "fair");
+    let only = std::env::var("WASMQ_BENCH_ONLY").unwrap_or_default();
+    if only == "fleet" {
+        report_cold_fleet(dir.path());
+        return;
+    }
+    let fair_only = only == "fair";
     let mut fair = Vec::new();
     for (label, bin) in &binaries {
         use_binary(bin);
@@ -1473,6 +1596,7 @@ fn main() {
     println!(
         "cold batch, 1,000 jobs on 10 new modules: {secs:.2} s, {compiled} compiles (target 10)"
     );
+    report_cold_fleet(dir.path());
     let (idle, peak, after) = memory(dir.path());
     println!(
         "worker RSS: idle {idle:.1} MiB, 2 x 64 MiB jobs in flight {peak:.1} MiB, after {after:.1} MiB"

@@ -12,7 +12,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 use wasmq_broker::amqp::{Retention, Topology};
+use wasmq_cache::remote::{ArtifactSource, Fleet, ModuleSource};
 use wasmq_cache::{Cache, CacheOptions};
+use wasmq_registry::{ArtifactStore, Credentials, Registry, RegistryConfig, StoreUrl};
 use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
 use wasmq_spec::{LimitPolicy, LimitsRequest};
 
@@ -30,6 +32,10 @@ pub mod defaults {
     pub const CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
     /// The prefetch is the concurrency plus this many results awaiting confirms.
     pub const PREFETCH_PIPELINE: usize = 64;
+    /// How long a worker waits for another worker's compile of the same module.
+    pub const COMPILE_WAIT: Duration = Duration::from_secs(60);
+    /// How long a worker retries a registry it cannot reach before requeueing the job.
+    pub const REGISTRY_RETRY: Duration = Duration::from_secs(30);
 }
 
 /// Where a setting's value came from.
@@ -111,6 +117,27 @@ pub struct CommonArgs {
     /// Log format: human or json [config: log_format].
     #[arg(long, env = "WASMQ_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// The module store: a directory (holding `modules/`), or an OCI registry repository,
+    /// oci://HOST[:PORT]/REPOSITORY [config: module_store] [default: the cache directory].
+    /// A registry's credentials come from `[registries."HOST:PORT"]` in the config file,
+    /// else from WASMQ_REGISTRY_USERNAME and WASMQ_REGISTRY_PASSWORD (or
+    /// WASMQ_REGISTRY_TOKEN); never from a job.
+    #[arg(long, env = "WASMQ_MODULE_STORE", global = true)]
+    pub module_store: Option<String>,
+    /// A registry repository where workers share compiled artifacts,
+    /// oci://HOST[:PORT]/REPOSITORY; every worker needs the same artifact key file
+    /// [config: artifact_store] [default: none].
+    #[arg(long, env = "WASMQ_ARTIFACT_STORE", global = true)]
+    pub artifact_store: Option<String>,
+    /// A registry (HOST:PORT) reached over plain HTTP instead of HTTPS (repeatable; env:
+    /// comma-separated) [config: insecure_registries].
+    #[arg(
+        long = "insecure-registry",
+        env = "WASMQ_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 /// Flags of the commands that run jobs.
@@ -134,6 +161,15 @@ pub struct SandboxArgs {
     /// [default: /work].
     #[arg(long, env = "WASMQ_DEFAULT_WORK_DIR")]
     pub default_work_dir: Option<String>,
+    /// Seconds a worker waits for another worker's compile of the same module (with a
+    /// shared artifact store) before compiling it itself [config: compile_wait_secs]
+    /// [default: 60].
+    #[arg(long, env = "WASMQ_COMPILE_WAIT_SECS")]
+    pub compile_wait_secs: Option<u64>,
+    /// Seconds a registry that cannot be reached is retried before the job goes back to
+    /// the broker [config: registry_retry_secs] [default: 30].
+    #[arg(long, env = "WASMQ_REGISTRY_RETRY_SECS")]
+    pub registry_retry_secs: Option<u64>,
 }
 
 /// Flags of the commands that talk to RabbitMQ.
@@ -196,6 +232,14 @@ pub struct FileConfig {
     pub results_queue_ttl_secs: Option<u32>,
     pub results_queue_max_length: Option<u32>,
     pub management_url: Option<String>,
+    pub module_store: Option<String>,
+    pub artifact_store: Option<String>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub compile_wait_secs: Option<u64>,
+    pub registry_retry_secs: Option<u64>,
+    /// Credentials by registry (`HOST[:PORT]`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryAuthConfig>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     #[serde(default)]
@@ -207,6 +251,15 @@ pub struct FileConfig {
     pub default_tenant: Option<TenantConfig>,
     /// Whether such jobs run under `default_tenant` or are rejected.
     pub unverified_jobs: Option<UnverifiedJobsConfig>,
+}
+
+/// `[registries."HOST:PORT"]`: a username and password, or a bearer token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuthConfig {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
 }
 
 /// `[tenants.NAME]` and `[default_tenant]`.
@@ -221,6 +274,9 @@ pub struct TenantConfig {
     pub inline_modules: bool,
     #[serde(default)]
     pub limits: TenantLimitsConfig,
+    /// Registries or repository prefixes its jobs may name in `module.oci`.
+    #[serde(default)]
+    pub registries: Vec<String>,
     /// Its share of a worker against other tenants' (default 1).
     #[serde(default)]
     pub weight: Option<u32>,
@@ -272,8 +328,25 @@ pub struct Settings {
     pub cache_max_bytes: Option<u64>,
     pub artifact_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Where modules are stored.
+    pub module_store: ModuleStore,
+    /// Where compiled artifacts are shared, if anywhere.
+    pub artifact_store: Option<StoreUrl>,
+    /// How registries are reached.
+    pub registry_config: RegistryConfig,
+    /// The registry client, made on first use.
+    registry: OnceLock<Arc<Registry>>,
     /// Every setting resolved so far, with its source, in the order resolved.
     entries: Mutex<Vec<Entry>>,
+}
+
+/// Where `submit` and `prewarm` put modules and workers look for them.
+#[derive(Debug, Clone)]
+pub enum ModuleStore {
+    /// A directory holding `modules/` (the cache directory by default).
+    Dir(PathBuf),
+    /// A repository of an OCI registry.
+    Oci(StoreUrl),
 }
 
 /// The worker's own settings.
@@ -299,12 +372,39 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        let cache_dir = common
+            .cache_dir
+            .clone()
+            .or_else(|| file.cache_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(defaults::CACHE_DIR));
+        let module_store = match common.module_store.as_ref().or(file.module_store.as_ref()) {
+            None => ModuleStore::Dir(cache_dir.clone()),
+            Some(text) => match StoreUrl::parse(text) {
+                Some(url) => ModuleStore::Oci(
+                    url.map_err(|why| anyhow::anyhow!("invalid module_store: {why}"))?,
+                ),
+                None => ModuleStore::Dir(PathBuf::from(text)),
+            },
+        };
+        let artifact_store = match common
+            .artifact_store
+            .as_ref()
+            .or(file.artifact_store.as_ref())
+        {
+            None => None,
+            Some(text) => Some(
+                StoreUrl::parse(text)
+                    .unwrap_or_else(|| Err(format!("{text:?} is not oci://HOST[:PORT]/REPOSITORY")))
+                    .map_err(|why| anyhow::anyhow!("invalid artifact_store: {why}"))?,
+            ),
+        };
+        let registry_config = registry_config(common, &file)?;
         let s = Settings {
-            cache_dir: common
-                .cache_dir
-                .clone()
-                .or_else(|| file.cache_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(defaults::CACHE_DIR)),
+            module_store,
+            artifact_store,
+            registry_config,
+            registry: OnceLock::new(),
+            cache_dir,
             cache_max_bytes: common.cache_max_bytes.or(file.cache_max_bytes),
             artifact_key_file: common
                 .artifact_key_file
@@ -355,6 +455,55 @@ impl Settings {
                 common.artifact_key_file.is_some(),
                 f.artifact_key_file.is_some(),
             ),
+        );
+        s.record(
+            "module_store",
+            match &s.module_store {
+                ModuleStore::Dir(d) => d.display().to_string(),
+                ModuleStore::Oci(u) => u.to_string(),
+            },
+            source(
+                "module_store",
+                common.module_store.is_some(),
+                f.module_store.is_some(),
+            ),
+        );
+        s.record(
+            "artifact_store",
+            s.artifact_store
+                .as_ref()
+                .map_or("none".into(), |u| u.to_string()),
+            source(
+                "artifact_store",
+                common.artifact_store.is_some(),
+                f.artifact_store.is_some(),
+            ),
+        );
+        s.record(
+            "insecure_registries",
+            if s.registry_config.insecure.is_empty() {
+                "none".into()
+            } else {
+                s.registry_config.insecure.join(",")
+            },
+            source(
+                "insecure_registries",
+                !common.insecure_registries.is_empty(),
+                f.insecure_registries.is_some(),
+            ),
+        );
+        s.record(
+            "registries",
+            registries_shown(&s.registry_config),
+            if f.registries.is_empty()
+                && s.registry_config.default_credentials == Credentials::Anonymous
+            {
+                Source::Default
+            } else if f.registries.is_empty() {
+                Source::Env
+            } else {
+                Source::File
+            },
         );
         s.record(
             "log_format",
@@ -531,6 +680,12 @@ impl Settings {
         let options = CacheOptions {
             max_bytes: self.cache_max_bytes,
             key_file: self.artifact_key_file.clone(),
+            module_root: match &self.module_store {
+                ModuleStore::Dir(d) if *d != self.cache_dir => Some(d.clone()),
+                _ => None,
+            },
+            // With a registry as the module store, the modules here are copies.
+            modules_evictable: matches!(self.module_store, ModuleStore::Oci(_)),
         };
         let cache = Cache::open_with(&self.cache_dir, options)
             .with_context(|| format!("failed to open the cache at {}", self.cache_dir.display()))?;
@@ -753,6 +908,7 @@ impl Settings {
             TenantPolicy {
                 volumes: t.volumes.iter().cloned().collect(),
                 inline_modules: t.inline_modules,
+                registries: t.registries.clone(),
                 maximum,
                 weight: t.weight.unwrap_or(1),
                 max_in_flight: t.max_in_flight,
@@ -886,26 +1042,158 @@ impl Settings {
 
     /// Opens the cache and builds the sandbox.
     pub fn sandbox(&self, args: &SandboxArgs) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
-        self.sandbox_with(self.sandbox_config(args)?)
+        let fleet = self.fleet(args)?;
+        self.sandbox_with(self.sandbox_config(args)?, fleet)
     }
 
-    /// Opens the cache and builds the sandbox of a configuration already resolved.
-    pub fn sandbox_with(&self, config: SandboxConfig) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
+    /// Opens the cache and builds the sandbox of a configuration already resolved, in
+    /// `fleet` ([`Settings::fleet`], plus whatever the command adds).
+    pub fn sandbox_with(
+        &self,
+        config: SandboxConfig,
+        fleet: Fleet,
+    ) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
         let cache = self.open_cache()?;
-        let sandbox = Sandbox::new(config, cache.clone())?;
+        if fleet.artifacts.is_some()
+            && let Some(why) = cache.artifacts_disabled()
+        {
+            bail!("artifact_store needs the artifact cache, which is disabled: {why}");
+        }
+        let sandbox = Sandbox::in_fleet(config, cache.clone(), fleet)?;
         Ok((cache, sandbox))
+    }
+
+    /// Whether modules are pushed to a registry (the module store is one).
+    pub fn pushes_to_registry(&self) -> bool {
+        matches!(self.module_store, ModuleStore::Oci(_))
+    }
+
+    /// The registry client of this process (made once).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .get_or_init(|| {
+                let store = match &self.module_store {
+                    ModuleStore::Oci(u) => Some(u.clone()),
+                    ModuleStore::Dir(_) => None,
+                };
+                Arc::new(Registry::new(self.registry_config.clone(), store))
+            })
+            .clone()
+    }
+
+    /// What a process that runs jobs takes from registries: modules (from the module
+    /// store when it is one, and for `module.oci` references) and, with an artifact
+    /// store, shared artifacts. Leases are the worker's to add.
+    pub fn fleet(&self, args: &SandboxArgs) -> anyhow::Result<Fleet> {
+        let compile_wait = args
+            .compile_wait_secs
+            .or(self.file.compile_wait_secs)
+            .map_or(defaults::COMPILE_WAIT, std::time::Duration::from_secs);
+        self.record(
+            "compile_wait_secs",
+            compile_wait.as_secs().to_string(),
+            source(
+                "compile_wait_secs",
+                args.compile_wait_secs.is_some(),
+                self.file.compile_wait_secs.is_some(),
+            ),
+        );
+        let retry_for = args
+            .registry_retry_secs
+            .or(self.file.registry_retry_secs)
+            .map_or(defaults::REGISTRY_RETRY, std::time::Duration::from_secs);
+        self.record(
+            "registry_retry_secs",
+            retry_for.as_secs().to_string(),
+            source(
+                "registry_retry_secs",
+                args.registry_retry_secs.is_some(),
+                self.file.registry_retry_secs.is_some(),
+            ),
+        );
+        let registry = self.registry();
+        Ok(Fleet {
+            modules: Some(registry.clone() as Arc<dyn ModuleSource>),
+            artifacts: self.artifact_store.as_ref().map(|url| {
+                Arc::new(ArtifactStore::new(registry.clone(), url.clone()))
+                    as Arc<dyn ArtifactSource>
+            }),
+            leases: None,
+            compile_wait,
+            retry_for,
+        })
     }
 
     /// As [`Settings::sandbox`], for the operator's own jobs (`wasmq run`): tenant
     /// policies are checked but not applied, since those jobs come from local files, not
     /// from a broker user.
     pub fn local_sandbox(&self, args: &SandboxArgs) -> anyhow::Result<(Arc<Cache>, Sandbox)> {
-        let cache = self.open_cache()?;
         let mut config = self.sandbox_config(args)?;
         config.tenancy = None;
-        let sandbox = Sandbox::new(config, cache.clone())?;
-        Ok((cache, sandbox))
+        let fleet = self.fleet(args)?;
+        self.sandbox_with(config, fleet)
     }
+}
+
+/// Registries: plain HTTP for the listed ones (flag or env, else the file), credentials
+/// from the file by registry, else from `WASMQ_REGISTRY_USERNAME` and
+/// `WASMQ_REGISTRY_PASSWORD` (or `WASMQ_REGISTRY_TOKEN`) for every registry.
+fn registry_config(common: &CommonArgs, file: &FileConfig) -> anyhow::Result<RegistryConfig> {
+    let insecure = if common.insecure_registries.is_empty() {
+        file.insecure_registries.clone().unwrap_or_default()
+    } else {
+        common.insecure_registries.clone()
+    };
+    for host in &insecure {
+        let probe = format!("{host}/probe:probe");
+        if host.contains('/') || wasmq_spec::parse_oci_reference(&probe).is_err() {
+            bail!("insecure registry {host:?} is not HOST[:PORT]");
+        }
+    }
+    let credentials = |key: &str, a: &RegistryAuthConfig| -> anyhow::Result<Credentials> {
+        match (&a.username, &a.password, &a.token) {
+            (None, None, None) => Ok(Credentials::Anonymous),
+            (Some(u), Some(p), None) => Ok(Credentials::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            (None, None, Some(t)) => Ok(Credentials::Bearer(t.clone())),
+            _ => bail!("{key}: give username and password together, or a token alone"),
+        }
+    };
+    let mut by_host = BTreeMap::new();
+    for (host, auth) in &file.registries {
+        by_host.insert(
+            host.clone(),
+            credentials(&format!("registries.{host:?}"), auth)?,
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let default_credentials = credentials(
+        "WASMQ_REGISTRY_USERNAME/WASMQ_REGISTRY_PASSWORD/WASMQ_REGISTRY_TOKEN",
+        &RegistryAuthConfig {
+            username: env("WASMQ_REGISTRY_USERNAME"),
+            password: env("WASMQ_REGISTRY_PASSWORD"),
+            token: env("WASMQ_REGISTRY_TOKEN"),
+        },
+    )?;
+    Ok(RegistryConfig {
+        insecure,
+        credentials: by_host,
+        default_credentials,
+        ..RegistryConfig::default()
+    })
+}
+
+/// The credentials of each registry, secrets left out.
+fn registries_shown(c: &RegistryConfig) -> String {
+    let mut parts: Vec<String> = c
+        .credentials
+        .iter()
+        .map(|(h, cred)| format!("{h}: {cred:?}"))
+        .collect();
+    parts.push(format!("others: {:?}", c.default_credentials));
+    parts.join(", ")
 }
 
 /// `HOST-PID`.
@@ -1003,6 +1291,10 @@ mod tests {
             cache_max_bytes: None,
             artifact_key_file: None,
             log_format: LogFormat::Human,
+            module_store: ModuleStore::Dir(PathBuf::from("cache")),
+            artifact_store: None,
+            registry_config: RegistryConfig::default(),
+            registry: OnceLock::new(),
             entries: Mutex::new(Vec::new()),
         }
     }
@@ -1014,6 +1306,8 @@ mod tests {
             timeout_ms: None,
             memory_bytes: None,
             default_work_dir: None,
+            compile_wait_secs: None,
+            registry_retry_secs: None,
         }
     }
 

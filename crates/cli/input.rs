@@ -4,8 +4,12 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use wasmq_cache::Cache;
+use wasmq_cache::remote::RemoteError;
+use wasmq_registry::Registry;
 use wasmq_spec::{Job, JobResult, ModuleRef, Rejection, codes, decode_job};
 
 /// One job read from an input, or the rejected result for what could not be read as one.
@@ -107,12 +111,18 @@ fn parse(text: &[u8], name: &str, base: &Path, kind: Kind, out: &mut Vec<Entry>)
     }
 }
 
-/// Turns `path` modules into `sha256` references, uploading each file once.
+/// Turns `path` modules into `sha256` references, uploading each file once, and pins
+/// `oci` references to their manifest digests.
 pub struct Uploader<'a> {
     cache: &'a Cache,
     /// When the module store cannot be written, carry the bytes in the job instead.
     inline_fallback: bool,
+    /// The registry that pins references, and that modules are pushed to when the module
+    /// store is a registry (`push`).
+    registry: Option<Arc<Registry>>,
+    push: bool,
     seen: HashMap<PathBuf, Result<ModuleRef, String>>,
+    pinned: HashMap<String, Result<String, Rejection>>,
 }
 
 impl<'a> Uploader<'a> {
@@ -122,7 +132,10 @@ impl<'a> Uploader<'a> {
         Uploader {
             cache,
             inline_fallback: false,
+            registry: None,
+            push: false,
             seen: HashMap::new(),
+            pinned: HashMap::new(),
         }
     }
 
@@ -135,15 +148,43 @@ impl<'a> Uploader<'a> {
         }
     }
 
-    /// Replaces a `path` module of `job` with the `sha256` of the uploaded file.
+    /// Pins references through `registry`, and pushes modules to it when `push` (the
+    /// module store is that registry) instead of storing them in the cache directory.
+    pub fn with_registry(mut self, registry: Arc<Registry>, push: bool) -> Self {
+        self.registry = Some(registry);
+        self.push = push;
+        self
+    }
+
+    /// Replaces a `path` module of `job` with the `sha256` of the uploaded file, and a
+    /// tag of an `oci` reference with the digest it names now (so that every retry runs
+    /// the same bytes).
     pub fn resolve(&mut self, job: &mut Job, base: &Path, origin: &str) -> Result<(), Rejection> {
+        if let ModuleRef::Oci(reference) = &job.module {
+            let Some(registry) = &self.registry else {
+                return Ok(());
+            };
+            let pinned = self.pinned.entry(reference.clone()).or_insert_with(|| {
+                wait(registry.resolve_reference(reference))
+                    .map(|r| r.pinned)
+                    .map_err(|e| rejection(origin, reference, e))
+            });
+            job.module = ModuleRef::Oci(pinned.clone()?);
+            return Ok(());
+        }
         let ModuleRef::Path(rel) = &job.module else {
             return Ok(());
         };
         let path = base.join(rel);
         let (cache, inline_fallback) = (self.cache, self.inline_fallback);
+        let registry = self.registry.as_ref().filter(|_| self.push);
         let got = self.seen.entry(path.clone()).or_insert_with(|| {
             let bytes = read_module(&path).map_err(|e| format!("{e:#}"))?;
+            if let Some(registry) = registry {
+                return wait(registry.push_module(&bytes))
+                    .map(|d| ModuleRef::Sha256(d.to_hex()))
+                    .map_err(|e| format!("could not push the module to {}: {e}", store_name(registry)));
+            }
             match cache.put_module(&bytes) {
                 Ok(digest) => Ok(ModuleRef::Sha256(digest.to_hex())),
                 Err(e) if inline_fallback => {
@@ -169,10 +210,46 @@ impl<'a> Uploader<'a> {
     }
 }
 
-/// Reads a module file (`.wat` text is assembled) and stores it; returns its sha256.
-pub fn upload(cache: &Cache, path: &Path) -> anyhow::Result<String> {
+fn store_name(registry: &Registry) -> String {
+    registry
+        .store()
+        .map_or_else(|| "the registry".to_owned(), |s| s.to_string())
+}
+
+/// Why a reference could not be pinned, as the job's rejection.
+fn rejection(origin: &str, reference: &str, e: RemoteError) -> Rejection {
+    let code = match &e {
+        RemoteError::NotFound(_) => codes::MODULE_NOT_FOUND,
+        RemoteError::DigestMismatch(_) => codes::MODULE_DIGEST_MISMATCH,
+        RemoteError::NotWasm(_) => codes::INVALID_MODULE,
+        RemoteError::Unavailable(_) => codes::INTERNAL,
+    };
+    Rejection::new(code, format!("{origin}: module.oci {reference}: {e}"))
+}
+
+/// Runs `f` to its end from synchronous code, on the runtime of the caller if there is
+/// one.
+fn wait<T>(f: impl std::future::Future<Output = T>) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(f)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for registry requests")
+            .block_on(f),
+    }
+}
+
+/// Reads a module file (`.wat` text is assembled) and stores it: pushed to `registry`
+/// when given (the module store is a registry), else in the cache directory. Returns its
+/// sha256.
+pub fn upload(cache: &Cache, registry: Option<&Registry>, path: &Path) -> anyhow::Result<String> {
     let bytes = read_module(path)?;
-    let digest = cache.put_module(&bytes)?;
+    let digest = match registry {
+        Some(r) => wait(r.push_module(&bytes))
+            .with_context(|| format!("could not push {} to {}", path.display(), store_name(r)))?,
+        None => cache.put_module(&bytes)?,
+    };
     Ok(digest.to_hex())
 }
 

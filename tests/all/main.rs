@@ -16,6 +16,7 @@ mod kinds;
 mod ops;
 mod parity;
 mod python_client;
+mod registry;
 mod statuses;
 mod support;
 mod tenants;

@@ -534,6 +534,8 @@ fn the_documented_defaults_are_the_ones_config_prints() {
         "limits.default.timeout_ms",
         "limits.default.memory_bytes",
         "default_work_dir",
+        "compile_wait_secs",
+        "registry_retry_secs",
     ] {
         assert!(
             checked.iter().any(|k| k == key),

@@ -10,12 +10,14 @@
 //!   helpers for the client commands.
 //! - [`client`]: [`client::Client`], the connection of `submit`, `results`, `prewarm`,
 //!   `status` and `dead`.
+//! - [`lease`]: [`lease::AmqpLeases`], compile leases across a fleet as exclusive queues.
 //! - [`management`]: queue depths from RabbitMQ's management HTTP API.
 //! - [`supervisor`]: [`supervisor::Supervisor`], which keeps one connection up, hands out
 //!   its current session and reconnects with backoff; every connection above uses one.
 
 pub mod amqp;
 pub mod client;
+pub mod lease;
 pub mod management;
 pub mod memory;
 pub mod supervisor;

@@ -16,6 +16,9 @@
 //! - [`store`]: [`Cache`]: modules, artifacts, quarantine, stats, gc and verify.
 //! - [`mac`]: [`MacKey`], the keyed BLAKE3 tag of artifacts.
 //! - [`atomic`]: the write-temp-fsync-rename helper.
+//! - [`remote`]: the interfaces of stores beyond this host ([`remote::ModuleSource`],
+//!   [`remote::ArtifactSource`]) and of compile leases across a fleet
+//!   ([`remote::Leases`]), gathered in a [`remote::Fleet`].
 //!
 //! # On disk
 //! ```text
@@ -25,17 +28,19 @@
 //! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>          compiled code (kind: cwasm, ...)
 //! <root>/artifacts/<engine>/<aa>/<sha256>.<kind>.meta     its MAC and provenance (JSON)
 //! <root>/quarantine/                                      files that failed their check
+//! <root>/locks/<engine>/<sha256>.<kind>.lock              held while one process compiles
 //! <root>.key (by default; anywhere outside <root>)        the artifact MAC key
 //! ```
 
 mod atomic;
 pub mod digest;
 pub mod mac;
+pub mod remote;
 pub mod store;
 
 pub use digest::Digest;
 pub use mac::MacKey;
 pub use store::{
-    ArtifactKey, Cache, CacheError, CacheOptions, DiskStats, GcReport, MAX_TENANT_NAME,
-    VerifiedArtifact, VerifyReport, default_key_file, valid_tenant_name,
+    ArtifactKey, Cache, CacheError, CacheOptions, CompileLock, DiskStats, GcReport,
+    MAX_TENANT_NAME, VerifiedArtifact, VerifyReport, default_key_file, valid_tenant_name,
 };

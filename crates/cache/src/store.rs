@@ -146,6 +146,12 @@ pub struct CacheOptions {
     pub max_bytes: Option<u64>,
     /// The artifact MAC key file (created when missing); [`default_key_file`] when `None`.
     pub key_file: Option<PathBuf>,
+    /// The directory whose `modules/` is the module store, when it is not the cache root
+    /// (a shared volume).
+    pub module_root: Option<PathBuf>,
+    /// The modules here are copies of a remote store: they count toward `max_bytes` and
+    /// are evicted, least recently used first, like artifacts.
+    pub modules_evictable: bool,
 }
 
 /// Longest tenant name, in bytes.
@@ -182,6 +188,10 @@ pub fn default_key_file(root: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Where `modules/` is: the root, or a module store directory of its own.
+    module_root: PathBuf,
+    /// Whether modules are copies that eviction may remove.
+    modules_evictable: bool,
     /// The artifact MAC key; `Err` says why artifacts are disabled.
     mac: Result<MacKey, String>,
     /// Cap on artifact bytes; exceeding it triggers an LRU collection.
@@ -203,7 +213,7 @@ impl Cache {
             root,
             CacheOptions {
                 max_bytes,
-                key_file: None,
+                ..CacheOptions::default()
             },
         )
     }
@@ -242,8 +252,15 @@ impl Cache {
         if let Err(why) = &mac {
             warn!(root = %root.display(), %why, "artifact cache disabled: every module is compiled in memory");
         }
+        let module_root = options.module_root.clone().unwrap_or_else(|| root.clone());
+        if options.module_root.is_some() {
+            let dir = module_root.join("modules");
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
         let cache = Cache {
             root,
+            module_root,
+            modules_evictable: options.modules_evictable,
             mac,
             max_bytes: options.max_bytes,
             approx_artifact_bytes: AtomicU64::new(0),
@@ -269,7 +286,7 @@ impl Cache {
     // ----- modules -------------------------------------------------------------------
 
     fn module_path(&self, digest: &Digest) -> PathBuf {
-        module_file(&self.root.join("modules"), digest)
+        module_file(&self.module_root.join("modules"), digest)
     }
 
     /// Where tenant `tenant` keeps module `digest`: `tenants/<tenant>/modules/<aa>/<sha>.wasm`.
@@ -361,6 +378,13 @@ impl Cache {
             warn!(path = %path.display(), "stored module does not match its digest; quarantined");
             self.quarantine(path);
             return Ok(None);
+        }
+        if self.modules_evictable {
+            // Last use drives eviction of copies; failing to record it only makes it less exact.
+            let _ = fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(SystemTime::now()));
         }
         Ok(Some(bytes))
     }
@@ -469,7 +493,91 @@ impl Cache {
         self.counters
             .artifact_writes
             .fetch_add(1, Ordering::Relaxed);
-        let added = (bytes.len() + meta_json.len()) as u64;
+        self.grew((bytes.len() + meta_json.len()) as u64);
+        Ok(Some(path))
+    }
+
+    /// The MAC this host's key gives the artifact `bytes` for `key`: what travels with an
+    /// artifact shared with other hosts. `None` when artifacts are disabled.
+    pub fn artifact_mac(&self, key: &ArtifactKey, bytes: &[u8]) -> Option<String> {
+        self.mac.as_ref().ok().map(|mac| mac.tag(key, bytes))
+    }
+
+    /// Stores an artifact that came from another host, if its MAC verifies with this
+    /// host's key: `Ok(true)` when stored. An artifact whose MAC does not verify (forged,
+    /// altered, or made with another key) is never stored where it could be loaded: it is
+    /// written to `quarantine/`, logged, and `Ok(false)` says to compile instead.
+    pub fn import_artifact(
+        &self,
+        key: &ArtifactKey,
+        bytes: &[u8],
+        mac: &str,
+    ) -> Result<bool, CacheError> {
+        let Some(expected) = self.artifact_mac(key, bytes) else {
+            return Ok(false);
+        };
+        if !tags_equal(&expected, mac) {
+            let name = format!(
+                "{}-remote-{}.{}",
+                unique_stamp(),
+                key.module.to_hex(),
+                key.kind
+            );
+            let dest = self.root.join("quarantine").join(name);
+            warn!(module = %key.module, engine = %key.engine, path = %dest.display(), "a shared artifact failed its MAC check; quarantined, compiling instead");
+            if let Err(e) = write_atomic(&dest, bytes) {
+                warn!(error = %e, "could not keep the quarantined artifact");
+            }
+            self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.put_artifact(key, bytes)?;
+        Ok(true)
+    }
+
+    /// Stores `bytes` as a copy of module `expected` pulled from a remote store, only if
+    /// they are that module: `Ok(false)` (and nothing written) when they are not. Copies
+    /// count toward the cap when modules are evictable.
+    pub fn put_module_copy(&self, expected: &Digest, bytes: &[u8]) -> Result<bool, CacheError> {
+        if Digest::of(bytes) != *expected {
+            return Ok(false);
+        }
+        let path = self.module_path(expected);
+        put_module_at(&path, bytes)?;
+        if self.modules_evictable {
+            self.grew(bytes.len() as u64);
+        }
+        Ok(true)
+    }
+
+    /// Takes the host-wide lock of compiling `key`, waiting while another process (or
+    /// task) holds it: processes that share this cache directory compile a module once
+    /// between them. The lock is released when the returned guard is dropped (or the
+    /// process dies). `None` when the lock file cannot be created (a read-only cache):
+    /// then nobody writes artifacts here and there is nothing to serialise.
+    pub fn lock_compile(&self, key: &ArtifactKey) -> Option<CompileLock> {
+        let dir = self.root.join("locks").join(&key.engine);
+        let path = dir.join(format!("{}.{}.lock", key.module.to_hex(), key.kind));
+        let file = fs::create_dir_all(&dir)
+            .and_then(|_| {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+            })
+            .and_then(|f| f.lock().map(|_| f));
+        match file {
+            Ok(file) => Some(CompileLock { _file: file }),
+            Err(e) => {
+                debug!(path = %path.display(), error = %e, "no compile lock; compiling without one");
+                None
+            }
+        }
+    }
+
+    /// Adds `added` bytes to the evictable total, collecting if it passes the cap.
+    fn grew(&self, added: u64) {
         let total = self
             .approx_artifact_bytes
             .fetch_add(added, Ordering::Relaxed)
@@ -481,27 +589,25 @@ impl Cache {
                 Ok(r) => info!(
                     removed = r.removed,
                     freed_bytes = r.freed_bytes,
-                    "artifact cache over its cap; evicted least recently used"
+                    "cache over its cap; evicted least recently used"
                 ),
-                Err(e) => warn!(error = %e, "artifact cache eviction failed"),
+                Err(e) => warn!(error = %e, "cache eviction failed"),
             }
         }
-        Ok(Some(path))
     }
 
     // ----- maintenance ---------------------------------------------------------------
 
     /// Moves a file that failed its check out of the way (deleting it if that fails).
     fn quarantine(&self, path: &Path) {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let dest = self.root.join("quarantine").join(format!("{nanos}-{name}"));
+        let dest = self
+            .root
+            .join("quarantine")
+            .join(format!("{}-{name}", unique_stamp()));
         if fs::rename(path, &dest).is_err() {
             let _ = fs::remove_file(path);
         }
@@ -521,9 +627,24 @@ impl Cache {
             .collect())
     }
 
-    /// Every artifact with its size (bytes + metadata) and last use.
+    /// Every artifact with its size (bytes + metadata) and last use, and every module when
+    /// modules are copies of a remote store.
     fn artifact_entries(&self) -> Result<Vec<ArtifactEntry>, CacheError> {
         let mut out = Vec::new();
+        if self.modules_evictable {
+            for file in files_below(&self.module_root.join("modules"), 2)? {
+                let temp = file
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+                if let (false, Ok(md)) = (temp, fs::metadata(&file)) {
+                    out.push(ArtifactEntry {
+                        last_used: md.modified().unwrap_or(UNIX_EPOCH),
+                        bytes: md.len(),
+                        path: file,
+                    });
+                }
+            }
+        }
         for file in files_below(&self.root.join("artifacts"), 3)? {
             let name = file
                 .file_name()
@@ -592,7 +713,7 @@ impl Cache {
             return Err(CacheError::ArtifactsDisabled(why.clone()));
         }
         let mut report = VerifyReport::default();
-        let mut modules = files_below(&self.root.join("modules"), 2)?;
+        let mut modules = files_below(&self.module_root.join("modules"), 2)?;
         modules.extend(self.tenant_module_files()?);
         for file in modules {
             let Some(expected) = file
@@ -660,7 +781,7 @@ impl Cache {
             artifacts_disabled: self.artifacts_disabled().map(str::to_owned),
             ..Default::default()
         };
-        for file in files_below(&self.root.join("modules"), 2)? {
+        for file in files_below(&self.module_root.join("modules"), 2)? {
             if file.extension().is_some_and(|e| e == "wasm") {
                 s.modules += 1;
                 s.module_bytes += fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -707,6 +828,20 @@ impl Cache {
 }
 
 /// `<dir>/<aa>/<sha256>.wasm`.
+/// Nanoseconds since the epoch: a prefix that keeps quarantined names apart.
+fn unique_stamp() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The host-wide lock of one compile ([`Cache::lock_compile`]); dropping it releases it.
+#[derive(Debug)]
+pub struct CompileLock {
+    _file: File,
+}
+
 fn module_file(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join(digest.prefix())
         .join(format!("{}.wasm", digest.to_hex()))
@@ -954,8 +1089,8 @@ mod tests {
     fn without_a_usable_key_artifacts_are_neither_read_nor_written() {
         let dir = tempfile::tempdir().unwrap();
         let options = CacheOptions {
-            max_bytes: None,
             key_file: Some(PathBuf::from("/dev/null/key")),
+            ..CacheOptions::default()
         };
         let cache = Cache::open_with(dir.path(), options).unwrap();
         assert!(

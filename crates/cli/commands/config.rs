@@ -30,6 +30,7 @@ impl ConfigCommand {
         let settings = Settings::start(&self.common, "warn")?;
         let concurrency = settings.concurrency(&self.sandbox);
         settings.sandbox_config(&self.sandbox)?;
+        settings.fleet(&self.sandbox)?;
         settings.worker(&self.worker, concurrency)?;
         settings.amqp_url(&self.broker);
         settings.topology(&self.broker)?;

@@ -59,15 +59,22 @@ impl PrewarmCommand {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
+        let registry = settings.pushes_to_registry().then(|| settings.registry());
         let mut tasks = JoinSet::new();
         for path in self.files {
             let (cache, sandbox, parallel) = (cache.clone(), sandbox.clone(), parallel.clone());
+            let registry = registry.clone();
             tasks.spawn(async move {
                 let _permit = parallel.acquire_owned().await.expect("never closed");
                 let bytes = match read_module(&path) {
                     Ok(b) => b,
                     Err(e) => return (path, Err(format!("{e:#}"))),
                 };
+                if let Some(registry) = &registry
+                    && let Err(e) = registry.push_module(&bytes).await
+                {
+                    return (path, Err(format!("could not push the module: {e}")));
+                }
                 if let Err(e) = cache.put_module(&bytes) {
                     return (path, Err(format!("could not store the module: {e}")));
                 }
@@ -85,6 +92,9 @@ impl PrewarmCommand {
                         CacheOutcome::HitDisk | CacheOutcome::HitMemory => {
                             "already cached".to_owned()
                         }
+                        CacheOutcome::HitRemote => {
+                            "pulled from the shared artifact store".to_owned()
+                        }
                     };
                     bar.suspend(|| println!("sha256:{}  {how}  {}", p.digest, path.display()));
                 }
@@ -101,9 +111,10 @@ impl PrewarmCommand {
     /// Uploads the modules and asks every live worker to compile them.
     async fn broadcast(self, settings: Settings) -> Outcome {
         let cache = settings.open_cache()?;
+        let registry = settings.pushes_to_registry().then(|| settings.registry());
         let mut modules = Vec::new();
         for path in &self.files {
-            let hex = upload(&cache, path)?;
+            let hex = upload(&cache, registry.as_deref(), path)?;
             println!("sha256:{hex}  uploaded  {}", path.display());
             modules.push(hex);
         }

@@ -46,7 +46,7 @@ impl RunCommand {
         let (queue, mut results) = MemoryQueue::new();
         let queue = Arc::new(queue);
         let mut printer = Printer::default();
-        let mut uploader = Uploader::local(&cache);
+        let mut uploader = Uploader::local(&cache).with_registry(settings.registry(), false);
         let mut pending: u64 = 0;
         for entry in entries {
             let mut job = match entry.job {

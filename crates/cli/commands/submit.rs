@@ -67,7 +67,8 @@ impl SubmitCommand {
 
         let entries = read_inputs(&self.inputs)?;
         let cache = settings.open_cache()?;
-        let mut uploader = Uploader::new(&cache);
+        let mut uploader =
+            Uploader::new(&cache).with_registry(settings.registry(), settings.pushes_to_registry());
         let mut inline: HashMap<PathBuf, Result<String, String>> = HashMap::new();
         let mut accepted = Vec::with_capacity(entries.len());
         let mut refused = 0u64;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmq_broker::amqp::{AmqpConfig, AmqpTransport};
 use wasmq_broker::client::split_urls;
+use wasmq_broker::lease::AmqpLeases;
 use wasmq_cache::{Cache, Digest};
 use wasmq_sandbox::{Sandbox, TenantPolicy, WASMTIME_VERSION};
 use wasmq_spec::CacheOutcome;
@@ -116,7 +117,6 @@ impl WorkerCommand {
         let sandbox_config = settings.sandbox_config(&self.sandbox)?;
         let max_timeout_ms = sandbox_config.limits.maximum.timeout_ms;
         check_consumer_timeout(max_timeout_ms, w.consumer_timeout_ms)?;
-        let (cache, sandbox) = settings.sandbox_with(sandbox_config)?;
         let url = settings.amqp_url(&self.broker);
         let topology = settings.topology(&self.broker)?;
         let WorkerSettings {
@@ -127,6 +127,21 @@ impl WorkerCommand {
             consumer_timeout_ms,
             metrics_addr,
         } = w;
+        // `shutdown` starts the drain; `link` closes the broker connections after it, so
+        // results of the jobs in flight can still be published while draining.
+        let shutdown = CancellationToken::new();
+        let link = CancellationToken::new();
+        let mut fleet = settings.fleet(&self.sandbox)?;
+        if fleet.artifacts.is_some() {
+            // Workers that share artifacts compile each module once between them.
+            fleet.leases = Some(Arc::new(AmqpLeases::start(
+                split_urls(&url),
+                format!("wasmq-worker {worker_id} leases"),
+                topology.prefix.clone(),
+                link.clone(),
+            )));
+        }
+        let (cache, sandbox) = settings.sandbox_with(sandbox_config, fleet)?;
         // Deliveries beyond the running jobs wait in this worker, unacked, for a free slot; the
         // broker's clock runs for them too.
         let rounds = usize::from(prefetch).div_ceil(concurrency.max(1)) as u64;
@@ -144,10 +159,6 @@ impl WorkerCommand {
             );
         }
 
-        // `shutdown` starts the drain; `link` closes the broker connection after it, so
-        // results of the jobs in flight can still be published while draining.
-        let shutdown = CancellationToken::new();
-        let link = CancellationToken::new();
         let metrics = Arc::new(Metrics::new(WASMTIME_VERSION));
         let server = CancellationToken::new();
         if let Some(addr) = metrics_addr {

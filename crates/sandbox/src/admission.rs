@@ -58,6 +58,11 @@ pub(crate) enum Source {
     Tenant(String),
     /// Bytes the job carried.
     Bytes(Vec<u8>),
+    /// An OCI reference the job named, not yet resolved to a digest.
+    Reference(String),
+    /// The repository of an OCI reference, pinned to its manifest: where the module of a
+    /// resolved reference is pulled from.
+    Pinned(String),
 }
 
 /// A directory mounted into the guest.
@@ -65,6 +70,14 @@ pub(crate) struct Mount {
     pub(crate) guest: String,
     pub(crate) host: std::path::PathBuf,
     pub(crate) writable: bool,
+}
+
+/// The module store a job's `sha256` is looked up in: this host's cache directory, and
+/// whether a remote store (a registry) stands behind it.
+#[derive(Clone, Copy)]
+pub(crate) struct Store<'a> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) remote: bool,
 }
 
 /// An admitted job: what it may have, decoded and checked, and which module it runs.
@@ -79,8 +92,9 @@ pub(crate) struct Admitted<'a> {
     pub(crate) mounts: Vec<Mount>,
     /// The guest path of the job's directory: the job's `work_dir` or the worker's default.
     pub(crate) work_dir: &'a str,
-    /// The module's digest, and where its bytes are.
-    pub(crate) digest: Digest,
+    /// The module's digest (`None` for a reference not resolved yet), and where its bytes
+    /// are.
+    pub(crate) digest: Option<Digest>,
     pub(crate) source: Source,
     /// The tenant whose namespace keeps the job's inline module once it has resolved.
     pub(crate) keep_for: Option<&'a str>,
@@ -91,7 +105,7 @@ pub(crate) struct Admitted<'a> {
 /// The checks cost a few `stat` calls at most (the module namespace).
 pub(crate) fn admit<'a>(
     config: &'a SandboxConfig,
-    cache: &Cache,
+    store: Store<'_>,
     job: &'a Job,
     intake: Intake<'_>,
 ) -> Result<Admitted<'a>, NotAdmitted> {
@@ -134,8 +148,10 @@ pub(crate) fn admit<'a>(
     let inputs = files::decode_inputs(&job.files)?;
     let input = text_or_base64("input_base64", &job.input, &job.input_base64)?;
     let (digest, source) = module_source(config, &job.module, policy)?;
-    let (source, keep_for) =
-        namespace(cache, policy, digest, source).map_err(|r| NotAdmitted::of(r, digest))?;
+    let (source, keep_for) = match digest {
+        Some(d) => namespace(store, policy, d, source).map_err(|r| NotAdmitted::of(r, d))?,
+        None => (source, None),
+    };
     Ok(Admitted {
         job,
         limits,
@@ -263,12 +279,12 @@ fn mounts(config: &SandboxConfig, job: &Job, policy: Policy<'_>) -> Result<Vec<M
     Ok(mounts)
 }
 
-/// The digest of the job's module and where its bytes are.
+/// The digest of the job's module (not known yet for a reference) and where its bytes are.
 fn module_source(
     config: &SandboxConfig,
     module: &ModuleRef,
     policy: Policy<'_>,
-) -> Result<(Digest, Source), Rejection> {
+) -> Result<(Option<Digest>, Source), Rejection> {
     let max = config.max_module_bytes;
     if let (ModuleRef::Base64(_), Policy::Tenant { policy: p, .. }) = (module, policy)
         && !p.inline_modules
@@ -286,7 +302,7 @@ fn module_source(
             let d = hex
                 .parse::<Digest>()
                 .map_err(|e| Rejection::new(codes::INVALID_FIELD, format!("module.sha256: {e}")))?;
-            Ok((d, Source::Store))
+            Ok((Some(d), Source::Store))
         }
         ModuleRef::Base64(text) => {
             if text.len() / 4 * 3 > max {
@@ -303,7 +319,27 @@ fn module_source(
                     format!("module.base64 does not decode: {e}"),
                 )
             })?;
-            Ok((Digest::of(&bytes), Source::Bytes(bytes)))
+            Ok((Some(Digest::of(&bytes)), Source::Bytes(bytes)))
+        }
+        ModuleRef::Oci(reference) => {
+            if let Policy::Tenant { policy: p, .. } = policy
+                && !registry_allowed(&p.registries, reference)
+            {
+                return Err(Rejection::new(
+                    codes::REGISTRY_NOT_ALLOWED,
+                    format!(
+                        "{} may not run modules from {reference} (module.oci); its policy allows {}",
+                        policy.who(),
+                        if p.registries.is_empty() {
+                            "no registry".to_owned()
+                        } else {
+                            p.registries.join(", ")
+                        }
+                    ),
+                ));
+            }
+            // Not known until the reference is resolved (by the run, not here).
+            Ok((None, Source::Reference(reference.clone())))
         }
         ModuleRef::Path(p) => Err(Rejection::new(
             codes::MODULE_PATH_NOT_ALLOWED,
@@ -321,7 +357,7 @@ fn module_source(
 /// and the artifacts are shared and would otherwise answer). Also returns the tenant whose
 /// namespace should keep inline bytes that are in neither.
 fn namespace<'p>(
-    cache: &Cache,
+    store: Store<'_>,
     policy: Policy<'p>,
     digest: Digest,
     source: Source,
@@ -329,8 +365,10 @@ fn namespace<'p>(
     let Policy::Tenant { name, .. } = policy else {
         return Ok((source, None));
     };
+    let cache = store.cache;
     match source {
-        Source::Store if cache.has_module(&digest) => Ok((Source::Store, None)),
+        // The shared store is the registry's repository: what is not here yet is pulled.
+        Source::Store if store.remote || cache.has_module(&digest) => Ok((Source::Store, None)),
         Source::Store => match name {
             Some(t) if cache.has_tenant_module(t, &digest) => {
                 Ok((Source::Tenant(t.to_owned()), None))
@@ -343,7 +381,21 @@ fn namespace<'p>(
             Ok((Source::Bytes(bytes), keep))
         }
         Source::Tenant(_) => Err(not_found(&digest)),
+        other @ (Source::Reference(_) | Source::Pinned(_)) => Ok((other, None)),
     }
+}
+
+/// Whether `reference` is in one of `allowed`: a registry (`HOST[:PORT]`) or a repository
+/// path prefix (`HOST[:PORT]/team`), matched at a `/`.
+pub(crate) fn registry_allowed(allowed: &[String], reference: &str) -> bool {
+    let Ok(r) = wasmq_spec::parse_oci_reference(reference) else {
+        return false;
+    };
+    let path = r.repository_path();
+    allowed.iter().any(|a| {
+        let a = a.trim_end_matches('/');
+        path == a || path.starts_with(&format!("{a}/"))
+    })
 }
 
 /// The rejection of a `sha256` reference the job may not have: absent from the store, or
@@ -441,6 +493,7 @@ mod tests {
             let alice = TenantPolicy {
                 volumes: BTreeSet::from(["ref".to_owned()]),
                 inline_modules: true,
+                registries: vec!["registry.example:5000/alice".to_owned()],
                 ..TenantPolicy::restrictive(&c.limits)
             };
             c.tenancy = Some(Tenancy {
@@ -456,6 +509,13 @@ mod tests {
         decode_job(json.as_bytes())
             .map_err(|(r, _, _)| r)
             .expect("a valid job")
+    }
+
+    fn local(cache: &Cache) -> Store<'_> {
+        Store {
+            cache,
+            remote: false,
+        }
     }
 
     fn who(tenant: Option<&str>) -> Intake<'_> {
@@ -491,14 +551,14 @@ mod tests {
             r#"{{"id":"a","module":{{"base64":"{}"}},"volumes":{{"/data":"scratch"}},"stdin":"hi","limits":{{"timeout_ms":1500}}}}"#,
             inline()
         ));
-        let a = admit(&c, &cache, &j, who(None)).unwrap();
+        let a = admit(&c, local(&cache), &j, who(None)).unwrap();
         assert_eq!(a.limits.timeout_ms, 1500);
         assert_eq!(a.stdin, b"hi");
         assert_eq!(a.work_dir, "/work");
         assert_eq!(a.mounts.len(), 1);
         assert!(a.mounts[0].writable);
         assert_eq!(a.mounts[0].host, std::path::PathBuf::from("/srv/scratch"));
-        assert_eq!(a.digest, Digest::of(NOOP));
+        assert_eq!(a.digest, Some(Digest::of(NOOP)));
         assert!(matches!(&a.source, Source::Bytes(b) if b == NOOP));
         assert_eq!(
             a.keep_for, None,
@@ -510,7 +570,7 @@ mod tests {
     fn what_an_operators_job_may_not_ask_for() {
         let (c, dir) = (config(false), tempfile::tempdir().unwrap());
         let cache = Cache::open(dir.path(), None).unwrap();
-        let admit_json = |json: &str| code(admit(&c, &cache, &job(json), who(None)));
+        let admit_json = |json: &str| code(admit(&c, local(&cache), &job(json), who(None)));
         let sha = "0".repeat(64);
         assert_eq!(
             admit_json(&format!(
@@ -546,15 +606,15 @@ mod tests {
         ));
         // Unverified jobs, and users without a policy, are refused on this worker.
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, who(None))),
+            code(admit(&c, local(&cache), &inline_job, who(None))),
             codes::TENANT_NOT_ALLOWED
         );
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, who(Some("mallory")))),
+            code(admit(&c, local(&cache), &inline_job, who(Some("mallory")))),
             codes::TENANT_NOT_ALLOWED
         );
         // Alice may mount `ref` and send her module inline; it is kept in her namespace.
-        let a = admit(&c, &cache, &inline_job, who(Some("alice"))).unwrap();
+        let a = admit(&c, local(&cache), &inline_job, who(Some("alice"))).unwrap();
         assert!(!a.mounts[0].writable);
         assert_eq!(a.keep_for, Some("alice"));
         // `scratch` is declared, but not hers: refused as if it did not exist.
@@ -563,7 +623,7 @@ mod tests {
             inline()
         ));
         assert_eq!(
-            code(admit(&c, &cache, &scratch, who(Some("alice")))),
+            code(admit(&c, local(&cache), &scratch, who(Some("alice")))),
             codes::VOLUME_NOT_ALLOWED
         );
     }
@@ -580,9 +640,9 @@ mod tests {
         let alices = cache.put_tenant_module("alice", NOOP).unwrap();
         // In alice's namespace: hers to run, and not bob's to see.
         let hers = by_sha(&alices);
-        let a = admit(&c, &cache, &hers, who(Some("alice"))).unwrap();
+        let a = admit(&c, local(&cache), &hers, who(Some("alice"))).unwrap();
         assert!(matches!(&a.source, Source::Tenant(t) if t == "alice"));
-        let refused = admit(&c, &cache, &by_sha(&alices), who(Some("bob")))
+        let refused = admit(&c, local(&cache), &by_sha(&alices), who(Some("bob")))
             .err()
             .unwrap();
         assert!(
@@ -594,7 +654,7 @@ mod tests {
         // Once in the shared store, everyone's.
         let shared = cache.put_module(NOOP).unwrap();
         assert!(matches!(
-            admit(&c, &cache, &by_sha(&shared), who(Some("bob")))
+            admit(&c, local(&cache), &by_sha(&shared), who(Some("bob")))
                 .unwrap()
                 .source,
             Source::Store
@@ -602,7 +662,7 @@ mod tests {
         // Bob may not send modules inline.
         let inline_job = job(&format!(r#"{{"module":{{"base64":"{}"}}}}"#, inline()));
         assert_eq!(
-            code(admit(&c, &cache, &inline_job, who(Some("bob")))),
+            code(admit(&c, local(&cache), &inline_job, who(Some("bob")))),
             codes::INLINE_MODULE_NOT_ALLOWED
         );
     }
@@ -658,8 +718,8 @@ mod tests {
             now,
             cancelled,
         };
-        assert!(admit(&c, &cache, &j, when(at - second, false)).is_ok());
-        let Err(late) = admit(&c, &cache, &j, when(at + second, false)) else {
+        assert!(admit(&c, local(&cache), &j, when(at - second, false)).is_ok());
+        let Err(late) = admit(&c, local(&cache), &j, when(at + second, false)) else {
             panic!("an expired job admitted")
         };
         let mut r = JobResult::new("j", None);
@@ -673,7 +733,7 @@ mod tests {
             "{}",
             r.message
         );
-        let cancelled = admit(&c, &cache, &j, when(at - second, true));
+        let cancelled = admit(&c, local(&cache), &j, when(at - second, true));
         assert!(matches!(
             cancelled,
             Err(NotAdmitted {
@@ -684,7 +744,7 @@ mod tests {
         // A tenant that may not run jobs at all is told that first.
         let refused = admit(
             &c,
-            &cache,
+            local(&cache),
             &j,
             Intake {
                 tenant: Some("mallory"),
@@ -692,5 +752,48 @@ mod tests {
             },
         );
         assert_eq!(code(refused), codes::TENANT_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn a_tenant_names_only_the_registries_its_policy_allows() {
+        let (c, dir) = (config(true), tempfile::tempdir().unwrap());
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let by_ref = |r: &str| job(&format!(r#"{{"module":{{"oci":"{r}"}}}}"#));
+        let ok = by_ref("registry.example:5000/alice/tools:v1");
+        let a = admit(&c, local(&cache), &ok, who(Some("alice"))).unwrap();
+        assert_eq!(a.digest, None, "known once the reference is resolved");
+        assert!(
+            matches!(&a.source, Source::Reference(r) if r == "registry.example:5000/alice/tools:v1")
+        );
+        for other in [
+            "registry.example:5000/alicebob/tools:v1",
+            "registry.example:5000/bob/tools:v1",
+            "registry.example/alice/tools:v1",
+        ] {
+            assert_eq!(
+                code(admit(&c, local(&cache), &by_ref(other), who(Some("alice")))),
+                codes::REGISTRY_NOT_ALLOWED,
+                "{other}"
+            );
+        }
+        // Without tenancy the operator's worker runs any reference.
+        let plain = config(false);
+        let any = by_ref("elsewhere.example/x:1");
+        assert!(admit(&plain, local(&cache), &any, who(None)).is_ok());
+        // With a registry behind the store, a tenant's sha256 not here yet is pulled.
+        let sha = Digest::of(b"elsewhere").to_hex();
+        let by_sha = job(&format!(r#"{{"module":{{"sha256":"{sha}"}}}}"#));
+        assert_eq!(
+            code(admit(&c, local(&cache), &by_sha, who(Some("alice")))),
+            codes::MODULE_NOT_FOUND
+        );
+        let remote = Store {
+            cache: &cache,
+            remote: true,
+        };
+        assert!(matches!(
+            admit(&c, remote, &by_sha, who(Some("alice"))).map(|a| a.source),
+            Ok(Source::Store)
+        ));
     }
 }

@@ -22,6 +22,9 @@ pub struct TenantPolicy {
     pub volumes: BTreeSet<String>,
     /// Whether its jobs may carry their module inline (`base64`).
     pub inline_modules: bool,
+    /// Registries (`HOST[:PORT]`) or repository prefixes (`HOST[:PORT]/team`) its jobs may
+    /// name in `module.oci`; none when empty.
+    pub registries: Vec<String>,
     /// The most its jobs may ask for; each limit within the worker's maximum.
     pub maximum: Limits,
     /// Its share of a worker's slots against other tenants' while they all have jobs
@@ -36,11 +39,12 @@ pub struct TenantPolicy {
 pub const MAX_WEIGHT: u32 = 1000;
 
 impl TenantPolicy {
-    /// No volumes, no inline modules, the worker's maximums.
+    /// No volumes, no inline modules, no registries, the worker's maximums.
     pub fn restrictive(limits: &LimitPolicy) -> TenantPolicy {
         TenantPolicy {
             volumes: BTreeSet::new(),
             inline_modules: false,
+            registries: Vec::new(),
             maximum: limits.maximum,
             weight: 1,
             max_in_flight: None,

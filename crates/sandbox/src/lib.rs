@@ -13,6 +13,8 @@
 //! - `engine`: the engines (plain and fuel-metering), pooling allocator, epoch tickers,
 //!   fingerprints.
 //! - `modules`: the hot set, single-flight compile, load-from-disk (the one `unsafe`).
+//! - `fleet`: what comes from the rest of a fleet ([`Sandbox::in_fleet`]): modules pulled
+//!   from a registry, references resolved, shared artifacts and compile leases.
 //! - `admission`: whether a job may run, and its plan (tenant policy, limits, volumes,
 //!   inputs, module namespace), before any wasmtime call; the one job error type.
 //! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
@@ -25,6 +27,7 @@ mod bounds;
 pub mod config;
 mod engine;
 mod files;
+mod fleet;
 mod kinds;
 mod limiter;
 mod modules;
@@ -35,6 +38,7 @@ mod tree;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use wasmq_cache::remote::Fleet;
 use wasmq_cache::{Cache, Digest};
 use wasmq_spec::CacheOutcome;
 
@@ -81,6 +85,17 @@ struct Inner {
 impl Sandbox {
     /// Builds the engine and checks the configuration; call once per process.
     pub fn new(config: SandboxConfig, cache: Arc<Cache>) -> Result<Sandbox, SetupError> {
+        Sandbox::in_fleet(config, cache, Fleet::default())
+    }
+
+    /// Builds the engine for a worker of a fleet: modules this host has no copy of come
+    /// from `fleet`'s module store, artifacts are shared through its artifact store, and
+    /// its leases make one worker compile what nobody has compiled yet.
+    pub fn in_fleet(
+        config: SandboxConfig,
+        cache: Arc<Cache>,
+        fleet: Fleet,
+    ) -> Result<Sandbox, SetupError> {
         config.check().map_err(SetupError)?;
         let slots = config.instance_slots();
         let engines = Engines::new(EngineOptions {
@@ -92,7 +107,12 @@ impl Sandbox {
             epoch_tick: config.epoch_tick,
         })
         .map_err(|e| SetupError(format!("the wasm engine refused its configuration: {e:#}")))?;
-        let modules = Modules::new(cache, config.hot_set_size, config.max_module_bytes);
+        let modules = Modules::new(
+            cache,
+            fleet::Remote::new(fleet),
+            config.hot_set_size,
+            config.max_module_bytes,
+        );
         let work_dirs =
             files::WorkDirs::new(config.work_root.as_deref(), slots as usize).map_err(|e| {
                 SetupError(format!("could not create the directory for job files: {e}"))

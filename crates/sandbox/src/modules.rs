@@ -21,6 +21,7 @@ use wasmtime::component::Component;
 use wasmtime::{InstancePre, Module};
 
 use crate::engine::{ComponentState, EngineKind, Runtime, State};
+use crate::fleet::{Remote, Shared};
 
 /// What the bytes are, and so which artifact they compile to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,18 +101,26 @@ pub(crate) struct Modules {
     /// What each recently seen stored module is, for jobs that give no kind.
     layers: Mutex<LruCache<Digest, Artifact>>,
     cache: Arc<Cache>,
+    /// The module store, shared artifacts and compile leases of the fleet, if any.
+    remote: Remote,
     compiles: AtomicU64,
     /// Largest module compiled for a job, from the store or inline.
     max_module_bytes: usize,
 }
 
 impl Modules {
-    pub(crate) fn new(cache: Arc<Cache>, capacity: usize, max_module_bytes: usize) -> Modules {
+    pub(crate) fn new(
+        cache: Arc<Cache>,
+        remote: Remote,
+        capacity: usize,
+        max_module_bytes: usize,
+    ) -> Modules {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         Modules {
             hot: Mutex::new(LruCache::new(cap)),
             layers: Mutex::new(LruCache::new(cap)),
             cache,
+            remote,
             compiles: AtomicU64::new(0),
             max_module_bytes,
         }
@@ -125,6 +134,11 @@ impl Modules {
     /// The same, shared, for blocking tasks.
     pub(crate) fn cache_arc(&self) -> Arc<Cache> {
         self.cache.clone()
+    }
+
+    /// The fleet's stores.
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.remote
     }
 
     /// Forgets every loaded module; the next job of each loads it from disk again.
@@ -148,11 +162,18 @@ impl Modules {
     ) -> Result<Artifact, ResolveError> {
         let tenant = match source {
             Source::Bytes(b) => return Ok(Artifact::of(b).unwrap_or(Artifact::Core)),
-            Source::Store => None,
+            Source::Store | Source::Reference(_) => None,
+            Source::Pinned(from) => {
+                // Not in the store: the module comes from the reference's repository.
+                return self.pulled_artifact(Some(from), digest).await;
+            }
             Source::Tenant(t) => Some(t.clone()),
         };
         if let Some(a) = self.layers.lock().expect("layers lock").get(&digest) {
             return Ok(*a);
+        }
+        if tenant.is_none() && self.remote.has_store() && !self.cache.has_module(&digest) {
+            return self.pulled_artifact(None, digest).await;
         }
         let cache = self.cache.clone();
         let head =
@@ -165,6 +186,21 @@ impl Modules {
         let Some(found) = head.as_ref().and_then(|h| Artifact::of(h)) else {
             return Ok(Artifact::Core);
         };
+        self.layers.lock().expect("layers lock").put(digest, found);
+        Ok(found)
+    }
+
+    /// What the module is, pulling it when this host has no copy.
+    async fn pulled_artifact(
+        &self,
+        from: Option<&str>,
+        digest: Digest,
+    ) -> Result<Artifact, ResolveError> {
+        if let Some(a) = self.layers.lock().expect("layers lock").get(&digest) {
+            return Ok(*a);
+        }
+        let bytes = self.pulled(from, digest).await?;
+        let found = Artifact::of(&bytes).unwrap_or(Artifact::Core);
         self.layers.lock().expect("layers lock").put(digest, found);
         Ok(found)
     }
@@ -223,22 +259,40 @@ impl Modules {
             module: digest,
             kind: artifact.extension(),
         };
-        let engine = rt.engine.clone();
-        let cache = self.cache.clone();
-        let k = key.clone();
-        let from_disk =
-            tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
-                .await
-                .map_err(|e| {
-                    ResolveError::Internal(format!("loading an artifact panicked: {e}"))
-                })?;
-        if let Some(compiled) = from_disk {
+        if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
             debug!(module = %digest, "artifact loaded from disk");
             return Ok((link(rt, compiled), CacheOutcome::HitDisk, 0));
         }
 
+        // Processes sharing this cache directory compile once between them: the first
+        // takes the lock, the others wait and then find its artifact.
+        let cache = self.cache.clone();
+        let k = key.clone();
+        let _host_lock = tokio::task::spawn_blocking(move || cache.lock_compile(&k))
+            .await
+            .map_err(|e| {
+                ResolveError::Internal(format!("taking the compile lock panicked: {e}"))
+            })?;
+        if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
+            debug!(module = %digest, "artifact compiled by another process on this host");
+            return Ok((link(rt, compiled), CacheOutcome::HitDisk, 0));
+        }
+        // The fleet compiles once: another worker's artifact, or the lease to compile.
+        let lease = match self.remote.shared_artifact(&self.cache, &key).await {
+            Shared::Imported => match self.disk_artifact(rt, &key, artifact).await? {
+                Some(compiled) => {
+                    debug!(module = %digest, "artifact pulled from the shared store");
+                    return Ok((link(rt, compiled), CacheOutcome::HitRemote, 0));
+                }
+                None => None,
+            },
+            Shared::Compile(lease) => lease,
+        };
+
         let bytes = match source {
             Source::Bytes(b) => b,
+            Source::Pinned(from) => self.pulled(Some(&from), digest).await?,
+            Source::Store if self.remote.has_store() => self.pulled(None, digest).await?,
             source => {
                 let cache = self.cache.clone();
                 let got = tokio::task::spawn_blocking(move || match &source {
@@ -251,13 +305,10 @@ impl Modules {
                 })?;
                 match got {
                     Ok(Some(b)) if b.len() > self.max_module_bytes => {
-                        return Err(ResolveError::Rejected(Rejection::new(
-                            codes::MODULE_TOO_LARGE,
-                            format!(
-                                "module sha256:{digest} is {} bytes, larger than this worker's maximum of {} bytes (max_module_bytes)",
-                                b.len(),
-                                self.max_module_bytes
-                            ),
+                        return Err(ResolveError::Rejected(too_large(
+                            &digest,
+                            b.len(),
+                            self.max_module_bytes,
                         )));
                     }
                     Ok(Some(b)) => b,
@@ -316,8 +367,9 @@ impl Modules {
         self.compiles.fetch_add(1, Ordering::Relaxed);
         info!(module = %digest, compile_ms = compile_us / 1000, "compiled module");
         let cache = self.cache.clone();
-        let stored =
-            tokio::task::spawn_blocking(move || cache.put_artifact(&key, &serialized)).await;
+        let k = key.clone();
+        let shared = self.remote.shares_artifacts().then(|| serialized.clone());
+        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&k, &serialized)).await;
         // A cache that cannot be written costs a recompile later, never this job.
         match stored {
             Ok(Ok(_)) => {}
@@ -328,8 +380,51 @@ impl Modules {
                 warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache")
             }
         }
+        if let Some(bytes) = shared {
+            self.remote.share(&self.cache, &key, bytes).await;
+        }
+        // The lease goes only now, with the artifact in the shared store for its waiters.
+        drop(lease);
         Ok((link(rt, module), CacheOutcome::Compiled, compile_us))
     }
+
+    /// The bytes of module `digest`: this host's copy, or pulled from `from` (a pinned
+    /// reference) or the module store.
+    async fn pulled(&self, from: Option<&str>, digest: Digest) -> Result<Vec<u8>, ResolveError> {
+        match self.remote.module(&self.cache, from, digest).await? {
+            Some(b) if b.len() > self.max_module_bytes => Err(ResolveError::Rejected(too_large(
+                &digest,
+                b.len(),
+                self.max_module_bytes,
+            ))),
+            Some(b) => Ok(b),
+            None => Err(ResolveError::Rejected(not_found(&digest))),
+        }
+    }
+
+    /// The verified artifact for `key` on this host's disk, loaded.
+    async fn disk_artifact(
+        &self,
+        rt: &Runtime,
+        key: &ArtifactKey,
+        artifact: Artifact,
+    ) -> Result<Option<Compiled>, ResolveError> {
+        let engine = rt.engine.clone();
+        let cache = self.cache.clone();
+        let k = key.clone();
+        tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
+            .await
+            .map_err(|e| ResolveError::Internal(format!("loading an artifact panicked: {e}")))
+    }
+}
+
+fn too_large(digest: &Digest, len: usize, max: usize) -> Rejection {
+    Rejection::new(
+        codes::MODULE_TOO_LARGE,
+        format!(
+            "module sha256:{digest} is {len} bytes, larger than this worker's maximum of {max} bytes (max_module_bytes)"
+        ),
+    )
 }
 
 /// Compiled code of either kind.

@@ -70,8 +70,11 @@ impl Sandbox {
             now: SystemTime::now(),
             cancelled: cancel.is_cancelled(),
         };
-        let admitted =
-            admission::admit(&self.inner.config, self.inner.modules.cache(), job, intake);
+        let store = admission::Store {
+            cache: self.inner.modules.cache(),
+            remote: self.inner.modules.remote().has_store(),
+        };
+        let admitted = admission::admit(&self.inner.config, store, job, intake);
         let outcome = match admitted {
             Ok(admitted) => self.run_into(admitted, cancel, &mut result).await,
             Err(refused) => {
@@ -101,7 +104,15 @@ impl Sandbox {
         } else {
             EngineKind::Plain
         };
-        let digest = admitted.digest;
+        let digest = match (admitted.digest, &admitted.source) {
+            (Some(d), _) => d,
+            (None, Source::Reference(reference)) => {
+                let resolved = inner.modules.remote().resolve(reference).await?;
+                admitted.source = Source::Pinned(resolved.pinned);
+                resolved.module
+            }
+            (None, _) => unreachable!("only a reference is admitted without a digest"),
+        };
         result.module = Some(digest.to_hex());
         tracing::Span::current().record("module", result.module.as_deref());
         let rt = inner

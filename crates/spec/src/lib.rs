@@ -22,7 +22,9 @@ pub mod reject;
 pub mod result;
 pub mod schema;
 
-pub use job::{Exports, FileContent, Job, JobKind, ModuleRef, decode_job};
+pub use job::{
+    Exports, FileContent, Job, JobKind, ModuleRef, OciReference, decode_job, parse_oci_reference,
+};
 pub use limits::{LimitPolicy, Limits, LimitsRequest};
 pub use reject::{Rejection, codes};
 pub use result::{CacheOutcome, JobResult, Status, Timings};

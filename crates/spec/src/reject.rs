@@ -59,6 +59,11 @@ pub mod codes {
     pub const CANCELLED: &str = "cancelled";
     /// The job was not started by its `expires_at` (status `expired`).
     pub const EXPIRED: &str = "expired";
+    /// The bytes a registry sent for a module do not match its digest (never cached).
+    pub const MODULE_DIGEST_MISMATCH: &str = "module_digest_mismatch";
+    /// A `module.oci` reference to a registry or repository the job's tenant policy does
+    /// not allow.
+    pub const REGISTRY_NOT_ALLOWED: &str = "registry_not_allowed";
     /// The worker itself failed (disk, runtime); the job was not at fault.
     pub const INTERNAL: &str = "internal";
 

@@ -99,6 +99,9 @@ pub enum CacheOutcome {
     HitMemory,
     /// Loaded from a verified artifact on disk.
     HitDisk,
+    /// Pulled from the fleet's shared artifact store (compiled by another worker), its
+    /// MAC verified with the fleet's key.
+    HitRemote,
     /// Compiled for this job.
     Compiled,
 }

@@ -131,7 +131,7 @@ impl Metrics {
         let module_cache = Family::<CacheLabels, Counter>::default();
         registry.register(
             "wasmq_module_cache",
-            "Where each job's compiled module came from: hit-memory, hit-disk or compiled",
+            "Where each job's compiled module came from: hit-memory, hit-disk, hit-remote or compiled",
             module_cache.clone(),
         );
         let broker_connected = Gauge::default();
@@ -253,6 +253,7 @@ fn cache_label(outcome: CacheOutcome) -> &'static str {
     match outcome {
         CacheOutcome::HitMemory => "hit-memory",
         CacheOutcome::HitDisk => "hit-disk",
+        CacheOutcome::HitRemote => "hit-remote",
         CacheOutcome::Compiled => "compiled",
     }
 }
