@@ -213,6 +213,18 @@ fn submit_pushes_modules_and_workers_with_their_own_caches_pull_them() {
     jobs.extend((0..20).map(|i| {
         json!({"id": format!("w{i}"), "module": {"path": wordcount.display().to_string()}, "files": {"input.txt": "a b a"}})
     }));
+    // Registries are reached over HTTPS unless the operator lists them: this one speaks
+    // plain HTTP, so without --insecure-registry the push fails and says so.
+    let file = f.dir.jobs_file("tls.jsonl", &[hello("tls")]);
+    let out = f
+        .wasmq()
+        .args(["submit", "--module-store", &registry.url("wasmq/modules")])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("https://{}", registry.addr)), "{err}");
     for n in 0..2 {
         let mut flags = own_cache(&f, n);
         flags.extend(["--prefetch".into(), "2".into()]);
@@ -230,6 +242,24 @@ fn submit_pushes_modules_and_workers_with_their_own_caches_pull_them() {
         wasm_files(&f.dir.cache_dir()),
         0,
         "submit keeps nothing on its own disk"
+    );
+    // prewarm pushes too (and compiles here).
+    let out = f
+        .wasmq()
+        .arg("prewarm")
+        .args(&f.broker_flags)
+        .arg(guest("upper"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let upper_hex = sha256_hex(&std::fs::read(guest("upper")).unwrap());
+    assert_eq!(
+        registry.get(&format!("wasmq/modules/manifests/module-{upper_hex}")),
+        200
     );
     let run = f.results(&batch, 60);
     assert_all(&run, 40, Status::Succeeded);
@@ -286,11 +316,23 @@ fn a_module_pushed_by_another_client_runs_by_tag_and_submit_pins_the_tag() {
         ("application/vnd.oci.empty.v1+json", b"{}"),
         ("application/octet-stream", &upper_bytes),
     );
+    // A component, as wkg would push it (os wasip2).
+    let component = std::fs::read(guest("hello-p2")).unwrap();
+    registry.push_raw(
+        "others/tools",
+        "p2",
+        (
+            "application/vnd.wasm.config.v0+json",
+            br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#,
+        ),
+        ("application/wasm", &component),
+    );
     let by_ref = |id: &str, r: &str| json!({"id": id, "module": {"oci": format!("{}/others/tools{r}", registry.addr)}, "stdin": "abc"});
     let batch = f.submit(&[
         by_ref("tagged", ":v1"),
         by_ref("plain", ":plain"),
         by_ref("digest", &format!("@{cncf}")),
+        by_ref("component", ":p2"),
     ]);
     // The tag moves before any worker runs the batch: the jobs run what it named at submit.
     registry.push_raw(
@@ -301,7 +343,10 @@ fn a_module_pushed_by_another_client_runs_by_tag_and_submit_pins_the_tag() {
     );
     f.start_worker(2, &[]);
     let run = f.results(&batch, 60);
-    assert_all(&run, 3, Status::Succeeded);
+    assert_all(&run, 4, Status::Succeeded);
+    let c = run.by_id("component");
+    assert_eq!(c.kind, Some(wasmq_spec::JobKind::Component));
+    assert_eq!(c.module.as_deref(), Some(sha256_hex(&component).as_str()));
     let hello_hex = sha256_hex(&hello_bytes);
     let upper_hex = sha256_hex(&upper_bytes);
     assert_eq!(
@@ -422,6 +467,99 @@ fn jobs_wait_while_the_registry_is_down_and_complete_when_it_is_back() {
 }
 
 #[test]
+fn a_registry_that_stays_down_dead_letters_the_job_past_the_delivery_limit() {
+    let mut registry = TestRegistry::start();
+    let mut f = fleet_on("reg-gone", &registry);
+    f.broker_flags
+        .extend(["--delivery-limit".into(), "1".into()]);
+    let batch = f.submit(&[hello("gone")]);
+    registry.stop();
+    let mut flags = own_cache(&f, 0);
+    flags.extend(["--registry-retry-secs".into(), "1".into()]);
+    f.start_worker(1, &args(&flags));
+    wait_until(
+        "the job to be dead-lettered",
+        Duration::from_secs(30),
+        || f.ready("jobs.dead") == 1,
+    );
+    let log = f.workers[0].log.lock().unwrap().clone();
+    assert!(
+        log.contains("the registry was unavailable for 1 s"),
+        "{log}"
+    );
+    // It never became a result: the job was not at fault.
+    let out = f
+        .wasmq()
+        .args(["results", "--batch", &batch])
+        .args(&f.broker_flags)
+        .output()
+        .unwrap();
+    let run = crate::support::parse(out);
+    assert!(run.results.is_empty(), "{:?}", run.results);
+}
+
+#[test]
+fn a_held_lease_delays_a_compile_by_the_wait_at_most() {
+    let registry = TestRegistry::start();
+    let mut f = fleet_on("reg-lease", &registry);
+    f.broker_flags
+        .extend(["--artifact-store".into(), registry.url("wasmq/artifacts")]);
+    let mut flags = own_cache(&f, 0);
+    flags.extend(["--compile-wait-secs".into(), "2".into()]);
+    f.start_worker(1, &args(&flags));
+    // The engine fingerprint names the lease: learn it from a first job.
+    let first = f.submit(&[json!({"id": "probe", "module": {"path": guest("upper").display().to_string()}, "kind": "function", "input": "x"})]);
+    let probe = f.results(&first, 60);
+    let engine = probe.by_id("probe").engine.clone().expect("an engine");
+    // A worker that took the lease of hello and died without ever releasing it, as far as
+    // the others can tell: the test's own connection holds it.
+    let hello_hex = sha256_hex(&std::fs::read(guest("hello")).unwrap());
+    let lease = format!("{}.lease.{engine}.{hello_hex}.cwasm", f.prefix);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let holder = rt.block_on(async {
+        let conn = lapin::Connection::connect(
+            &crate::fleet::amqp_url(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_declare(
+            lease.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        conn
+    });
+    let started = Instant::now();
+    let batch = f.submit(&[hello("waited")]);
+    let run = f.results(&batch, 60);
+    let took = started.elapsed();
+    let r = run.by_id("waited");
+    assert_eq!(r.status, Status::Succeeded, "{}", r.message);
+    assert_eq!(r.cache, Some(CacheOutcome::Compiled));
+    assert!(
+        took >= Duration::from_secs(2),
+        "it waited for the holder first: {took:?}"
+    );
+    f.workers[0].wait_for_log(
+        "holds the compile lease past the wait",
+        Duration::from_secs(1),
+    );
+    rt.block_on(async {
+        let _ = holder.close(200, "done".into()).await;
+    });
+}
+
+#[test]
 fn a_registry_with_basic_auth_takes_the_configured_credentials() {
     let registry = TestRegistry::start_with(Some(("ci", "s3cret")));
     let mut f = fleet_on("reg-auth", &registry);
@@ -475,10 +613,19 @@ fn three_cold_workers_compile_each_module_once_with_a_shared_artifact_store() {
     let mut f = fleet_on("reg-once", &registry);
     f.broker_flags
         .extend(["--artifact-store".into(), registry.url("wasmq/artifacts")]);
-    let modules = ["hello", "wordcount", "upper"];
+    // Modules of several sizes, so that compiles overlap: a worker asks for one lease
+    // while it holds another.
+    let modules = [
+        "hello",
+        "wordcount",
+        "upper",
+        "jsonx",
+        "hashbench",
+        "fsprobe",
+    ];
     let jobs: Vec<Value> = (0..60)
         .map(|i| {
-            json!({"id": format!("j{i}"), "module": {"path": guest(modules[i % 3]).display().to_string()}, "files": {"input.txt": "a b"}})
+            json!({"id": format!("j{i}"), "module": {"path": guest(modules[i % 6]).display().to_string()}, "files": {"input.txt": "a b"}, "stdin": "[]"})
         })
         .collect();
     for n in 0..3 {
@@ -488,11 +635,15 @@ fn three_cold_workers_compile_each_module_once_with_a_shared_artifact_store() {
     }
     let batch = f.submit(&jobs);
     let run = f.results(&batch, 120);
-    assert_all(&run, 60, Status::Succeeded);
+    assert_eq!(run.results.len(), 60, "{}", run.stderr);
     assert_eq!(
         run.count_cache(CacheOutcome::Compiled),
-        3,
-        "one compile per module in the whole fleet"
+        modules.len(),
+        "one compile per module in the whole fleet: {:?}",
+        run.results
+            .iter()
+            .map(|r| (r.worker.clone(), r.module.clone(), r.cache))
+            .collect::<Vec<_>>()
     );
     let workers_used = (0..3)
         .filter(|n| {
@@ -554,4 +705,63 @@ fn workers_sharing_one_cache_directory_compile_once() {
             .map(|r| (r.worker.clone(), r.cache))
             .collect::<Vec<_>>()
     );
+}
+
+/// Polls `try_take(name)` on `leases` until it is granted (within 10 s).
+async fn take_within(
+    leases: &wasmq_broker::lease::AmqpLeases,
+    name: &str,
+) -> Box<dyn wasmq_cache::remote::LeaseGuard> {
+    use wasmq_cache::remote::Leases as _;
+    let started = Instant::now();
+    loop {
+        if let Some(g) = leases.try_take(name).await.unwrap() {
+            return g;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "lease {name} was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn compile_leases_are_exclusive_survive_a_refusal_and_die_with_their_holder() {
+    use wasmq_broker::lease::AmqpLeases;
+    use wasmq_cache::remote::Leases as _;
+    crate::fleet::require_broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let prefix = format!("test.lease.{}", std::process::id());
+        let start = |name: &str, token: &tokio_util::sync::CancellationToken| {
+            AmqpLeases::start(
+                vec![crate::fleet::amqp_url()],
+                format!("{prefix} {name}"),
+                prefix.clone(),
+                token.clone(),
+            )
+        };
+        let (ta, tb, tc) = Default::default();
+        let (a, b, c) = (start("a", &ta), start("b", &tb), start("c", &tc));
+        let held_one = a.try_take("one").await.unwrap().expect("a free lease");
+        let _held_two = b.try_take("two").await.unwrap().expect("a free lease");
+        assert!(b.try_take("one").await.unwrap().is_none(), "a holds it");
+        // A refusal closes a channel of a's lease connection, not the connection: the
+        // lease a holds stays held.
+        assert!(a.try_take("two").await.unwrap().is_none(), "b holds it");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            c.try_take("one").await.unwrap().is_none(),
+            "a still holds its lease after being refused another"
+        );
+        drop(held_one);
+        drop(take_within(&c, "one").await);
+        // A holder whose connection goes (a worker that dies) releases what it held.
+        b.close().await;
+        drop(take_within(&c, "two").await);
+        tb.cancel();
+        ta.cancel();
+        tc.cancel();
+    });
 }

@@ -32,6 +32,12 @@ impl Setup for LeaseSetup {
     async fn setup(&self, _conn: &Connection, _generation: u64) -> Result<(), BrokerError> {
         Ok(())
     }
+
+    /// A lease another worker holds is refused with a channel error: an answer, not a
+    /// failure of the connection (whose loss would release every lease it holds).
+    fn channel_errors_end_the_session(&self) -> bool {
+        false
+    }
 }
 
 /// The compile leases of one worker, on a connection of their own.
@@ -68,6 +74,11 @@ impl AmqpLeases {
             shutdown,
         );
         AmqpLeases { supervisor, prefix }
+    }
+
+    /// Closes the lease connection: every lease it holds is released by the broker.
+    pub async fn close(&self) {
+        self.supervisor.close().await;
     }
 
     /// The queue that stands for lease `name` (queue names have at most 255 bytes).

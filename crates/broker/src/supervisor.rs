@@ -39,6 +39,13 @@ pub trait Setup: Send + Sync + 'static {
         conn: &Connection,
         generation: u64,
     ) -> impl Future<Output = Result<Self::Channels, BrokerError>> + Send;
+
+    /// Whether an error that closes one channel (a soft AMQP error) ends the session, as it
+    /// does by default. A setup whose users expect such errors as answers (a compile lease
+    /// that another worker holds) says no, and keeps its connection.
+    fn channel_errors_end_the_session(&self) -> bool {
+        true
+    }
 }
 
 /// Told of every change of a supervisor's link (for metrics and readiness).
@@ -328,6 +335,12 @@ async fn open<S: Setup>(
     Err(BrokerError(errors.join("; ")))
 }
 
+/// Whether `e` closed one channel only (a soft AMQP error), not the connection.
+fn is_channel_error(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a)
+        if matches!(a.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
+}
+
 /// The supervisor's own task.
 struct Task<S: Setup> {
     config: SupervisorConfig,
@@ -421,6 +434,8 @@ impl<S: Setup> Task<S> {
         loop {
             tokio::select! {
                 event = events.next() => match event {
+                    Some(Event::Error(e))
+                        if !self.setup.channel_errors_end_the_session() && is_channel_error(&e) => {}
                     Some(Event::Error(e)) => return e.to_string(),
                     Some(_) => {}
                     None => return "the connection is closed".into(),
