@@ -1011,20 +1011,54 @@ fn stdout_1k_module(dir: &Path) -> std::path::PathBuf {
 /// `wasmq submit FILE`, then `wasmq results --batch B --wait`: the batch id and what
 /// `results` printed.
 fn submit_and_wait(prefix: &str, cache: &Path, file: &Path) -> (String, Vec<u8>) {
+    submit_and_wait_with(prefix, cache, file, &[])
+}
+
+/// As [`submit_and_wait`], with more flags for both commands.
+fn submit_and_wait_with(
+    prefix: &str,
+    cache: &Path,
+    file: &Path,
+    flags: &[&str],
+) -> (String, Vec<u8>) {
     let submit = wasmq(prefix, cache)
         .arg("submit")
+        .args(flags)
         .arg(file)
-        .stderr(Stdio::null())
         .output()
         .unwrap();
-    assert!(submit.status.success());
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
     let batch = String::from_utf8(submit.stdout).unwrap().trim().to_owned();
     let results = wasmq(prefix, cache)
         .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
+        .args(flags)
         .stderr(Stdio::null())
         .output()
         .unwrap();
     (batch, results.stdout)
+}
+
+/// Checks that every one of `n` jobs of a batch succeeded, removes the queues of
+/// `prefix`, and returns how many jobs compiled their module.
+fn compiles_in(results: &[u8], n: usize, what: &str, prefix: &str) -> usize {
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(results)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), n, "every job of the {what} has a result");
+    if let Some(bad) = lines.iter().find(|r| r["status"] != "succeeded") {
+        panic!("a job of the {what} did not succeed: {bad}");
+    }
+    for q in prefix_queues(prefix) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_queue", "-q", &q])
+            .output();
+    }
+    lines.iter().filter(|r| r["cache"] == "compiled").count()
 }
 
 /// wasmq through its CLI: `wasmq submit` of the N jobs, then `wasmq results --batch B
@@ -1155,21 +1189,7 @@ fn cold_batch(dir: &Path) -> (f64, usize) {
     let (_, results) = submit_and_wait(&prefix, &cache, &file);
     let elapsed = start.elapsed().as_secs_f64();
     stop(worker);
-    let lines: Vec<serde_json::Value> = String::from_utf8(results)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1000, "every job has a result");
-    if let Some(bad) = lines.iter().find(|r| r["status"] != "succeeded") {
-        panic!("a cold-batch job did not succeed: {bad}");
-    }
-    let compiled = lines.iter().filter(|r| r["cache"] == "compiled").count();
-    for q in prefix_queues(&prefix) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_queue", "-q", &q])
-            .output();
-    }
+    let compiled = compiles_in(&results, 1000, "cold batch", &prefix);
     (elapsed, compiled)
 }
 
@@ -1231,41 +1251,12 @@ fn cold_fleet(dir: &Path, shared: bool) -> (f64, usize) {
         .collect();
     let submit_cache = dir.join(format!("fleet-{tag}-submit"));
     let start = Instant::now();
-    let out = wasmq(&prefix, &submit_cache)
-        .args(&flag_refs)
-        .arg("submit")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let batch = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = wasmq(&prefix, &submit_cache)
-        .args(["results", "--batch", &batch, "--wait", "--timeout", "600"])
-        .output()
-        .unwrap();
+    let (_, results) = submit_and_wait_with(&prefix, &submit_cache, &file, &flag_refs);
     let elapsed = start.elapsed().as_secs_f64();
     for w in workers {
         stop(w);
     }
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1000, "every job has a result");
-    if let Some(bad) = lines.iter().find(|r| r["status"] != "succeeded") {
-        panic!("a cold-fleet job did not succeed: {bad}");
-    }
-    let compiled = lines.iter().filter(|r| r["cache"] == "compiled").count();
-    for q in prefix_queues(&prefix) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_queue", "-q", &q])
-            .output();
-    }
+    let compiled = compiles_in(&results, 1000, "cold fleet", &prefix);
     (elapsed, compiled)
 }
 
@@ -1436,6 +1427,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let only = std::env::var("WASMQ_BENCH_ONLY").unwrap_or_default();
     if only == "fleet" {
+        use_binary(&this);
         report_cold_fleet(dir.path());
         return;
     }

@@ -1068,6 +1068,26 @@ impl Settings {
         matches!(self.module_store, ModuleStore::Oci(_))
     }
 
+    /// A duration in whole seconds: the flag (or its env var), the file, or the default;
+    /// recorded under `key` (also the flag's clap id).
+    fn seconds(
+        &self,
+        key: &str,
+        flag: Option<u64>,
+        file: Option<u64>,
+        default: std::time::Duration,
+    ) -> std::time::Duration {
+        let d = flag
+            .or(file)
+            .map_or(default, std::time::Duration::from_secs);
+        self.record(
+            key,
+            d.as_secs().to_string(),
+            source(key, flag.is_some(), file.is_some()),
+        );
+        d
+    }
+
     /// The registry client of this process (made once).
     pub fn registry(&self) -> Arc<Registry> {
         self.registry
@@ -1085,31 +1105,17 @@ impl Settings {
     /// store when it is one, and for `module.oci` references) and, with an artifact
     /// store, shared artifacts. Leases are the worker's to add.
     pub fn fleet(&self, args: &SandboxArgs) -> anyhow::Result<Fleet> {
-        let compile_wait = args
-            .compile_wait_secs
-            .or(self.file.compile_wait_secs)
-            .map_or(defaults::COMPILE_WAIT, std::time::Duration::from_secs);
-        self.record(
+        let compile_wait = self.seconds(
             "compile_wait_secs",
-            compile_wait.as_secs().to_string(),
-            source(
-                "compile_wait_secs",
-                args.compile_wait_secs.is_some(),
-                self.file.compile_wait_secs.is_some(),
-            ),
+            args.compile_wait_secs,
+            self.file.compile_wait_secs,
+            defaults::COMPILE_WAIT,
         );
-        let retry_for = args
-            .registry_retry_secs
-            .or(self.file.registry_retry_secs)
-            .map_or(defaults::REGISTRY_RETRY, std::time::Duration::from_secs);
-        self.record(
+        let retry_for = self.seconds(
             "registry_retry_secs",
-            retry_for.as_secs().to_string(),
-            source(
-                "registry_retry_secs",
-                args.registry_retry_secs.is_some(),
-                self.file.registry_retry_secs.is_some(),
-            ),
+            args.registry_retry_secs,
+            self.file.registry_retry_secs,
+            defaults::REGISTRY_RETRY,
         );
         let registry = self.registry();
         Ok(Fleet {

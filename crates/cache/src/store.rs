@@ -1044,6 +1044,89 @@ mod tests {
     }
 
     #[test]
+    fn pulled_module_copies_are_checked_counted_and_evicted_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CacheOptions {
+            max_bytes: Some(2500),
+            modules_evictable: true,
+            ..CacheOptions::default()
+        };
+        let cache = Cache::open_with(dir.path(), options).unwrap();
+        let wrong = Digest::of(b"something else");
+        assert!(!cache.put_module_copy(&wrong, &[9u8; 1000]).unwrap());
+        assert!(
+            !cache.has_module(&wrong),
+            "bytes of another digest are never kept"
+        );
+        let mods: Vec<Vec<u8>> = (0..2u8).map(|i| vec![i; 1000]).collect();
+        let digests: Vec<Digest> = mods.iter().map(|m| Digest::of(m)).collect();
+        for (m, d) in mods.iter().zip(&digests) {
+            assert!(cache.put_module_copy(d, m).unwrap());
+        }
+        // The first is used again, so the second is the least recently used.
+        let old = SystemTime::now() - Duration::from_secs(100);
+        for d in &digests {
+            File::options()
+                .write(true)
+                .open(cache.module_path(d))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert!(cache.get_module(&digests[0]).unwrap().is_some());
+        // A third copy and an artifact pass the cap: the least recently used module goes.
+        let third = vec![7u8; 1000];
+        assert!(cache.put_module_copy(&Digest::of(&third), &third).unwrap());
+        cache.put_artifact(&key(b"x"), &[1u8; 100]).unwrap();
+        assert!(
+            !cache.has_module(&digests[1]),
+            "the least recently used copy is evicted"
+        );
+        assert!(cache.has_module(&digests[0]));
+        assert!(cache.has_module(&Digest::of(&third)));
+    }
+
+    #[test]
+    fn shared_artifacts_are_stored_only_when_their_mac_verifies() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let here = Cache::open(a.path().join("c"), None).unwrap();
+        let other = Cache::open(b.path().join("c"), None).unwrap();
+        let k = key(b"shared");
+        let bytes = b"compiled code".to_vec();
+        let ours = here.artifact_mac(&k, &bytes).unwrap();
+        let theirs = other.artifact_mac(&k, &bytes).unwrap();
+        assert_ne!(ours, theirs, "each cache made its own key");
+        assert!(!here.import_artifact(&k, &bytes, &theirs).unwrap());
+        assert!(
+            here.open_artifact(&k).unwrap().is_none(),
+            "never stored where it loads"
+        );
+        assert_eq!(
+            fs::read_dir(a.path().join("c/quarantine")).unwrap().count(),
+            1
+        );
+        assert!(here.import_artifact(&k, &bytes, &ours).unwrap());
+        assert!(here.open_artifact(&k).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_compile_lock_is_exclusive_across_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let k = key(b"locked");
+        let held = cache.lock_compile(&k).expect("a lock file");
+        let path = dir.path().join("locks").join(&k.engine).join(format!(
+            "{}.{}.lock",
+            k.module.to_hex(),
+            k.kind
+        ));
+        let second = File::options().write(true).open(&path).unwrap();
+        assert!(second.try_lock().is_err(), "held by the first");
+        drop(held);
+        assert!(second.try_lock().is_ok(), "released with its guard");
+    }
+
+    #[test]
     fn verify_quarantines_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), None).unwrap();

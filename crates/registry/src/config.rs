@@ -82,21 +82,27 @@ impl StoreUrl {
     /// Parses `oci://HOST[:PORT]/REPOSITORY`; `None` when `text` is not an `oci://` URL
     /// (a directory path), an error when it is one but malformed.
     pub fn parse(text: &str) -> Option<Result<StoreUrl, String>> {
-        let rest = text.strip_prefix("oci://")?;
+        let rest = text.strip_prefix("oci://")?.trim_end_matches('/');
+        let bad = |why: &str| {
+            Err(format!(
+                "{text:?} is not oci://HOST[:PORT]/REPOSITORY: it {why}"
+            ))
+        };
+        if !rest.contains('/') {
+            return Some(bad("names no repository"));
+        }
+        if rest.contains('@') {
+            return Some(bad("names a digest; a store is a whole repository"));
+        }
         // Checked as a reference to a tag of the repository, by the job format's rules.
-        let probe = format!("{}:probe", rest.trim_end_matches('/'));
         Some(
-            wasmq_spec::parse_oci_reference(&probe)
-                .map(|r| StoreUrl {
+            match wasmq_spec::parse_oci_reference(&format!("{rest}:probe")) {
+                Ok(r) => Ok(StoreUrl {
                     registry: r.registry.to_owned(),
                     repository: r.repository.to_owned(),
-                })
-                .map_err(|why| {
-                    format!(
-                        "{text:?} is not oci://HOST[:PORT]/REPOSITORY: the reference {}",
-                        why.replace("TAG or HOST[:PORT]/REPOSITORY@sha256:<hex>", "")
-                    )
                 }),
+                Err(why) => bad(&why),
+            },
         )
     }
 
@@ -125,7 +131,8 @@ mod tests {
         assert_eq!(s.repository, "wasmq/modules");
         assert_eq!(s.to_string(), "oci://127.0.0.1:5000/wasmq/modules");
         assert!(StoreUrl::parse("./cache").is_none());
-        assert!(StoreUrl::parse("oci://modules").unwrap().is_err());
+        let no_repo = StoreUrl::parse("oci://modules").unwrap().unwrap_err();
+        assert!(no_repo.contains("names no repository"), "{no_repo}");
         assert!(
             StoreUrl::parse("oci://registry.example/Upper")
                 .unwrap()

@@ -50,3 +50,68 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use oci_client::errors::{OciEnvelope, OciError};
+
+    use super::*;
+
+    fn envelope(code: OciErrorCode) -> OciDistributionError {
+        OciDistributionError::RegistryError {
+            envelope: OciEnvelope {
+                errors: vec![OciError {
+                    code,
+                    message: String::new(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
+            url: "http://registry.example/v2/x".into(),
+        }
+    }
+
+    #[test]
+    fn the_jobs_faults_and_the_hosts_are_told_apart() {
+        for code in [
+            OciErrorCode::ManifestUnknown,
+            OciErrorCode::BlobUnknown,
+            OciErrorCode::NameUnknown,
+        ] {
+            assert!(matches!(
+                classify("pulling", envelope(code)),
+                RemoteError::NotFound(_)
+            ));
+        }
+        for code in [
+            OciErrorCode::Unauthorized,
+            OciErrorCode::Denied,
+            OciErrorCode::Toomanyrequests,
+        ] {
+            assert!(matches!(
+                classify("pulling", envelope(code)),
+                RemoteError::Unavailable(_)
+            ));
+        }
+        let server = |code| OciDistributionError::ServerError {
+            code,
+            url: String::new(),
+            message: String::new(),
+        };
+        assert!(matches!(
+            classify("pulling", server(404)),
+            RemoteError::NotFound(_)
+        ));
+        assert!(matches!(
+            classify("pulling", server(503)),
+            RemoteError::Unavailable(_)
+        ));
+        let e = classify(
+            "pulling blob sha256:ab",
+            OciDistributionError::UnauthorizedError { url: "u".into() },
+        );
+        assert!(
+            matches!(&e, RemoteError::Unavailable(m) if m.starts_with("pulling blob sha256:ab: ")),
+            "{e:?}"
+        );
+    }
+}
