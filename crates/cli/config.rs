@@ -1362,7 +1362,7 @@ mod tests {
             "[volumes.ref]\npath = '{d}'\n[limits.maximum]\nmemory_bytes = 1073741824\ndisk_bytes = 134217728\n"
         );
         let s = settings(&format!(
-            "{base}[tenants.alice]\nvolumes = ['ref']\ninline_modules = true\nweight = 3\nmax_in_flight = 2\n[tenants.alice.limits.maximum]\nmemory_bytes = 536870912\n[default_tenant.limits.maximum]\ntimeout_ms = 100\n"
+            "{base}[tenants.alice]\nvolumes = ['ref']\ninline_modules = true\nweight = 3\nmax_in_flight = 2\nregistries = ['registry.example:5000/alice']\n[tenants.alice.limits.maximum]\nmemory_bytes = 536870912\n[default_tenant.limits.maximum]\ntimeout_ms = 100\n"
         ));
         let c = s.sandbox_config(&no_flags()).unwrap();
         assert_eq!(
@@ -1378,6 +1378,8 @@ mod tests {
         );
         assert_eq!(t.default.maximum.timeout_ms, 100);
         assert_eq!((alice.weight, alice.max_in_flight), (3, Some(2)));
+        assert_eq!(alice.registries, ["registry.example:5000/alice"]);
+        assert!(t.default.registries.is_empty(), "no registry unless listed");
         assert_eq!((t.default.weight, t.default.max_in_flight), (1, None));
         assert_eq!(t.unverified, UnverifiedJobs::Default);
 
@@ -1389,6 +1391,13 @@ mod tests {
                     .expect_err("refused")
             )
         };
+        let e = err("[tenants.bob]\nregistries = ['oci://registry.example/x']\n");
+        assert!(
+            e.contains(
+                "tenants.bob: registries entry \"oci://registry.example/x\" is not HOST[:PORT]"
+            ),
+            "{e}"
+        );
         let e = err("[tenants.bob]\nvolumes = ['nope']\n");
         assert!(
             e.contains("tenants.bob: volume \"nope\" is not declared (declared volumes: [ref])"),

@@ -204,6 +204,20 @@ impl SandboxConfig {
                 "{key}: limits.maximum.timeout_ms must be at least 1"
             ));
         }
+        for r in &p.registries {
+            // A registry alone, or a repository prefix: either reads as a reference once a
+            // repository and a tag are added.
+            let probe = if r.contains('/') {
+                format!("{r}:probe")
+            } else {
+                format!("{r}/probe:probe")
+            };
+            if let Err(why) = wasmq_spec::parse_oci_reference(&probe) {
+                return Err(format!(
+                    "{key}: registries entry {r:?} is not HOST[:PORT] or HOST[:PORT]/REPOSITORY-PREFIX ({why})"
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -28,9 +28,20 @@ const POLL: Duration = Duration::from_millis(100);
 /// The fleet as the sandbox uses it.
 pub(crate) struct Remote {
     fleet: Fleet,
-    /// One pull per module at a time: later callers wait, then find the local copy.
-    pulls: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// One pull per module at a time: later callers wait, then find the local copy, or
+    /// the host fault that just ended the pull they waited for.
+    pulls: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<Option<Failed>>>>>,
 }
+
+/// A pull that ended in a host fault, and when: the jobs that waited for it share it
+/// instead of each waiting out the registry in turn.
+struct Failed {
+    at: Instant,
+    why: String,
+}
+
+/// How recent a failed pull must be for a waiting job to share its outcome.
+const SHARE_FAILURE: Duration = Duration::from_secs(1);
 
 /// What a worker found or took before compiling a module itself.
 pub(crate) enum Shared {
@@ -95,7 +106,12 @@ impl Remote {
             .entry(digest)
             .or_default()
             .clone();
-        let _pulling = gate.lock().await;
+        let mut last = gate.lock().await;
+        if let Some(failed) = &*last
+            && failed.at.elapsed() < SHARE_FAILURE
+        {
+            return Err(ResolveError::Internal(failed.why.clone()));
+        }
         // Another task may have pulled it while this one waited.
         let result = match local(cache, digest).await? {
             Some(bytes) => Ok(Some(bytes)),
@@ -133,6 +149,13 @@ impl Remote {
                     Err(e) => Err(e),
                 }
             }
+        };
+        *last = match &result {
+            Err(ResolveError::Internal(why)) => Some(Failed {
+                at: Instant::now(),
+                why: why.clone(),
+            }),
+            _ => None,
         };
         self.pulls.lock().expect("pulls lock").remove(&digest);
         result
