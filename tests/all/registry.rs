@@ -225,6 +225,7 @@ fn submit_pushes_modules_and_workers_with_their_own_caches_pull_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(&format!("https://{}", registry.addr)), "{err}");
+    assert!(err.contains("insecure_registries"), "{err}");
     for n in 0..2 {
         let mut flags = own_cache(&f, n);
         flags.extend(["--prefetch".into(), "2".into()]);

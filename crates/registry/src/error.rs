@@ -32,6 +32,12 @@ pub(crate) fn classify(what: &str, e: OciDistributionError) -> RemoteError {
         E::ServerError { code: 404, .. } => RemoteError::NotFound(text),
         E::DigestError(_) => RemoteError::DigestMismatch(text),
         E::PullNoLayersError | E::IncompatibleLayerMediaTypeError(_) => RemoteError::NotWasm(text),
+        E::RequestError(r) if r.url().is_some_and(|u| u.scheme() == "https") => {
+            RemoteError::Unavailable(format!(
+                "{what}: {}; it was reached over HTTPS: a registry that speaks plain HTTP must be listed in insecure_registries (--insecure-registry HOST:PORT)",
+                chain(&e)
+            ))
+        }
         _ => RemoteError::Unavailable(format!("{what}: {}", chain(&e))),
     }
 }
