@@ -16,6 +16,7 @@ use wasmq_cache::remote::{ArtifactSource, Fleet, ModuleSource};
 use wasmq_cache::{Cache, CacheOptions};
 use wasmq_registry::{ArtifactStore, Credentials, Registry, RegistryConfig, StoreUrl};
 use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
+use wasmq_spec::UnknownImports;
 use wasmq_spec::{LimitPolicy, LimitsRequest};
 
 /// The built-in value of every setting that has one.
@@ -161,6 +162,12 @@ pub struct SandboxArgs {
     /// [default: /work].
     #[arg(long, env = "WASMQ_DEFAULT_WORK_DIR")]
     pub default_work_dir: Option<String>,
+    /// What imports the sandbox does not provide do in jobs that do not say: `reject`
+    /// (the job is `rejected`, `unknown_import`) or `trap` (linked as functions that trap
+    /// when called, as `wasmtime run --trap-unknown-imports` does)
+    /// [config: unknown_imports] [default: reject].
+    #[arg(long, env = "WASMQ_UNKNOWN_IMPORTS", value_parser = parse_unknown_imports)]
+    pub unknown_imports: Option<UnknownImports>,
     /// Seconds a worker waits for another worker's compile of the same module (with a
     /// shared artifact store) before compiling it itself [config: compile_wait_secs]
     /// [default: 60].
@@ -217,6 +224,8 @@ pub struct FileConfig {
     pub concurrency: Option<usize>,
     pub hot_set_size: Option<usize>,
     pub max_module_bytes: Option<usize>,
+    pub max_core_instance_bytes: Option<usize>,
+    pub unknown_imports: Option<UnknownImports>,
     pub work_root: Option<PathBuf>,
     pub default_work_dir: Option<String>,
     pub pooling: Option<bool>,
@@ -726,6 +735,21 @@ impl Settings {
         if let Some(n) = self.file.max_module_bytes {
             c.max_module_bytes = n;
         }
+        if let Some(n) = self.file.max_core_instance_bytes {
+            c.max_core_instance_bytes = n;
+        }
+        if let Some(u) = args.unknown_imports.or(self.file.unknown_imports) {
+            c.unknown_imports = u;
+        }
+        self.record(
+            "unknown_imports",
+            c.unknown_imports.as_str().to_owned(),
+            source(
+                "unknown_imports",
+                args.unknown_imports.is_some(),
+                self.file.unknown_imports.is_some(),
+            ),
+        );
         if let Some(p) = &self.file.pooling {
             c.pooling = *p;
         }
@@ -756,6 +780,11 @@ impl Settings {
             "max_module_bytes",
             c.max_module_bytes.to_string(),
             file_only(self.file.max_module_bytes.is_some()),
+        );
+        self.record(
+            "max_core_instance_bytes",
+            c.max_core_instance_bytes.to_string(),
+            file_only(self.file.max_core_instance_bytes.is_some()),
         );
         self.record(
             "work_root",
@@ -839,7 +868,7 @@ impl Settings {
             ("default", &p.default, &f.default),
             ("maximum", &p.maximum, &f.maximum),
         ] {
-            let fields: [(&str, String, bool); 8] = [
+            let fields: [(&str, String, bool); 11] = [
                 (
                     "timeout_ms",
                     limits.timeout_ms.to_string(),
@@ -876,6 +905,17 @@ impl Settings {
                     req.disk_bytes.is_some(),
                 ),
                 ("files", limits.files.to_string(), req.files.is_some()),
+                (
+                    "instances",
+                    limits.instances.to_string(),
+                    req.instances.is_some(),
+                ),
+                ("tables", limits.tables.to_string(), req.tables.is_some()),
+                (
+                    "memories",
+                    limits.memories.to_string(),
+                    req.memories.is_some(),
+                ),
             ];
             for (name, value, in_file) in fields {
                 let flag = match (which, name) {
@@ -1239,6 +1279,13 @@ fn overlay(l: &mut wasmq_spec::Limits, r: &LimitsRequest) {
     l.output_bytes = r.output_bytes.unwrap_or(l.output_bytes);
     l.disk_bytes = r.disk_bytes.unwrap_or(l.disk_bytes);
     l.files = r.files.unwrap_or(l.files);
+    l.instances = r.instances.unwrap_or(l.instances);
+    l.tables = r.tables.unwrap_or(l.tables);
+    l.memories = r.memories.unwrap_or(l.memories);
+}
+
+fn parse_unknown_imports(s: &str) -> Result<UnknownImports, String> {
+    s.parse()
 }
 
 /// `NAME=DIR` or `NAME=DIR:rw` (or `:ro`).
@@ -1312,6 +1359,7 @@ mod tests {
             timeout_ms: None,
             memory_bytes: None,
             default_work_dir: None,
+            unknown_imports: None,
             compile_wait_secs: None,
             registry_retry_secs: None,
         }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - `commands/`: one file per subcommand (`run`, `worker`, `submit`, `results`,
-//!   `prewarm`, `cache`, `status`, `dead`, `config`).
+//!   `prewarm`, `cache`, `status`, `dead`, `config`, `cancel`, `snapshot`).
 //! - `config`: the TOML config file and the flags every command shares; config file <
 //!   `WASMQ_*` environment < flags.
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
@@ -43,6 +43,7 @@ enum Command {
     Dead(commands::dead::DeadCommand),
     Status(commands::status::StatusCommand),
     Cancel(commands::cancel::CancelCommand),
+    Snapshot(commands::snapshot::SnapshotCommand),
 }
 
 /// What a command reports: whether everything it did succeeded.
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         Command::Dead(c) => c.execute(),
         Command::Status(c) => c.execute(),
         Command::Cancel(c) => c.execute(),
+        Command::Snapshot(c) => c.execute(),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

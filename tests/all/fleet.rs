@@ -160,6 +160,9 @@ pub struct Fleet {
     pub workers: Vec<WorkerProc>,
     /// Extra flags every command gets (e.g. a delivery limit).
     pub broker_flags: Vec<String>,
+    /// A cache directory (and module store) other than the fleet's own, shared with
+    /// other tests.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Fleet {
@@ -174,6 +177,7 @@ impl Fleet {
             prefix: format!("test.{name}.{}.{nanos}", std::process::id()),
             workers: Vec::new(),
             broker_flags: Vec::new(),
+            cache_dir: None,
         }
     }
 
@@ -182,6 +186,9 @@ impl Fleet {
         let mut c = self.dir.wasmq();
         c.env("WASMQ_AMQP_URL", amqp_url())
             .env("WASMQ_QUEUE_PREFIX", &self.prefix);
+        if let Some(dir) = &self.cache_dir {
+            c.env("WASMQ_CACHE_DIR", dir);
+        }
         c
     }
 

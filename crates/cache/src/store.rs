@@ -306,6 +306,24 @@ impl Cache {
         Ok(digest)
     }
 
+    /// Keeps what module `digest` was made from (a snapshot's provenance, JSON) beside it
+    /// in the store: `modules/<aa>/<sha>.provenance.json`.
+    pub fn put_provenance(&self, digest: &Digest, json: &[u8]) -> Result<PathBuf, CacheError> {
+        let path = self.module_path(digest).with_extension("provenance.json");
+        write_atomic(&path, json).map_err(io_err(&path))?;
+        Ok(path)
+    }
+
+    /// The provenance kept for module `digest`, if any.
+    pub fn provenance(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.module_path(digest).with_extension("provenance.json");
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     /// True when the store holds a file for `digest` (its bytes are checked on read).
     pub fn has_module(&self, digest: &Digest) -> bool {
         self.module_path(digest).is_file()

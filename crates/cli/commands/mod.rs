@@ -7,6 +7,7 @@ pub mod dead;
 pub mod prewarm;
 pub mod results;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod submit;
 pub mod worker;

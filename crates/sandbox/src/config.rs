@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmq_spec::{LimitPolicy, Limits};
+use wasmq_spec::{LimitPolicy, Limits, UnknownImports};
 
 /// An operator-declared host directory that jobs may mount by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,17 @@ pub struct Tenancy {
     pub unverified: UnverifiedJobs,
 }
 
+/// The default largest module: 128 MiB, room for an interpreter with its libraries
+/// compiled in (CPython with numpy and pandas is 104 MB).
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 128 * 1024 * 1024;
+
+/// The default largest core instance state in the pool: 16 MiB (wasmtime's own default,
+/// 1 MiB, is below what CPython needs).
+pub const DEFAULT_MAX_CORE_INSTANCE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most core instances, tables or memories a worker may allow one job.
+pub const MAX_PER_JOB_COUNT: u64 = 10_000;
+
 /// How the sandbox runs jobs.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -89,6 +100,11 @@ pub struct SandboxConfig {
     pub max_module_bytes: usize,
     /// Largest table a guest may grow to, in elements.
     pub max_table_elements: usize,
+    /// Largest state of one core instance the instance pool holds, in bytes (it grows with
+    /// a module's functions, globals, tables and memories: CPython's is about 1.5 MB).
+    pub max_core_instance_bytes: usize,
+    /// What imports the sandbox does not provide do in jobs that do not say.
+    pub unknown_imports: UnknownImports,
     /// Where per-job directories are created (the system temp dir when `None`).
     pub work_root: Option<PathBuf>,
     /// The guest path of the job's directory for jobs that give no `work_dir`.
@@ -114,8 +130,10 @@ impl Default for SandboxConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             hot_set_size: 256,
-            max_module_bytes: 64 * 1024 * 1024,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_table_elements: 100_000,
+            max_core_instance_bytes: DEFAULT_MAX_CORE_INSTANCE_BYTES,
+            unknown_imports: UnknownImports::Reject,
             work_root: None,
             default_work_dir: wasmq_spec::WORK_DIR.to_owned(),
             epoch_tick: Duration::from_millis(1),
@@ -132,6 +150,23 @@ impl SandboxConfig {
         self.limits.check()?;
         if self.max_concurrency == 0 {
             return Err("concurrency must be at least 1".into());
+        }
+        for (name, n) in [
+            ("instances", self.limits.maximum.instances),
+            ("tables", self.limits.maximum.tables),
+            ("memories", self.limits.maximum.memories),
+        ] {
+            if n > MAX_PER_JOB_COUNT {
+                return Err(format!(
+                    "limits.maximum.{name} = {n} is above {MAX_PER_JOB_COUNT}, the most the instance pool is sized for"
+                ));
+            }
+        }
+        if self.max_core_instance_bytes < 4096 {
+            return Err(format!(
+                "max_core_instance_bytes = {} is below 4096 bytes, which no module fits in",
+                self.max_core_instance_bytes
+            ));
         }
         for (name, v) in &self.volumes {
             if name.is_empty() || name.contains(['=', ':', '/']) {
@@ -219,6 +254,21 @@ impl SandboxConfig {
             }
         }
         Ok(())
+    }
+
+    /// What one job may hold of the instance pool: the maximum limits.
+    pub(crate) fn pool_size(&self) -> crate::engine::PoolSize {
+        // Checked against MAX_PER_JOB_COUNT at start.
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let max = &self.limits.maximum;
+        crate::engine::PoolSize {
+            max_memory_bytes: max.memory_bytes,
+            max_table_elements: self.max_table_elements,
+            max_instances: count(max.instances),
+            max_tables: count(max.tables),
+            max_memories: count(max.memories),
+            max_core_instance_bytes: self.max_core_instance_bytes,
+        }
     }
 
     /// Instance slots in the pool: the concurrency plus headroom.

@@ -77,10 +77,23 @@ pub(crate) enum EngineKind {
 pub(crate) struct EngineOptions {
     pub(crate) pooling: bool,
     pub(crate) slots: u32,
-    pub(crate) max_memory_bytes: u64,
-    pub(crate) max_table_elements: usize,
+    /// What each of the `slots` holds.
+    pub(crate) pool: PoolSize,
     pub(crate) keep_resident_bytes: usize,
     pub(crate) epoch_tick: Duration,
+}
+
+/// What one job may hold of the instance pool: the worker's maximum limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolSize {
+    pub(crate) max_memory_bytes: u64,
+    pub(crate) max_table_elements: usize,
+    /// The most core instances, tables and memories one job may have.
+    pub(crate) max_instances: u32,
+    pub(crate) max_tables: u32,
+    pub(crate) max_memories: u32,
+    /// The largest core instance state (`VMContext`).
+    pub(crate) max_core_instance_bytes: usize,
 }
 
 /// One engine with everything bound to it.
@@ -92,6 +105,13 @@ pub(crate) struct Runtime {
     pub(crate) component_linker: wasmtime::component::Linker<ComponentState>,
     /// Which artifacts this engine can load (see [`fingerprint`]).
     pub(crate) fingerprint: String,
+    /// What one job may hold of the instance pool.
+    pub(crate) pool: PoolSize,
+    /// The same configuration with the on-demand allocator, created when first needed: an
+    /// artifact this engine refuses but that one loads is one the pool cannot hold
+    /// (rather than a bad artifact), and it says what the module needs.
+    unpooled: OnceLock<Result<Engine, String>>,
+    config: Config,
 }
 
 /// The plain engine and, once needed, the fuel-metering one.
@@ -128,22 +148,57 @@ impl Engines {
 }
 
 impl Runtime {
-    fn new(options: &EngineOptions, fuel: bool) -> anyhow::Result<Runtime> {
+    /// An engine for pre-initialising snapshots: relaxed SIMD made deterministic, so
+    /// what an initializer computes does not depend on this host's CPU.
+    pub(crate) fn for_snapshots(options: &EngineOptions) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
+        config.relaxed_simd_deterministic(true);
+        Runtime::with_config(config, options, false)
+    }
+
+    fn new(options: &EngineOptions, fuel: bool) -> anyhow::Result<Runtime> {
+        Runtime::with_config(Config::new(), options, fuel)
+    }
+
+    fn with_config(
+        mut config: Config,
+        options: &EngineOptions,
+        fuel: bool,
+    ) -> anyhow::Result<Runtime> {
         config
             .strategy(wasmtime::Strategy::Cranelift)
             .epoch_interruption(true)
             .consume_fuel(fuel);
+        enable_proposals(&mut config);
+        let unpooled_config = config.clone();
         if options.pooling {
             let mut pool = PoolingAllocationConfig::default();
             let n = options.slots;
-            pool.total_core_instances(n)
-                .total_memories(n)
-                .total_tables(n)
+            // Each of the `n` jobs at once may use up to the worker's maximum of each.
+            let size = options.pool;
+            let (instances, tables, memories) =
+                (size.max_instances, size.max_tables, size.max_memories);
+            // A job that uses GC types or exceptions also takes a GC heap, which the pool
+            // carves out of a memory slot.
+            pool.total_core_instances(n.saturating_mul(instances))
+                .total_memories(n.saturating_mul(memories.saturating_add(1)))
+                .total_tables(n.saturating_mul(tables))
+                .total_gc_heaps(n)
                 .total_stacks(n)
                 .total_component_instances(n)
-                .max_memory_size(usize::try_from(options.max_memory_bytes)?)
-                .table_elements(options.max_table_elements)
+                // Instance state is allocated as instances are created; these only bound it.
+                .max_component_instance_size(
+                    size.max_core_instance_bytes
+                        .saturating_mul(instances as usize),
+                )
+                .max_core_instances_per_component(instances)
+                .max_memories_per_component(memories)
+                .max_tables_per_component(tables)
+                .max_memories_per_module(memories)
+                .max_tables_per_module(tables)
+                .max_core_instance_size(size.max_core_instance_bytes)
+                .max_memory_size(usize::try_from(size.max_memory_bytes)?)
+                .table_elements(size.max_table_elements)
                 // Resetting a reused slot by memset instead of madvise keeps parallel jobs
                 // from serialising on the kernel's mmap lock (see docs/architecture.md).
                 .linear_memory_keep_resident(options.keep_resident_bytes)
@@ -174,8 +229,35 @@ impl Runtime {
             linker,
             component_linker,
             fingerprint,
+            pool: options.pool,
+            unpooled: OnceLock::new(),
+            config: unpooled_config,
         })
     }
+}
+
+impl Runtime {
+    /// The on-demand twin of this engine (see [`Runtime::unpooled`]'s field doc).
+    pub(crate) fn unpooled(&self) -> Result<&Engine, String> {
+        self.unpooled
+            .get_or_init(|| {
+                let mut config = self.config.clone();
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&config).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The WebAssembly proposals `wasmtime run` accepts by default, so that a module it runs
+/// runs here (docs/job-format.md lists them). Each one is part of the engine's
+/// fingerprint: artifacts compiled before a change are recompiled, never loaded.
+fn enable_proposals(config: &mut Config) {
+    config
+        .wasm_exceptions(true)
+        .wasm_gc(true)
+        .wasm_function_references(true);
 }
 
 /// Feeds `Hash` output into sha256.

@@ -1,6 +1,7 @@
 //! What running each kind of job means: the exports it needs and how it is called.
 //!
-//! - `command`: a core module's `_start` (WASI preview 1).
+//! - `command`: a core module's `_start` (WASI preview 1), or the export the job's
+//!   `invoke` names (a WASI reactor's entry point), after `_initialize` when exported.
 //! - `function`: a core module's function export under the plugin ABI (docs/guest-abi.md):
 //!   `alloc(len) -> ptr` receives the input, `f(ptr, len) -> i64` returns
 //!   `(ptr << 32) | len` of the output, with bit 63 set when it is an error message.
@@ -13,6 +14,7 @@ use wasmq_spec::{Exports, Job, JobKind, Rejection, codes};
 use wasmtime::{ExternType, Instance, InstancePre, Module, Store, ValType};
 
 use crate::engine::{ComponentState, State};
+use crate::modules::Loaded;
 
 /// Host bindings of the `wasmq:job/handler` world.
 mod bindings {
@@ -35,6 +37,19 @@ pub(crate) enum RunEnd {
     AbiViolation(String),
     /// The component does not have what the job's kind needs; nothing ran.
     Rejected(Rejection),
+    /// Instantiation failed before any of the guest's code ran (a start function's trap
+    /// is a trap, not this).
+    NotInstantiated(wasmtime::Error),
+}
+
+/// `Ok` with the instance, or the [`RunEnd`] of an instantiation that failed: a trap
+/// (the start function's) stays an error, anything else is [`RunEnd::NotInstantiated`].
+fn instantiated<I>(found: wasmtime::Result<I>) -> wasmtime::Result<Result<I, RunEnd>> {
+    match found {
+        Ok(i) => Ok(Ok(i)),
+        Err(e) if e.downcast_ref::<wasmtime::Trap>().is_some() => Err(e),
+        Err(e) => Ok(Err(RunEnd::NotInstantiated(e))),
+    }
 }
 
 /// The name of the function a `function` job calls.
@@ -71,12 +86,45 @@ fn i64_(v: &ValType) -> bool {
     matches!(v, ValType::I64)
 }
 
+/// What a command job calls: the job's `invoke`, or `_start`.
+pub(crate) fn entry_name(job: &Job) -> &str {
+    job.invoke.as_deref().unwrap_or("_start")
+}
+
+/// How a command's entry point returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// `() -> ()`: returning is exit status 0.
+    Unit,
+    /// `() -> i32`: the value is the exit status.
+    Status,
+}
+
+/// The entry point `name` of `module`, `None` when it has no such export, `Some(Err)` with
+/// what is wrong when it is not a function taking nothing and returning nothing or an i32.
+fn entry_of(module: &Module, name: &str) -> Option<Result<Entry, String>> {
+    if func_is(module, name, &[], &[])? {
+        return Some(Ok(Entry::Unit));
+    }
+    if func_is(module, name, &[], &[i32_]) == Some(true) {
+        return Some(Ok(Entry::Status));
+    }
+    Some(Err(match module.get_export(name) {
+        Some(ExternType::Func(f)) => format!(
+            "`{name}` is a function {f}, but a command's entry point takes nothing and returns nothing or an i32 (its exit status)"
+        ),
+        _ => format!("the export `{name}` is not a function"),
+    }))
+}
+
 /// What a core module offers a job that gives no kind.
 pub(crate) fn core_exports(module: &Module, job: &Job) -> Exports {
     Exports {
         component: false,
-        command: func_is(module, "_start", &[], &[]) == Some(true),
-        function: matches!(module.get_export("memory"), Some(ExternType::Memory(_)))
+        command: matches!(entry_of(module, entry_name(job)), Some(Ok(_))),
+        // A job that names an entry point to invoke is a command's.
+        function: job.invoke.is_none()
+            && matches!(module.get_export("memory"), Some(ExternType::Memory(_)))
             && func_is(module, "alloc", &[i32_], &[i32_]) == Some(true)
             && func_is(module, export_name(job), &[i32_, i32_], &[i64_]) == Some(true),
     }
@@ -91,12 +139,39 @@ pub(crate) fn component_exports(pre: &wasmtime::component::InstancePre<Component
     }
 }
 
+/// Why the module cannot be instantiated within the job's limits on memories and tables,
+/// if it cannot (checked before anything runs; wasmtime would refuse it as it
+/// instantiates, with a less precise message).
+pub(crate) fn over_counts(loaded: &Loaded, limits: &wasmq_spec::Limits) -> Option<Rejection> {
+    let needs = match loaded {
+        Loaded::Core(pre) => Some(pre.module().resources_required()),
+        Loaded::Component(pre, _) => pre.component().resources_required(),
+    }?;
+    let over = |what: &str, name: &str, n: u32, limit: u64| {
+        (u64::from(n) > limit).then(|| {
+            Rejection::new(
+                codes::LIMIT_TOO_LOW,
+                format!(
+                    "the module has {n} {what}, more than the job's limits.{name} = {limit}; ask for {n} or more (up to the worker's maximum)"
+                ),
+            )
+        })
+    };
+    over(
+        "linear memories",
+        "memories",
+        needs.num_memories,
+        limits.memories,
+    )
+    .or_else(|| over("tables", "tables", needs.num_tables, limits.tables))
+}
+
 /// Why a module or component offers nothing a job without a kind could run.
 pub(crate) fn no_entry_point(component: bool) -> Rejection {
     let message = if component {
         "the component exports neither wasi:cli/run (a WASI command) nor `handle` of the wasmq:job/handler world (wit/job.wit), so there is nothing to run"
     } else {
-        "the module exports neither `_start` (a WASI command) nor `alloc` and `transform` (the plugin ABI, docs/guest-abi.md), so there is nothing to run; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)"
+        "the module exports neither `_start` (a WASI command) nor `alloc` and `transform` (the plugin ABI, docs/guest-abi.md), so there is nothing to run; if it is a WASI reactor, name the export to call with `invoke` (e.g. `\"invoke\": \"run\"`), or build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)"
     };
     Rejection::new(codes::NO_ENTRY_POINT, message)
 }
@@ -143,11 +218,33 @@ pub(crate) fn check_core_exports(
                 ),
             ))
         }
-        _ => match func_is(module, "_start", &[], &[]) {
-            Some(true) => Ok(()),
-            _ => {
+        _ => match (entry_of(module, entry_name(job)), &job.invoke) {
+            (Some(Ok(_)), _) => Ok(()),
+            (Some(Err(why)), _) => Err(Rejection::new(codes::ABI_MISMATCH, why)),
+            (None, Some(name)) => {
+                let mut funcs: Vec<&str> = module
+                    .exports()
+                    .filter(|e| matches!(e.ty(), ExternType::Func(_)))
+                    .map(|e| e.name())
+                    .collect();
+                funcs.truncate(20);
+                Err(Rejection::new(
+                    codes::NO_ENTRY_POINT,
+                    format!(
+                        "the module exports no function `{name}` to invoke (its function exports: {})",
+                        if funcs.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            funcs.join(", ")
+                        }
+                    ),
+                ))
+            }
+            (None, None) => {
                 let hint = if has("alloc") {
                     "; it exports `alloc`: if it is a plugin, run it as kind `function`"
+                } else if has("run") || has("_initialize") {
+                    "; if it is a WASI reactor, name its entry point with `invoke` (e.g. `\"invoke\": \"run\"`)"
                 } else {
                     "; build it as a WASI command (e.g. a Rust `bin` for wasm32-wasip1)"
                 };
@@ -174,13 +271,25 @@ pub(crate) async fn run_core(
 ) -> wasmtime::Result<RunEnd> {
     let instance = pre.instantiate_async(&mut *store).await;
     *instantiate_us = t.elapsed().as_micros() as u64;
-    let instance = instance?;
+    let instance = match instantiated(instance)? {
+        Ok(i) => i,
+        Err(end) => return Ok(end),
+    };
     if kind == JobKind::Function {
         let cap = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         return call_function(store, &instance, export_name(job), input, cap).await;
     }
-    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
-    start.call_async(&mut *store, ()).await?;
+    // The WASI reactor convention: `_initialize` first, then the entry point.
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+        init.call_async(&mut *store, ()).await?;
+    }
+    let name = entry_name(job);
+    if let Ok(entry) = instance.get_typed_func::<(), i32>(&mut *store, name) {
+        let status = entry.call_async(&mut *store, ()).await?;
+        return Ok(RunEnd::Exited(status));
+    }
+    let entry = instance.get_typed_func::<(), ()>(&mut *store, name)?;
+    entry.call_async(&mut *store, ()).await?;
     Ok(RunEnd::Exited(0))
 }
 
@@ -262,7 +371,10 @@ pub(crate) async fn run_component(
         };
         let handler = handler_pre.instantiate_async(&mut *store).await;
         *instantiate_us = t.elapsed().as_micros() as u64;
-        let handler = handler?;
+        let handler = match instantiated(handler)? {
+            Ok(h) => h,
+            Err(end) => return Ok(end),
+        };
         let ctx = bindings::wasmq::job::types::Context {
             id: job.id().to_owned(),
             args: job.args.clone(),
@@ -293,7 +405,10 @@ pub(crate) async fn run_component(
     };
     let command = command_pre.instantiate_async(&mut *store).await;
     *instantiate_us = t.elapsed().as_micros() as u64;
-    let command = command?;
+    let command = match instantiated(command)? {
+        Ok(c) => c,
+        Err(end) => return Ok(end),
+    };
     Ok(match command.wasi_cli_run().call_run(&mut *store).await? {
         Ok(()) => RunEnd::Exited(0),
         Err(()) => RunEnd::Exited(1),

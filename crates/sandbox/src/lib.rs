@@ -18,7 +18,9 @@
 //! - `admission`: whether a job may run, and its plan (tenant policy, limits, volumes,
 //!   inputs, module namespace), before any wasmtime call; the one job error type.
 //! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
-//! - `limiter`: the per-job memory/table limiter.
+//! - `snapshot`: pre-initialised snapshots of a job's module ([`Sandbox::snapshot`],
+//!   wasmtime-wizer).
+//! - `limiter`: the per-job limits of memory, tables, instance counts and disk.
 //! - `pipe`: capped stdout/stderr capture.
 //! - `files`: the job's own directory (at `/work` or its `work_dir`): inputs in, collected files out.
 
@@ -33,6 +35,7 @@ mod limiter;
 mod modules;
 mod pipe;
 mod run;
+mod snapshot;
 mod tree;
 
 use std::sync::Arc;
@@ -42,7 +45,11 @@ use wasmq_cache::remote::Fleet;
 use wasmq_cache::{Cache, Digest};
 use wasmq_spec::CacheOutcome;
 
-pub use config::{SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
+pub use config::{
+    DEFAULT_MAX_CORE_INSTANCE_BYTES, DEFAULT_MAX_MODULE_BYTES, SandboxConfig, Tenancy,
+    TenantPolicy, UnverifiedJobs, Volume,
+};
+pub use snapshot::{DEFAULT_INIT, Provenance, Snapshot, SnapshotError};
 
 /// The version of wasmtime jobs run on (the workspace pins it exactly).
 pub const WASMTIME_VERSION: &str = "48.0.8";
@@ -101,8 +108,7 @@ impl Sandbox {
         let engines = Engines::new(EngineOptions {
             pooling: config.pooling,
             slots,
-            max_memory_bytes: config.limits.maximum.memory_bytes,
-            max_table_elements: config.max_table_elements,
+            pool: config.pool_size(),
             keep_resident_bytes: config.keep_resident_bytes,
             epoch_tick: config.epoch_tick,
         })
@@ -194,7 +200,13 @@ impl Sandbox {
         match self
             .inner
             .modules
-            .resolve(rt, EngineKind::Plain, artifact, digest, source)
+            .resolve(
+                rt,
+                (EngineKind::Plain, self.inner.config.unknown_imports),
+                artifact,
+                digest,
+                source,
+            )
             .await
         {
             Ok(r) => Ok(Prewarmed {

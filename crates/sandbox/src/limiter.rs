@@ -97,6 +97,8 @@ impl DiskQuota {
 pub(crate) struct JobLimiter {
     memory_limit: usize,
     table_limit: usize,
+    /// The job's `limits.instances`, `limits.tables` and `limits.memories`.
+    counts: Counts,
     /// Why a growth was refused, if one was.
     pub(crate) refused: Option<String>,
     /// The largest linear memory granted, in bytes.
@@ -105,11 +107,36 @@ pub(crate) struct JobLimiter {
     pub(crate) disk: DiskQuota,
 }
 
+/// How many core instances, tables and memories a job may have in all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts {
+    pub(crate) instances: usize,
+    pub(crate) tables: usize,
+    pub(crate) memories: usize,
+}
+
+impl Counts {
+    pub(crate) fn of(limits: &wasmq_spec::Limits) -> Counts {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Counts {
+            instances: n(limits.instances),
+            tables: n(limits.tables),
+            memories: n(limits.memories),
+        }
+    }
+}
+
 impl JobLimiter {
-    pub(crate) fn new(memory_limit: u64, table_limit: usize, disk: DiskQuota) -> Self {
+    pub(crate) fn new(
+        memory_limit: u64,
+        table_limit: usize,
+        counts: Counts,
+        disk: DiskQuota,
+    ) -> Self {
         JobLimiter {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             table_limit,
+            counts,
             refused: None,
             peak_memory: 0,
             disk,
@@ -152,14 +179,14 @@ impl ResourceLimiter for JobLimiter {
     }
 
     fn instances(&self) -> usize {
-        4
+        self.counts.instances
     }
 
     fn tables(&self) -> usize {
-        8
+        self.counts.tables
     }
 
     fn memories(&self) -> usize {
-        4
+        self.counts.memories
     }
 }

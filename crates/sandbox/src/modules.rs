@@ -16,11 +16,11 @@ use lru::LruCache;
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 use wasmq_cache::{ArtifactKey, Cache, Digest};
-use wasmq_spec::{CacheOutcome, Rejection, codes};
+use wasmq_spec::{CacheOutcome, Rejection, UnknownImports, codes};
 use wasmtime::component::Component;
 use wasmtime::{InstancePre, Module};
 
-use crate::engine::{ComponentState, EngineKind, Runtime, State};
+use crate::engine::{ComponentState, EngineKind, PoolSize, Runtime, State};
 use crate::fleet::{Remote, Shared};
 
 /// What the bytes are, and so which artifact they compile to.
@@ -94,10 +94,13 @@ pub(crate) struct Resolved {
 /// Permanent outcomes are remembered: a module that does not compile or link never will.
 type Slot = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
 
-/// The hot set: loaded modules by (digest, engine, artifact kind), bounded, least
-/// recently used out.
+/// What a loaded module is keyed by in the hot set: its digest, the engine, the artifact
+/// kind, and how its unknown imports were linked.
+type HotKey = (Digest, EngineKind, Artifact, UnknownImports);
+
+/// The hot set: loaded modules by [`HotKey`], bounded, least recently used out.
 pub(crate) struct Modules {
-    hot: Mutex<LruCache<(Digest, EngineKind, Artifact), Slot>>,
+    hot: Mutex<LruCache<HotKey, Slot>>,
     /// What each recently seen stored module is, for jobs that give no kind.
     layers: Mutex<LruCache<Digest, Artifact>>,
     cache: Arc<Cache>,
@@ -209,15 +212,17 @@ impl Modules {
     pub(crate) async fn resolve(
         &self,
         rt: &Runtime,
-        kind: EngineKind,
+        (kind, unknown): (EngineKind, UnknownImports),
         artifact: Artifact,
         digest: Digest,
         source: Source,
     ) -> Result<Resolved, ResolveError> {
         let slot = {
             let mut hot = self.hot.lock().expect("hot set lock");
-            hot.get_or_insert((digest, kind, artifact), || Arc::new(OnceCell::new()))
-                .clone()
+            hot.get_or_insert((digest, kind, artifact, unknown), || {
+                Arc::new(OnceCell::new())
+            })
+            .clone()
         };
         if let Some(done) = slot.get() {
             return hot_hit(done);
@@ -225,7 +230,8 @@ impl Modules {
         let mut first: Option<(CacheOutcome, u64)> = None;
         let done = slot
             .get_or_try_init(|| async {
-                let (loaded, outcome, us) = self.load(rt, artifact, digest, source).await?;
+                let (loaded, outcome, us) =
+                    self.load(rt, artifact, unknown, digest, source).await?;
                 first = Some((outcome, us));
                 Ok::<_, ResolveError>(loaded)
             })
@@ -251,9 +257,11 @@ impl Modules {
         &self,
         rt: &Runtime,
         artifact: Artifact,
+        unknown: UnknownImports,
         digest: Digest,
         source: Source,
     ) -> Result<(Result<Arc<Loaded>, Rejection>, CacheOutcome, u64), ResolveError> {
+        let link = |found: Result<Compiled, Rejection>| found.and_then(|c| link(rt, c, unknown));
         let key = ArtifactKey {
             engine: rt.fingerprint.clone(),
             module: digest,
@@ -261,7 +269,7 @@ impl Modules {
         };
         if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
             debug!(module = %digest, "artifact loaded from disk");
-            return Ok((link(rt, compiled), CacheOutcome::HitDisk, 0));
+            return Ok((link(compiled), CacheOutcome::HitDisk, 0));
         }
 
         // Processes sharing this cache directory compile once between them: the first
@@ -275,14 +283,14 @@ impl Modules {
             })?;
         if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
             debug!(module = %digest, "artifact compiled by another process on this host");
-            return Ok((link(rt, compiled), CacheOutcome::HitDisk, 0));
+            return Ok((link(compiled), CacheOutcome::HitDisk, 0));
         }
         // The fleet compiles once: another worker's artifact, or the lease to compile.
         let lease = match self.remote.shared_artifact(&self.cache, &key).await {
             Shared::Imported => match self.disk_artifact(rt, &key, artifact).await? {
                 Some(compiled) => {
                     debug!(module = %digest, "artifact pulled from the shared store");
-                    return Ok((link(rt, compiled), CacheOutcome::HitRemote, 0));
+                    return Ok((link(compiled), CacheOutcome::HitRemote, 0));
                 }
                 None => None,
             },
@@ -328,64 +336,76 @@ impl Modules {
             let r = Rejection::new(codes::MODULE_TOO_COMPLEX, why);
             return Ok((Err(r), CacheOutcome::Compiled, 0));
         }
+        // Compiled to an artifact first, stored, and only then loaded into the engine: a
+        // module the instance pool cannot hold is refused by the load, and its artifact
+        // stays for a worker (or a restart) whose pool can.
         let started = Instant::now();
         let engine = rt.engine.clone();
         let compiled = tokio::task::spawn_blocking(move || match artifact {
-            Artifact::Core => {
-                let module = Module::new(&engine, &bytes)?;
-                let serialized = module.serialize()?;
-                Ok::<_, wasmtime::Error>((Compiled::Core(module), serialized))
-            }
-            Artifact::Component => {
-                let component = Component::new(&engine, &bytes)?;
-                let serialized = component.serialize()?;
-                Ok((Compiled::Component(component), serialized))
-            }
+            Artifact::Core => engine.precompile_module(&bytes),
+            Artifact::Component => engine.precompile_component(&bytes),
         })
         .await
         .map_err(|e| ResolveError::Internal(format!("compiling panicked: {e}")))?;
         let compile_us = started.elapsed().as_micros() as u64;
-        let (module, serialized) = match compiled {
-            Ok(m) => m,
+        let serialized = match compiled {
+            Ok(s) => s,
             Err(e) => {
-                let message = format!("{e:#}");
-                // Valid, but asking for more memory or table than any job here may have.
-                let r = if message.contains("pooling allocator") {
-                    Rejection::new(
-                        codes::MEMORY_LIMIT,
-                        format!("the module needs more than this worker allows: {message}"),
-                    )
-                } else {
-                    Rejection::new(
-                        codes::INVALID_MODULE,
-                        format!("the module is not valid WebAssembly: {message}"),
-                    )
-                };
+                let r = Rejection::new(
+                    codes::INVALID_MODULE,
+                    format!("the module is not valid WebAssembly: {e:#}"),
+                );
                 return Ok((Err(r), CacheOutcome::Compiled, compile_us));
             }
         };
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        info!(module = %digest, compile_ms = compile_us / 1000, "compiled module");
+        info!(module = %digest, compile_ms = compile_us / 1000, bytes = serialized.len(), "compiled module");
+        let serialized = Arc::new(serialized);
         let cache = self.cache.clone();
         let k = key.clone();
-        let shared = self.remote.shares_artifacts().then(|| serialized.clone());
-        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&k, &serialized)).await;
+        let to_store = serialized.clone();
+        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&k, &to_store)).await;
         // A cache that cannot be written costs a recompile later, never this job.
-        match stored {
-            Ok(Ok(_)) => {}
+        let on_disk = match stored {
+            Ok(Ok(path)) => path.is_some(),
             Ok(Err(e)) => {
-                warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache")
+                warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache");
+                false
             }
             Err(e) => {
-                warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache")
+                warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache");
+                false
             }
-        }
-        if let Some(bytes) = shared {
-            self.remote.share(&self.cache, &key, bytes).await;
+        };
+        if self.remote.shares_artifacts() {
+            self.remote
+                .share(&self.cache, &key, serialized.as_ref().clone())
+                .await;
         }
         // The lease goes only now, with the artifact in the shared store for its waiters.
         drop(lease);
-        Ok((link(rt, module), CacheOutcome::Compiled, compile_us))
+        // From the file, the code is mapped from the page cache (shared by every process
+        // on the host) rather than copied into this one.
+        let module = match on_disk {
+            true => self.disk_artifact(rt, &key, artifact).await?,
+            false => None,
+        };
+        let module = match module {
+            Some(m) => m,
+            None => {
+                let engine = rt.engine.clone();
+                let unpooled = rt.unpooled().ok().cloned();
+                let pool = rt.pool;
+                tokio::task::spawn_blocking(move || {
+                    from_fresh_bytes(&engine, unpooled.as_ref(), pool, artifact, &serialized)
+                })
+                .await
+                .map_err(|e| {
+                    ResolveError::Internal(format!("loading a compiled module panicked: {e}"))
+                })?
+            }
+        };
+        Ok((link(module), CacheOutcome::Compiled, compile_us))
     }
 
     /// The bytes of module `digest`: this host's copy, or pulled from `from` (a pinned
@@ -402,19 +422,55 @@ impl Modules {
         }
     }
 
-    /// The verified artifact for `key` on this host's disk, loaded.
+    /// The verified artifact for `key` on this host's disk, loaded; `None` on a miss or
+    /// an artifact to recompile, a rejection when it is one the instance pool cannot hold.
     async fn disk_artifact(
         &self,
         rt: &Runtime,
         key: &ArtifactKey,
         artifact: Artifact,
-    ) -> Result<Option<Compiled>, ResolveError> {
+    ) -> Result<Option<Result<Compiled, Rejection>>, ResolveError> {
         let engine = rt.engine.clone();
         let cache = self.cache.clone();
         let k = key.clone();
-        tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
-            .await
-            .map_err(|e| ResolveError::Internal(format!("loading an artifact panicked: {e}")))
+        let found =
+            tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
+                .await
+                .map_err(|e| {
+                    ResolveError::Internal(format!("loading an artifact panicked: {e}"))
+                })?;
+        let refusal = match found {
+            OnDisk::Missing => return Ok(None),
+            OnDisk::Loaded(c) => return Ok(Some(Ok(c))),
+            OnDisk::Refused(e) => e,
+        };
+        // Refused by this engine: a pool too small for it if the on-demand twin loads it,
+        // otherwise an artifact this build cannot use, compiled again.
+        let unpooled = match rt.unpooled() {
+            Ok(e) => e.clone(),
+            Err(why) => {
+                warn!(error = %why, "could not create an engine to check a refused artifact");
+                return Ok(None);
+            }
+        };
+        let cache = self.cache.clone();
+        let k = key.clone();
+        let pool = rt.pool;
+        let twin = tokio::task::spawn_blocking(move || {
+            match load_artifact(&cache, &unpooled, &k, artifact) {
+                OnDisk::Loaded(c) => Some(pool_refusal(pool, &c, &refusal)),
+                _ => None,
+            }
+        })
+        .await
+        .map_err(|e| ResolveError::Internal(format!("checking an artifact panicked: {e}")))?;
+        match twin {
+            Some(r) => Ok(Some(Err(r))),
+            None => {
+                warn!(key = ?key, "engine refused a cached artifact; recompiling");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -428,9 +484,120 @@ fn too_large(digest: &Digest, len: usize, max: usize) -> Rejection {
 }
 
 /// Compiled code of either kind.
-enum Compiled {
+pub(crate) enum Compiled {
     Core(Module),
     Component(Component),
+}
+
+/// What the disk cache had for an artifact key.
+enum OnDisk {
+    /// Nothing usable: no artifact, a failed check (logged), or unreadable.
+    Missing,
+    Loaded(Compiled),
+    /// A verified artifact the engine would not load.
+    Refused(wasmtime::Error),
+}
+
+/// Why the instance pool cannot hold `compiled` (which an engine without a pool loads),
+/// naming the setting to raise; `refusal` is the pooled engine's own account.
+fn pool_refusal(pool: PoolSize, compiled: &Compiled, refusal: &wasmtime::Error) -> Rejection {
+    let needs = match compiled {
+        Compiled::Core(m) => Some(m.resources_required()),
+        Compiled::Component(c) => c.resources_required(),
+    };
+    if let Compiled::Core(m) = compiled
+        && has_shared_memory(m)
+    {
+        return shared_memory_refused();
+    }
+    // A memory or table that starts larger than any job here may grow to is what
+    // `memory_exceeded` means, though the module never ran.
+    let over_memory = needs.as_ref().is_some_and(|r| {
+        // In 64 KiB pages (custom page sizes are off).
+        r.max_initial_memory_size
+            .is_some_and(|pages| pages.saturating_mul(65536) > pool.max_memory_bytes)
+            || r.max_initial_table_size
+                .is_some_and(|t| t > pool.max_table_elements as u64)
+    });
+    if over_memory {
+        return Rejection::new(
+            codes::MEMORY_LIMIT,
+            format!(
+                "the module needs more than this worker allows: its initial memory or table is larger than the worker's maximum (limits.maximum.memory_bytes = {}, {} table elements) ({refusal:#})",
+                pool.max_memory_bytes, pool.max_table_elements
+            ),
+        );
+    }
+    let what = match needs {
+        Some(r) if u64::from(r.num_memories) > u64::from(pool.max_memories) => format!(
+            "it has {} linear memories, more than limits.maximum.memories = {}; raise `memories` under [limits.maximum]",
+            r.num_memories, pool.max_memories
+        ),
+        Some(r) if u64::from(r.num_tables) > u64::from(pool.max_tables) => format!(
+            "it has {} tables, more than limits.maximum.tables = {}; raise `tables` under [limits.maximum]",
+            r.num_tables, pool.max_tables
+        ),
+        _ if matches!(compiled, Compiled::Core(_)) => format!(
+            "its instance state is larger than max_core_instance_bytes = {}; raise max_core_instance_bytes",
+            pool.max_core_instance_bytes
+        ),
+        _ => format!(
+            "one of its core instances is larger than max_core_instance_bytes = {}, or it has more core instances than limits.maximum.instances = {}; raise the one the detail names",
+            pool.max_core_instance_bytes, pool.max_instances
+        ),
+    };
+    Rejection::new(
+        codes::POOL_LIMIT,
+        format!(
+            "this worker's instance pool cannot hold the module: {what} (the compiled module is kept; detail: {refusal:#})"
+        ),
+    )
+}
+
+/// Whether the module imports or exports a shared memory (the threads proposal).
+fn has_shared_memory(m: &Module) -> bool {
+    m.imports()
+        .map(|i| i.ty())
+        .chain(m.exports().map(|e| e.ty()))
+        .any(|t| matches!(t, wasmtime::ExternType::Memory(m) if m.is_shared()))
+}
+
+fn shared_memory_refused() -> Rejection {
+    Rejection::new(
+        codes::INVALID_MODULE,
+        "the module has a shared memory (the threads proposal), which this sandbox does not create: wasmtime keeps shared memories off by default (a tier 2 feature), and `wasmtime run` 48 refuses them too",
+    )
+}
+
+/// Loads bytes this engine compiled a moment ago (when the disk cache could not keep
+/// them), telling a pool too small for the module from any other refusal.
+fn from_fresh_bytes(
+    engine: &wasmtime::Engine,
+    unpooled: Option<&wasmtime::Engine>,
+    pool: PoolSize,
+    artifact: Artifact,
+    bytes: &[u8],
+) -> Result<Compiled, Rejection> {
+    let load = |engine: &wasmtime::Engine| match artifact {
+        // SAFETY: `bytes` are what `precompile_module`/`precompile_component` of an engine
+        // with this configuration returned, held in memory since; nothing else wrote them.
+        Artifact::Core => unsafe { Module::deserialize(engine, bytes) }.map(Compiled::Core),
+        // SAFETY: as above.
+        Artifact::Component => {
+            unsafe { Component::deserialize(engine, bytes) }.map(Compiled::Component)
+        }
+    };
+    let refusal = match load(engine) {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    match unpooled.map(load) {
+        Some(Ok(c)) => Err(pool_refusal(pool, &c, &refusal)),
+        _ => Err(Rejection::new(
+            codes::INVALID_MODULE,
+            format!("the compiled module could not be loaded: {refusal:#}"),
+        )),
+    }
 }
 
 fn wrong_kind(wanted: Artifact, found: Artifact) -> String {
@@ -458,13 +625,13 @@ fn load_artifact(
     engine: &wasmtime::Engine,
     key: &ArtifactKey,
     artifact: Artifact,
-) -> Option<Compiled> {
+) -> OnDisk {
     let verified = match cache.open_artifact(key) {
         Ok(Some(v)) => v,
-        Ok(None) => return None,
+        Ok(None) => return OnDisk::Missing,
         Err(e) => {
             warn!(error = %e, "artifact cache unreadable; compiling instead");
-            return None;
+            return OnDisk::Missing;
         }
     };
     let path = verified.path.clone();
@@ -482,7 +649,7 @@ fn load_artifact(
             let mut file = verified.file;
             if let Err(e) = file.read_to_end(&mut bytes) {
                 warn!(path = %path.display(), error = %e, "could not read a cached artifact; recompiling");
-                return None;
+                return OnDisk::Missing;
             }
             // SAFETY: as above; the bytes are read through the same open file whose
             // tag was just checked, and no cache writer modifies a file in place.
@@ -490,23 +657,55 @@ fn load_artifact(
         }
     };
     match loaded {
-        Ok(m) => Some(m),
+        Ok(m) => OnDisk::Loaded(m),
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "engine refused a cached artifact; recompiling");
-            None
+            debug!(path = %path.display(), error = %e, "engine refused a cached artifact");
+            OnDisk::Refused(e)
         }
     }
 }
 
 /// Resolves imports against the WASI linker of the artifact's kind. (Which exports a job
 /// needs depends on its kind and is checked when it runs.)
-fn link(rt: &Runtime, compiled: Compiled) -> Result<Arc<Loaded>, Rejection> {
+///
+/// With [`UnknownImports::Trap`], every function import the linker does not provide is
+/// linked as a function that fails with wasmtime's [`wasmtime::UnknownImportError`] when
+/// called (what `wasmtime run --trap-unknown-imports` does); other unknown imports are
+/// still refused.
+fn link(
+    rt: &Runtime,
+    compiled: Compiled,
+    unknown: UnknownImports,
+) -> Result<Arc<Loaded>, Rejection> {
     let linked = match compiled {
-        Compiled::Core(module) => rt.linker.instantiate_pre(&module).map(Loaded::Core).map_err(|e| {
-            format!("the module imports something this sandbox does not provide (WASI preview 1 is available): {e:#}")
-        }),
-        Compiled::Component(component) => rt
-            .component_linker
+        Compiled::Core(module) => {
+            if has_shared_memory(&module) {
+                return Err(shared_memory_refused());
+            }
+            let linker = match unknown {
+                UnknownImports::Reject => std::borrow::Cow::Borrowed(&rt.linker),
+                UnknownImports::Trap => {
+                    let mut l = rt.linker.clone();
+                    l.define_unknown_imports_as_traps(&module)
+                        .map_err(|e| Rejection::new(codes::UNKNOWN_IMPORT, format!("{e:#}")))?;
+                    std::borrow::Cow::Owned(l)
+                }
+            };
+            linker.instantiate_pre(&module).map(Loaded::Core).map_err(|e| {
+                format!("the module imports something this sandbox does not provide (WASI preview 1 is available; `\"unknown_imports\": \"trap\"` links a missing function as a trap): {e:#}")
+            })
+        }
+        Compiled::Component(component) => {
+            let linker = match unknown {
+                UnknownImports::Reject => std::borrow::Cow::Borrowed(&rt.component_linker),
+                UnknownImports::Trap => {
+                    let mut l = rt.component_linker.clone();
+                    l.define_unknown_imports_as_traps(&component)
+                        .map_err(|e| Rejection::new(codes::UNKNOWN_IMPORT, format!("{e:#}")))?;
+                    std::borrow::Cow::Owned(l)
+                }
+            };
+            linker
             .instantiate_pre(&component)
             .map(|pre| {
                 let exports = crate::kinds::component_exports(&pre);
@@ -514,7 +713,8 @@ fn link(rt: &Runtime, compiled: Compiled) -> Result<Arc<Loaded>, Rejection> {
             })
             .map_err(|e| {
                 format!("the component imports something this sandbox does not provide (WASI preview 2 is available): {e:#}")
-            }),
+            })
+        }
     };
     linked
         .map(Arc::new)

@@ -16,7 +16,7 @@ use crate::admission::{self, Admitted, Intake, JobError, Source};
 use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
 use crate::files;
 use crate::kinds::{self, RunEnd};
-use crate::limiter::{DiskQuota, JobLimiter};
+use crate::limiter::{Counts, DiskQuota, JobLimiter};
 use crate::modules::{Artifact, Loaded, ResolveError};
 use crate::pipe::CappedPipe;
 
@@ -133,9 +133,10 @@ impl Sandbox {
             None => inner.modules.artifact_of(digest, &source).await?,
         };
         let t = Instant::now();
+        let unknown = job.unknown_imports.unwrap_or(inner.config.unknown_imports);
         let resolved = inner
             .modules
-            .resolve(rt, kind, artifact, digest, source)
+            .resolve(rt, (kind, unknown), artifact, digest, source)
             .await;
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
         let resolved = resolved?;
@@ -148,8 +149,17 @@ impl Sandbox {
                     Loaded::Core(pre) => kinds::core_exports(pre.module(), job),
                     Loaded::Component(_, exports) => *exports,
                 };
-                let k = JobKind::detect(exports, job.wants_function())
-                    .ok_or_else(|| kinds::no_entry_point(exports.component))?;
+                let k = JobKind::detect(exports, job.wants_function()).ok_or_else(|| {
+                    match &*resolved.loaded {
+                        // Why the entry point it names will not do.
+                        Loaded::Core(pre) if job.invoke.is_some() => {
+                            kinds::check_core_exports(pre.module(), job, JobKind::Command)
+                                .err()
+                                .unwrap_or_else(|| kinds::no_entry_point(false))
+                        }
+                        _ => kinds::no_entry_point(exports.component),
+                    }
+                })?;
                 job.check_fields_for(k)?;
                 result.kind = Some(k);
                 k
@@ -208,7 +218,7 @@ impl Sandbox {
     }
 
     /// An empty directory for the job, with its input files written.
-    fn job_dir(&self, admitted: &Admitted<'_>) -> std::io::Result<files::WorkDir<'_>> {
+    pub(crate) fn job_dir(&self, admitted: &Admitted<'_>) -> std::io::Result<files::WorkDir<'_>> {
         let dir = self.inner.work_dirs.take()?;
         files::write_inputs(dir.path(), &admitted.inputs)?;
         Ok(dir)
@@ -237,10 +247,14 @@ impl Sandbox {
             Ok(w) => w,
             Err(m) => return (Err(JobError::Internal(m)), handle),
         };
+        if let Some(r) = kinds::over_counts(loaded, limits) {
+            return (Err(r.into()), handle);
+        }
         let quota = DiskQuota::new(dir.to_owned(), limits.disk_bytes, limits.files, handle);
         let limiter = JobLimiter::new(
             limits.memory_bytes,
             self.inner.config.max_table_elements,
+            Counts::of(limits),
             quota,
         );
         let timeout = std::time::Duration::from_millis(limits.timeout_ms);
@@ -341,7 +355,7 @@ impl Sandbox {
     /// path against its current directory `/`, then looks for the longest preopen prefix,
     /// where `.` (like `/`) is the empty prefix; so `fopen("input.txt")` finds the job's
     /// file whatever `work_dir` is. Earlier preopens keep their descriptors (3, 4, ...).
-    fn wasi_builder(
+    pub(crate) fn wasi_builder(
         &self,
         p: &Admitted<'_>,
         dir: &std::path::Path,
@@ -440,7 +454,7 @@ fn cancelled(result: &mut JobResult) {
 }
 
 /// A fresh store with the job's limiter, fuel, wall-clock deadline and cancel token.
-fn new_store<T: HasLimiter>(
+pub(crate) fn new_store<T: HasLimiter>(
     engine: &wasmtime::Engine,
     data: T,
     limits: &Limits,
@@ -529,9 +543,52 @@ fn classify(
             format!("the guest returned an error: {why}"),
         ),
         Ok(Ok(RunEnd::AbiViolation(why))) => (Status::Failed, codes::ABI_MISMATCH.to_owned(), why),
+        // The pool ran out of slots at this moment: the host's fault, tried again later.
+        Ok(Ok(RunEnd::NotInstantiated(e)))
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some() =>
+        {
+            (
+                Status::InternalError,
+                codes::INTERNAL.to_owned(),
+                format!("the instance pool had no free slot for the job: {e:#}"),
+            )
+        }
+        // A growth the limiter refused explains it (below); otherwise what is left is the
+        // store's count of instances, tables and memories.
+        Ok(Ok(RunEnd::NotInstantiated(e))) if refused.is_some() => (
+            Status::Trapped,
+            codes::TRAP_HOST.to_owned(),
+            format!("the module could not be instantiated: {e:#}"),
+        ),
+        Ok(Ok(RunEnd::NotInstantiated(e))) => (
+            Status::Rejected,
+            codes::LIMIT_TOO_LOW.to_owned(),
+            format!(
+                "the module could not be instantiated within the job's limits.instances = {}, limits.tables = {}, limits.memories = {}: {e:#}; ask for more (up to the worker's maximum)",
+                limits.instances, limits.tables, limits.memories
+            ),
+        ),
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 exited(exit.0, result)
+            } else if e.downcast_ref::<wasmtime::ThrownException>().is_some() {
+                // An exception (the exception-handling proposal) no handler caught.
+                (
+                    Status::Trapped,
+                    trap_code(Trap::UnhandledTag).to_owned(),
+                    "the guest threw an exception that nothing caught".to_owned(),
+                )
+            } else if let Some(import) = e.downcast_ref::<wasmtime::UnknownImportError>() {
+                (
+                    Status::Trapped,
+                    codes::TRAP_UNKNOWN_IMPORT.to_owned(),
+                    format!(
+                        "the guest called `{}::{}`, an import this sandbox does not provide (linked as a trap by unknown_imports \"trap\")",
+                        import.module(),
+                        import.name()
+                    ),
+                )
             } else if let Some(trap) = e.downcast_ref::<Trap>() {
                 match trap {
                     Trap::Interrupt => timed_out(),

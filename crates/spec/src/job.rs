@@ -43,6 +43,18 @@ pub struct Job {
     /// The function to call, for kind `function` (default `transform`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// For a core module run as a command: the export to call instead of `_start`, as
+    /// `wasmtime run --invoke NAME` does (a WASI reactor's entry point, e.g. `run`). It
+    /// takes no parameters and returns nothing (exit status 0) or an `i32` (the exit
+    /// status); `_initialize` is called first when the module exports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub invoke: Option<String>,
+    /// What an import the sandbox does not provide does: `reject` the job before anything
+    /// runs (`unknown_import`), or `trap` when it is called (`trap_unknown_import`), as
+    /// `wasmtime run --trap-unknown-imports` does. The worker's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_imports: Option<UnknownImports>,
     /// Input bytes as UTF-8 text, for kinds `function` and `handler`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -100,6 +112,47 @@ pub struct Job {
     #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?[Zz]$"))]
     pub expires_at: Option<String>,
 }
+
+/// What an import the sandbox does not provide does (the job's `unknown_imports`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownImports {
+    /// The job is rejected (`unknown_import`) before anything runs.
+    #[default]
+    Reject,
+    /// The import is linked as a function that traps when called
+    /// (`trap_unknown_import`); imports that are not functions are still rejected.
+    Trap,
+}
+
+impl UnknownImports {
+    /// The name used on the wire and in settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownImports::Reject => "reject",
+            UnknownImports::Trap => "trap",
+        }
+    }
+}
+
+impl std::str::FromStr for UnknownImports {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reject" => Ok(UnknownImports::Reject),
+            "trap" => Ok(UnknownImports::Trap),
+            other => Err(format!(
+                "unknown_imports {other:?} is not one of reject, trap"
+            )),
+        }
+    }
+}
+
+/// The longest `invoke` export name accepted.
+pub const MAX_INVOKE_LEN: usize = 256;
 
 fn is_default(l: &LimitsRequest) -> bool {
     *l == LimitsRequest::default()
@@ -615,6 +668,21 @@ impl Job {
         if let Some(kind) = self.kind {
             self.check_export_for(kind)?;
         }
+        if let Some(name) = &self.invoke {
+            if name.is_empty() || name.len() > MAX_INVOKE_LEN {
+                return Err(invalid(format!(
+                    "invoke must name an export of 1 to {MAX_INVOKE_LEN} bytes; leave it out to call `_start`"
+                )));
+            }
+            if self.export.is_some() {
+                return Err(invalid(
+                    "give invoke (the export a command calls) or export (a kind function job's function), not both".into(),
+                ));
+            }
+            if let Some(kind) = self.kind {
+                self.check_invoke_for(kind)?;
+            }
+        }
         if let Some(dir) = &self.work_dir {
             check_work_dir(dir).map_err(|why| invalid(format!("work_dir {} {why}", Shown(dir))))?;
         }
@@ -650,7 +718,21 @@ impl Job {
     /// `input` only for kinds that take it, `export` only for `function`.
     pub fn check_fields_for(&self, kind: JobKind) -> Result<(), Rejection> {
         self.check_input_for(kind)?;
-        self.check_export_for(kind)
+        self.check_export_for(kind)?;
+        self.check_invoke_for(kind)
+    }
+
+    fn check_invoke_for(&self, kind: JobKind) -> Result<(), Rejection> {
+        if let Some(name) = &self.invoke
+            && kind != JobKind::Command
+        {
+            return Err(invalid(format!(
+                "invoke {} names the export a core module's command calls; this job is of kind {}",
+                Shown(name),
+                kind.as_str()
+            )));
+        }
+        Ok(())
     }
 
     fn check_input_for(&self, kind: JobKind) -> Result<(), Rejection> {

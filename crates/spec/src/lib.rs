@@ -23,7 +23,8 @@ pub mod result;
 pub mod schema;
 
 pub use job::{
-    Exports, FileContent, Job, JobKind, ModuleRef, OciReference, decode_job, parse_oci_reference,
+    Exports, FileContent, Job, JobKind, ModuleRef, OciReference, UnknownImports, decode_job,
+    parse_oci_reference,
 };
 pub use limits::{LimitPolicy, Limits, LimitsRequest};
 pub use reject::{Rejection, codes};

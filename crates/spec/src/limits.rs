@@ -36,6 +36,16 @@ pub struct LimitsRequest {
     /// Files and directories the job may have in `/work` (input files included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<u64>,
+    /// Core module instances the job may create (a component counts each core instance
+    /// inside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u64>,
+    /// Tables the job's instances may have in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<u64>,
+    /// Linear memories the job's instances may have in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memories: Option<u64>,
 }
 
 /// The limits one run gets, after defaults and maximums are applied.
@@ -59,6 +69,12 @@ pub struct Limits {
     pub disk_bytes: u64,
     /// Files and directories the job may have in `/work`.
     pub files: u64,
+    /// Core module instances, in total.
+    pub instances: u64,
+    /// Tables, in total.
+    pub tables: u64,
+    /// Linear memories, in total.
+    pub memories: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -74,6 +90,9 @@ impl Limits {
         output_bytes: 16 * MIB,
         disk_bytes: 64 * MIB,
         files: 10_000,
+        instances: 32,
+        tables: 32,
+        memories: 8,
     };
 
     /// The built-in maximums; `fuel: None` means any fuel budget is accepted.
@@ -86,12 +105,15 @@ impl Limits {
         output_bytes: 256 * MIB,
         disk_bytes: 4096 * MIB,
         files: 1_000_000,
+        instances: 128,
+        tables: 128,
+        memories: 16,
     };
 }
 
 impl Limits {
     /// Every limit but fuel, by name, in a stable order.
-    fn named(&self) -> [(&'static str, u64); 7] {
+    fn named(&self) -> [(&'static str, u64); 10] {
         [
             ("timeout_ms", self.timeout_ms),
             ("memory_bytes", self.memory_bytes),
@@ -100,6 +122,9 @@ impl Limits {
             ("output_bytes", self.output_bytes),
             ("disk_bytes", self.disk_bytes),
             ("files", self.files),
+            ("instances", self.instances),
+            ("tables", self.tables),
+            ("memories", self.memories),
         ]
     }
 
@@ -151,6 +176,9 @@ impl LimitPolicy {
             ("output_bytes", d.output_bytes, m.output_bytes),
             ("disk_bytes", d.disk_bytes, m.disk_bytes),
             ("files", d.files, m.files),
+            ("instances", d.instances, m.instances),
+            ("tables", d.tables, m.tables),
+            ("memories", d.memories, m.memories),
         ];
         for (name, default, max) in pairs {
             if default > max {
@@ -166,6 +194,9 @@ impl LimitPolicy {
         }
         if d.timeout_ms == 0 {
             return Err("default limit timeout_ms must be at least 1".into());
+        }
+        if d.instances == 0 {
+            return Err("default limit instances must be at least 1".into());
         }
         Ok(())
     }
@@ -188,6 +219,9 @@ impl LimitPolicy {
                 output_bytes: d.output_bytes.min(max.output_bytes),
                 disk_bytes: d.disk_bytes.min(max.disk_bytes),
                 files: d.files.min(max.files),
+                instances: d.instances.min(max.instances),
+                tables: d.tables.min(max.tables),
+                memories: d.memories.min(max.memories),
             },
             maximum: max,
         }
@@ -217,6 +251,13 @@ impl LimitPolicy {
             return Err(Rejection::new(
                 codes::INVALID_FIELD,
                 "limits.timeout_ms must be at least 1",
+            ));
+        }
+        let instances = pick("instances", req.instances, d.instances, m.instances)?;
+        if instances == 0 {
+            return Err(Rejection::new(
+                codes::INVALID_FIELD,
+                "limits.instances must be at least 1 (the job's module is an instance itself)",
             ));
         }
         let fuel = match (req.fuel, m.fuel) {
@@ -253,6 +294,9 @@ impl LimitPolicy {
             )?,
             disk_bytes: pick("disk_bytes", req.disk_bytes, d.disk_bytes, m.disk_bytes)?,
             files: pick("files", req.files, d.files, m.files)?,
+            instances,
+            tables: pick("tables", req.tables, d.tables, m.tables)?,
+            memories: pick("memories", req.memories, d.memories, m.memories)?,
         })
     }
 }

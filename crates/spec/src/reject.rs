@@ -64,11 +64,23 @@ pub mod codes {
     /// A `module.oci` reference to a registry or repository the job's tenant policy does
     /// not allow.
     pub const REGISTRY_NOT_ALLOWED: &str = "registry_not_allowed";
+    /// The module needs more core instances, tables or memories than the job's
+    /// `limits.instances`, `limits.tables` or `limits.memories` allow (status `rejected`;
+    /// nothing of the guest ran).
+    pub const LIMIT_TOO_LOW: &str = "limit_too_low";
+    /// The module needs more of the instance pool than this worker holds per job: a core
+    /// instance's state above `max_core_instance_bytes`, or more memories or tables in one
+    /// module than `limits.maximum.memories` or `limits.maximum.tables`; the message names
+    /// the setting to raise. Its compiled artifact is kept.
+    pub const POOL_LIMIT: &str = "pool_limit";
     /// The worker itself failed (disk, runtime); the job was not at fault.
     pub const INTERNAL: &str = "internal";
 
     /// A host call failed fatally (not an exit): status `trapped`.
     pub const TRAP_HOST: &str = "trap_host";
+    /// The guest called an import the sandbox does not provide, linked as a trap by
+    /// `unknown_imports: "trap"`: status `trapped`; the message names the import.
+    pub const TRAP_UNKNOWN_IMPORT: &str = "trap_unknown_import";
     /// A trap that [`TRAP_CODES`] does not name (a kind of trap added by a later runtime):
     /// status `trapped`, with the runtime's own description in the message.
     pub const TRAP_OTHER: &str = "trap_other";

@@ -216,6 +216,11 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
         prop::option::of(0..=m.stderr_bytes),
         prop::option::of(0..=m.output_bytes),
     );
+    let counts = (
+        prop::option::of(1..=m.instances),
+        prop::option::of(0..=m.tables),
+        prop::option::of(0..=m.memories),
+    );
     (
         prop::option::of(1..=m.timeout_ms),
         prop::option::of(any::<u64>()),
@@ -223,10 +228,12 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
         streams,
         prop::option::of(0..=m.disk_bytes),
         prop::option::of(0..=m.files),
+        counts,
     )
         .prop_map(
-            |(timeout_ms, fuel, memory_bytes, streams, disk_bytes, files)| {
+            |(timeout_ms, fuel, memory_bytes, streams, disk_bytes, files, counts)| {
                 let (stdout_bytes, stderr_bytes, output_bytes) = streams;
+                let (instances, tables, memories) = counts;
                 LimitsRequest {
                     timeout_ms,
                     fuel,
@@ -236,6 +243,9 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
                     output_bytes,
                     disk_bytes,
                     files,
+                    instances,
+                    tables,
+                    memories,
                 }
             },
         )
@@ -284,6 +294,8 @@ fn valid_job() -> impl Strategy<Value = Job> {
             module,
             kind,
             export,
+            invoke: None,
+            unknown_imports: None,
             input,
             input_base64,
             args,
@@ -941,6 +953,9 @@ proptest! {
             output_bytes: asked.output_bytes.unwrap_or(d.output_bytes),
             disk_bytes: asked.disk_bytes.unwrap_or(d.disk_bytes),
             files: asked.files.unwrap_or(d.files),
+            instances: asked.instances.unwrap_or(d.instances),
+            tables: asked.tables.unwrap_or(d.tables),
+            memories: asked.memories.unwrap_or(d.memories),
         };
         prop_assert_eq!(LimitPolicy::default().resolve(asked), Ok(expected));
     }

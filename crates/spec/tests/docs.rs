@@ -29,10 +29,11 @@ fn the_documented_trap_codes_are_the_table_of_the_code() {
         .map(|(c, _)| c.to_string())
         .collect();
     expected.push(codes::TRAP_HOST.to_owned());
+    expected.push(codes::TRAP_UNKNOWN_IMPORT.to_owned());
     expected.push(codes::TRAP_OTHER.to_owned());
     assert_eq!(
         documented, expected,
-        "docs/job-format.md's trap codes and wasmq_spec::codes::TRAP_CODES (then trap_host, trap_other) must list the same codes in the same order"
+        "docs/job-format.md's trap codes and wasmq_spec::codes::TRAP_CODES (then trap_host, trap_unknown_import, trap_other) must list the same codes in the same order"
     );
     let mut unique = expected.clone();
     unique.sort();
