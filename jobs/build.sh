@@ -98,10 +98,10 @@ if ((build_rust)); then
   manifest="$here/guests/Cargo.toml"
   out="$here/guests/target"
   cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 \
-    -p hello -p wordcount -p jsonx -p hashbench -p fsprobe -p upper -p parity -p jsrun
+    -p hello -p wordcount -p jsonx -p hashbench -p fsprobe -p upper -p parity -p jsrun -p primes
   cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 \
     -p hello -p misbehave -p handler -p parity -p exitcode
-  for g in hello wordcount jsonx hashbench fsprobe upper parity jsrun; do
+  for g in hello wordcount jsonx hashbench fsprobe upper parity jsrun primes; do
     cp "$out/wasm32-wasip1/release/$g.wasm" "$here/wasm/$g.wasm"
   done
   cp "$out/wasm32-wasip2/release/hello.wasm" "$here/wasm/hello-p2.wasm"

@@ -19,6 +19,7 @@ mod parity;
 mod python_client;
 mod reactors;
 mod registry;
+mod snapshot;
 mod statuses;
 mod support;
 mod tenants;
