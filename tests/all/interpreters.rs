@@ -369,3 +369,57 @@ fn a_javascript_handler_built_with_the_tools_defaults_is_refused_for_its_http_im
     );
     assert!(d.message.contains("wasi:http"), "{}", d.message);
 }
+
+#[test]
+fn cpython_runs_under_a_tenants_policy_and_not_outside_it() {
+    warm();
+    let (a, b) = crate::tenants::two_users();
+    let mut f = Fleet::new("python-tenants");
+    f.cache_dir = Some(shared_cache());
+    // `a` may mount CPython's volumes and ask for its memory; `b` neither.
+    let config = f.dir.path().join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[volumes.pylib]\npath = {:?}\n[volumes.mpldata]\npath = {:?}\n\n[tenants.{a}]\nvolumes = [\"pylib\", \"mpldata\"]\n\n[tenants.{b}]\n[tenants.{b}.limits.maximum]\nmemory_bytes = 268435456\n",
+            built("python-lib").display().to_string(),
+            built("mpl-data").display().to_string(),
+            a = a.name,
+            b = b.name
+        ),
+    )
+    .unwrap();
+    f.start_worker(2, &["--config", config.to_str().unwrap()]);
+    let job = python("answer", "print(6 * 7)");
+    let batch = crate::tenants::submit_as(&f, &a, "py-a", std::slice::from_ref(&job), false);
+    let ra = crate::tenants::results_as(&f, &a, &batch, 120);
+    let ok = expect(&ra, "answer", Status::Succeeded);
+    assert_eq!(ok.stdout, "42\n");
+    assert_eq!(ok.tenant.as_deref(), Some(a.name.as_str()));
+    let batch = crate::tenants::submit_as(&f, &b, "py-b", &[job], false);
+    let rb = crate::tenants::results_as(&f, &b, &batch, 120);
+    let no = expect(&rb, "answer", Status::Rejected);
+    assert_eq!(no.code, "limit_above_maximum", "{}", no.message);
+    let vols = expect(
+        &crate::tenants::results_as(
+            &f,
+            &b,
+            &crate::tenants::submit_as(
+                &f,
+                &b,
+                "py-b2",
+                &[with(
+                    python("vols", "print(1)"),
+                    json!({"limits": {"memory_bytes": 268435456}}),
+                )],
+                false,
+            ),
+            120,
+        ),
+        "vols",
+        Status::Rejected,
+    )
+    .code
+    .clone();
+    assert_eq!(vols, "volume_not_allowed");
+}

@@ -309,9 +309,9 @@ fn a_module_the_pool_cannot_hold_is_a_precise_rejection_and_its_artifact_is_kept
 fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() {
     let d = Dir::new();
     let two = proposal("multi-memory");
-    // 17 memories: more than the worker's maximum of 16 holds in one pool slot.
+    // 9 memories: more than the worker's maximum of 8 holds in one pool slot.
     let mut wat = String::from("(module\n");
-    for _ in 0..17 {
+    for _ in 0..9 {
         wat.push_str("  (memory 1)\n");
     }
     wat.push_str("  (func (export \"_start\")))\n");
@@ -329,7 +329,7 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
             ),
             with(
                 invoking("over", &two, "run"),
-                json!({"limits": {"memories": 17}}),
+                json!({"limits": {"memories": 9}}),
             ),
             with(
                 invoking("zero", &two, "run"),
@@ -355,7 +355,7 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
     let over = r.by_id("over");
     assert_eq!(over.code, "limit_above_maximum", "{}", over.message);
     assert!(
-        over.message.contains("limits.memories = 17"),
+        over.message.contains("limits.memories = 9"),
         "{}",
         over.message
     );
@@ -368,7 +368,7 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
         many.message
     );
     assert!(
-        many.message.contains("limits.maximum.memories = 16"),
+        many.message.contains("limits.maximum.memories = 8"),
         "{}",
         many.message
     );
@@ -379,7 +379,7 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
     let r = d.run_jobs(
         &[with(
             job("many", &d.path().join("many.wat")),
-            json!({"limits": {"memories": 17}}),
+            json!({"limits": {"memories": 9}}),
         )],
         &["--config", config.to_str().unwrap()],
     );

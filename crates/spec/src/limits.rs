@@ -91,8 +91,8 @@ impl Limits {
         disk_bytes: 64 * MIB,
         files: 10_000,
         instances: 32,
-        tables: 32,
-        memories: 8,
+        tables: 16,
+        memories: 4,
     };
 
     /// The built-in maximums; `fuel: None` means any fuel budget is accepted.
@@ -106,8 +106,8 @@ impl Limits {
         disk_bytes: 4096 * MIB,
         files: 1_000_000,
         instances: 128,
-        tables: 128,
-        memories: 16,
+        tables: 64,
+        memories: 8,
     };
 }
 
