@@ -73,7 +73,7 @@ pub struct CancelRequest {
 }
 
 /// The jobs a [`CancelRequest`] names: every job of a batch, or jobs by id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelTarget {
     /// Every job of this batch.

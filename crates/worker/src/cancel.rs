@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-use wasmq_spec::control::CancelRequest;
+use wasmq_spec::control::{CancelRequest, CancelTarget};
 
 /// Who published a job or a cancel: the verified `user_id`, or none.
 type Publisher = Option<String>;
@@ -30,6 +30,10 @@ struct State {
     /// (publisher, job id) -> held until.
     ids: HashMap<(Publisher, String), SystemTime>,
     running: HashMap<u64, Running>,
+    /// The jobs each cancel (publisher, what it names, when it was sent) stopped, so that
+    /// its second copy (the live message and the control log's arrive in either order)
+    /// answers with them too, though they ended in between.
+    stopped: HashMap<(Publisher, CancelTarget, u64), (Vec<String>, SystemTime)>,
     next: u64,
     /// Cancels recorded since the last sweep of expired ones.
     since_sweep: usize,
@@ -108,18 +112,27 @@ impl Cancels {
             s.since_sweep = 0;
             s.batches.retain(|_, until| *until > now);
             s.ids.retain(|_, until| *until > now);
+            s.stopped.retain(|_, (_, until)| *until > now);
         }
         let mut stopped = Vec::new();
         for r in s.running.values() {
             let same_batch = request.cancel.batch.is_some() && r.batch == request.cancel.batch;
-            // Those already stopped by another copy of this cancel count too: the live
-            // copy and the control log's may arrive in either order.
             if r.publisher == publisher && (same_batch || request.cancel.ids.contains(&r.id)) {
                 r.token.cancel();
                 stopped.push(r.id.clone());
             }
         }
-        stopped
+        // Those this cancel's other copy stopped count too, whether or not they are still
+        // running: the live copy and the control log's may arrive in either order, and a
+        // job stopped by the first may be gone before the second.
+        let key = (publisher, request.cancel.clone(), request.sent_at_ms);
+        let (all, _) = s.stopped.entry(key).or_insert_with(|| (Vec::new(), until));
+        for id in stopped {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+        all.clone()
     }
 
     /// Registers a job about to run; its token is already cancelled when a cancel for it
@@ -201,6 +214,28 @@ mod tests {
         assert!(!b1.token().is_cancelled());
         drop((a1, a2, b1, anon));
         assert!(c.state.lock().unwrap().running.is_empty());
+    }
+
+    #[test]
+    fn both_copies_of_a_cancel_answer_with_the_jobs_it_stopped() {
+        let (c, now) = (Cancels::new(), SystemTime::now());
+        let req = request(Some("b"), &[], now);
+        let spin = c.start(Some("a"), "spin", Some("b"), now);
+        let sleep = c.start(Some("a"), "sleep", Some("b"), now);
+        let mut first = c.apply(Some("a"), &req, now);
+        first.sort();
+        assert_eq!(first, ["sleep", "spin"]);
+        // The stopped job that was blocked in a host call ends at once; the other copy of
+        // the cancel arrives after it is gone, and still names it.
+        drop(sleep);
+        let mut second = c.apply(Some("a"), &req, now);
+        second.sort();
+        assert_eq!(second, ["sleep", "spin"]);
+        assert!(spin.token().is_cancelled());
+        // Another cancel (sent later) names only what it stops itself.
+        drop(spin);
+        let later = request(Some("b"), &[], now + Duration::from_millis(1));
+        assert!(c.apply(Some("a"), &later, now).is_empty());
     }
 
     #[test]
