@@ -386,3 +386,33 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
     let many = r.by_id("many");
     assert_eq!(many.status, Status::Succeeded, "{}", many.message);
 }
+
+#[test]
+fn a_module_with_imports_the_sandbox_lacks_is_prewarmed_for_the_jobs_that_allow_them() {
+    let d = Dir::new();
+    let host_call = fixture("host-call.wat");
+    let out = d.wasmq().arg("prewarm").arg(&host_call).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = d.run_jobs(
+        &[
+            with(
+                invoking("trap", &host_call, "skip"),
+                json!({"unknown_imports": "trap"}),
+            ),
+            invoking("reject", &host_call, "skip"),
+        ],
+        &[],
+    );
+    let t = r.by_id("trap");
+    assert_eq!(
+        (t.status, t.cache),
+        (Status::Succeeded, Some(CacheOutcome::HitDisk)),
+        "{}",
+        t.message
+    );
+    assert_eq!(r.by_id("reject").code, "unknown_import");
+}

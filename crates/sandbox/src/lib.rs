@@ -200,9 +200,12 @@ impl Sandbox {
         match self
             .inner
             .modules
+            // Linked with unknown imports as traps: a module that imports a function this
+            // sandbox does not provide is still compiled for the jobs that allow it
+            // (`unknown_imports: "trap"`); jobs that do not are refused when they link.
             .resolve(
                 rt,
-                (EngineKind::Plain, self.inner.config.unknown_imports),
+                (EngineKind::Plain, wasmq_spec::UnknownImports::Trap),
                 artifact,
                 digest,
                 source,
