@@ -388,10 +388,23 @@ fn counts_of_memories_are_limits_with_a_default_a_maximum_and_a_pool_to_match() 
 }
 
 #[test]
-fn a_module_with_imports_the_sandbox_lacks_is_prewarmed_for_the_jobs_that_allow_them() {
+fn a_module_with_imports_the_sandbox_lacks_is_prewarmed_with_unknown_imports_as_traps() {
     let d = Dir::new();
     let host_call = fixture("host-call.wat");
-    let out = d.wasmq().arg("prewarm").arg(&host_call).output().unwrap();
+    // Under the default (`reject`) it cannot run here: the prewarm says so.
+    let refused = d.wasmq().arg("prewarm").arg(&host_call).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown_imports"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = d
+        .wasmq()
+        .args(["prewarm", "--unknown-imports", "trap"])
+        .arg(&host_call)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

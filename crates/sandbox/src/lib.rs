@@ -200,12 +200,11 @@ impl Sandbox {
         match self
             .inner
             .modules
-            // Linked with unknown imports as traps: a module that imports a function this
-            // sandbox does not provide is still compiled for the jobs that allow it
-            // (`unknown_imports: "trap"`); jobs that do not are refused when they link.
+            // Linked as the worker's jobs are by default: a module that cannot run here
+            // fails the prewarm (its artifact is kept all the same).
             .resolve(
                 rt,
-                (EngineKind::Plain, wasmq_spec::UnknownImports::Trap),
+                (EngineKind::Plain, self.inner.config.unknown_imports),
                 artifact,
                 digest,
                 source,
