@@ -1614,3 +1614,108 @@ fn faults_a_cluster_loses_the_leader_of_the_jobs_queue_and_no_job() {
         );
     }
 }
+
+#[test]
+fn faults_a_broker_that_blocks_publishers_is_seen_and_nothing_is_lost() {
+    let mut rig = Rig::new("blocked");
+    let id = "w0".to_owned();
+    let mut cmd = rig.wasmq();
+    cmd.args([
+        "worker",
+        "--worker-id",
+        &id,
+        "--concurrency",
+        "2",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    rig.workers
+        .push(WorkerProc::spawn(cmd, id, Duration::from_secs(60)));
+    let addr = rig.workers[0].metrics_addr(Duration::from_secs(10));
+    let wat = echo_nap_wat(rig.dir.path(), 100);
+    // Enough work (about 10 s) that the worker still publishes when the alarm starts.
+    let (jobs, mut ids) = echo_jobs(200, "a", &wat);
+    let out = submit_file(&rig, "a.jsonl", &jobs, &["--batch", "blocked"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("some results", Duration::from_secs(60), || rig.done() >= 2);
+
+    // A memory alarm: the broker blocks every connection that publishes.
+    let alarm = rig
+        .broker
+        .ctl(&["set_vm_memory_high_watermark", "absolute", "10MB"]);
+    assert!(
+        alarm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alarm.stderr)
+    );
+    wait_until(
+        "readiness to say the broker blocks publishes",
+        Duration::from_secs(30),
+        || {
+            let (code, body) = http_get(&addr, "/readyz");
+            code == 503 && body.contains("blocking")
+        },
+    );
+    assert_eq!(
+        sample(&http_get(&addr, "/metrics").1, "wasmq_broker_blocked").as_deref(),
+        Some("1")
+    );
+    // A submit meanwhile waits, and says why.
+    let (more, more_ids) = echo_jobs(5, "b", &wat);
+    ids.extend(more_ids);
+    let file = rig.dir.jobs_file("b.jsonl", &more);
+    let submitter = rig
+        .wasmq()
+        .args(["submit", "--batch", "blocked-b"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let lifted = rig.broker.ctl(&["set_vm_memory_high_watermark", "0.4"]);
+    assert!(
+        lifted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    let out = submitter.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("holding back publishes"),
+        "submit says why it waits: {err}"
+    );
+    wait_until("ready again", Duration::from_secs(30), || {
+        http_get(&addr, "/readyz").0 == 200
+    });
+    assert_eq!(
+        sample(&http_get(&addr, "/metrics").1, "wasmq_broker_blocked").as_deref(),
+        Some("0")
+    );
+    let mut got: HashSet<String> = HashSet::new();
+    for batch in ["blocked", "blocked-b"] {
+        let out = rig
+            .wasmq()
+            .args(["results", "--batch", batch, "--wait", "--timeout", "120"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        got.extend(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<JobResult>(l).unwrap().id),
+        );
+    }
+    assert_eq!(got, ids.iter().cloned().collect::<HashSet<_>>());
+}

@@ -56,6 +56,10 @@ pub trait LinkObserver: Send + Sync + 'static {
     fn disconnected(&self, why: &str);
     /// The worker started (`true`) or stopped (`false`) consuming the jobs queue.
     fn consuming(&self, _consuming: bool) {}
+    /// The broker blocked publishes on the connection (AMQP's `connection.blocked`, a
+    /// resource alarm: memory or disk), with its reason; `None`: it unblocked them, or the
+    /// connection is gone.
+    fn blocked(&self, _reason: Option<&str>) {}
 }
 
 /// An observer that does nothing.
@@ -369,6 +373,7 @@ impl<S: Setup> Task<S> {
                     }
                 };
                 warn!(generation = session.generation, error = %why, "lost the broker connection; reconnecting");
+                self.observer.blocked(None);
                 self.observer.disconnected(&why);
                 let _ = self.link.send(Link::Down(why));
                 tokio::spawn(async move {
@@ -437,6 +442,14 @@ impl<S: Setup> Task<S> {
                     Some(Event::Error(e))
                         if !self.setup.channel_errors_end_the_session() && is_channel_error(&e) => {}
                     Some(Event::Error(e)) => return e.to_string(),
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        warn!(reason = %reason, "the broker is holding back publishes (a resource alarm on the broker); waiting until it lifts");
+                        self.observer.blocked(Some(&reason));
+                    }
+                    Some(Event::ConnectionUnblocked) => {
+                        info!("the broker lets publishes through again");
+                        self.observer.blocked(None);
+                    }
                     Some(_) => {}
                     None => return "the connection is closed".into(),
                 },

@@ -68,6 +68,8 @@ struct Readiness {
     connected: bool,
     consuming: bool,
     draining: bool,
+    /// Why the broker blocks this worker's publishes, while it does.
+    blocked: Option<String>,
     /// Why the link is down, when it is.
     down: String,
 }
@@ -83,6 +85,7 @@ pub struct Metrics {
     compile_duration: Histogram,
     module_cache: Family<CacheLabels, Counter>,
     broker_connected: Gauge,
+    broker_blocked: Gauge,
     broker_reconnects: Counter,
     redeliveries: Counter,
     readiness: Mutex<Readiness>,
@@ -140,6 +143,12 @@ impl Metrics {
             "1 while the worker has a connection to the broker",
             broker_connected.clone(),
         );
+        let broker_blocked = Gauge::default();
+        registry.register(
+            "wasmq_broker_blocked",
+            "1 while the broker blocks the worker's publishes (a memory or disk alarm on the broker)",
+            broker_blocked.clone(),
+        );
         let broker_reconnects = Counter::default();
         registry.register(
             "wasmq_broker_reconnects",
@@ -169,12 +178,14 @@ impl Metrics {
             compile_duration,
             module_cache,
             broker_connected,
+            broker_blocked,
             broker_reconnects,
             redeliveries,
             readiness: Mutex::new(Readiness {
                 connected: false,
                 consuming: false,
                 draining: false,
+                blocked: None,
                 down: "connecting to the broker".into(),
             }),
         }
@@ -241,6 +252,10 @@ impl Metrics {
             Err("draining: not taking new jobs".into())
         } else if !r.connected {
             Err(format!("not connected to the broker: {}", r.down))
+        } else if let Some(reason) = &r.blocked {
+            Err(format!(
+                "the broker is blocking this worker's publishes: {reason}; results wait until it lifts"
+            ))
         } else if !r.consuming {
             Err("connected, not consuming the jobs queue yet".into())
         } else {
@@ -277,6 +292,11 @@ impl LinkObserver for Metrics {
 
     fn consuming(&self, consuming: bool) {
         self.readiness.lock().expect("readiness lock").consuming = consuming;
+    }
+
+    fn blocked(&self, reason: Option<&str>) {
+        self.broker_blocked.set(i64::from(reason.is_some()));
+        self.readiness.lock().expect("readiness lock").blocked = reason.map(str::to_owned);
     }
 }
 
@@ -358,6 +378,7 @@ mod tests {
             "wasmq_job_duration_seconds_bucket{le=\"600.0\"} 2",
             "wasmq_compile_duration_seconds_count 1",
             "wasmq_broker_connected 0",
+            "wasmq_broker_blocked 0",
             "wasmq_broker_reconnects_total 0",
         ] {
             assert!(
@@ -389,6 +410,12 @@ mod tests {
         m.consuming(true);
         assert_eq!(m.ready(), Ok(()));
         assert!(m.encode().contains("wasmq_broker_reconnects_total 1"));
+        m.blocked(Some("low on memory"));
+        assert!(m.ready().unwrap_err().contains("low on memory"));
+        assert!(m.encode().contains("wasmq_broker_blocked 1"));
+        m.blocked(None);
+        assert_eq!(m.ready(), Ok(()));
+        assert!(m.encode().contains("wasmq_broker_blocked 0"));
         m.draining();
         assert!(m.ready().unwrap_err().contains("draining"));
     }
