@@ -19,7 +19,8 @@ use crate::BrokerError;
 use crate::amqp::{
     Topology, as_u64, json_properties, publish_confirmed, subscribe_private, url_password, url_user,
 };
-use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig};
+use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig, soft_error};
+use lapin::protocol::AMQPSoftError;
 
 fn err(context: &str) -> impl FnOnce(lapin::Error) -> BrokerError + '_ {
     move |e| BrokerError(format!("{context}: {e}"))
@@ -302,7 +303,7 @@ impl Client {
         let _ = conn.close(200, "done".into()).await;
         match q {
             Ok(_) => Ok(true),
-            Err(e) if e.to_string().contains("NOT_FOUND") => Ok(false),
+            Err(e) if soft_error(&e) == Some(AMQPSoftError::NOTFOUND) => Ok(false),
             Err(e) => Err(BrokerError(format!("asking for queue {queue}: {e}"))),
         }
     }
@@ -400,7 +401,7 @@ impl Client {
         )
         .await
         .map_err(|e| {
-            let hint = if self.user().is_some() && tenant.is_none() && e.to_string().contains("ACCESS_REFUSED") {
+            let hint = if self.user().is_some() && tenant.is_none() && soft_error(&e) == Some(AMQPSoftError::ACCESSREFUSED) {
                 format!(
                     " (a tenant's results come through its own queues once a worker with its policy has declared its jobs queue {}: start one first)",
                     t.tenant_jobs_queue(self.user().unwrap_or(""))

@@ -17,7 +17,8 @@ use tracing::debug;
 use wasmq_cache::remote::{BoxFuture, LeaseGuard, Leases, RemoteError};
 
 use crate::BrokerError;
-use crate::supervisor::{NoObserver, Setup, Supervisor, SupervisorConfig};
+use crate::supervisor::{NoObserver, Setup, Supervisor, SupervisorConfig, soft_error};
+use lapin::protocol::AMQPSoftError;
 
 /// How long a lease request waits for a broker connection before the worker compiles
 /// without one.
@@ -118,7 +119,7 @@ impl AmqpLeases {
                 Ok(Some(Box::new(Lease { channel, queue })))
             }
             // Another connection owns it (the broker closed this channel).
-            Err(e) if e.to_string().contains("RESOURCE_LOCKED") => Ok(None),
+            Err(e) if soft_error(&e) == Some(AMQPSoftError::RESOURCELOCKED) => Ok(None),
             Err(e) => {
                 let _ = channel.close(200, "lease refused".into()).await;
                 Err(RemoteError::Unavailable(format!(

@@ -341,8 +341,19 @@ async fn open<S: Setup>(
 
 /// Whether `e` closed one channel only (a soft AMQP error), not the connection.
 fn is_channel_error(e: &lapin::Error) -> bool {
-    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a)
-        if matches!(a.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
+    soft_error(e).is_some()
+}
+
+/// The soft AMQP error (one that closed a channel, not the connection) that `e` is, if it
+/// is one: `NOT_FOUND`, `ACCESS_REFUSED`, `RESOURCE_LOCKED`, ...
+pub(crate) fn soft_error(e: &lapin::Error) -> Option<lapin::protocol::AMQPSoftError> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(a) => match a.kind() {
+            lapin::protocol::AMQPErrorKind::Soft(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The supervisor's own task.
