@@ -139,11 +139,8 @@ fn update(h: &mut blake3::Hasher, bytes: &[u8]) {
 
 /// True when `a` and `b` are equal, in time independent of where they differ.
 pub(crate) fn tags_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 #[cfg(test)]
