@@ -336,75 +336,44 @@ impl Modules {
             let r = Rejection::new(codes::MODULE_TOO_COMPLEX, why);
             return Ok((Err(r), CacheOutcome::Compiled, 0));
         }
-        // Compiled to an artifact first, stored, and only then loaded into the engine: a
-        // module the instance pool cannot hold is refused by the load, and its artifact
-        // stays for a worker (or a restart) whose pool can.
         let started = Instant::now();
         let engine = rt.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || match artifact {
-            Artifact::Core => engine.precompile_module(&bytes),
-            Artifact::Component => engine.precompile_component(&bytes),
+        let unpooled = rt.unpooled().ok().cloned();
+        let pool = rt.pool;
+        let compiled = tokio::task::spawn_blocking(move || {
+            compile(&engine, unpooled.as_ref(), pool, artifact, &bytes)
         })
         .await
         .map_err(|e| ResolveError::Internal(format!("compiling panicked: {e}")))?;
         let compile_us = started.elapsed().as_micros() as u64;
-        let serialized = match compiled {
-            Ok(s) => s,
-            Err(e) => {
-                let r = Rejection::new(
-                    codes::INVALID_MODULE,
-                    format!("the module is not valid WebAssembly: {e:#}"),
-                );
-                return Ok((Err(r), CacheOutcome::Compiled, compile_us));
-            }
+        let (module, serialized) = match compiled {
+            Compile::Done(module, serialized) => (Ok(module), serialized),
+            // The pool cannot hold it: refused, but its artifact is kept for a worker (or
+            // a restart) whose pool can.
+            Compile::PoolRefused(r, serialized) => (Err(r), serialized),
+            Compile::Invalid(r) => return Ok((Err(r), CacheOutcome::Compiled, compile_us)),
         };
         self.compiles.fetch_add(1, Ordering::Relaxed);
         info!(module = %digest, compile_ms = compile_us / 1000, bytes = serialized.len(), "compiled module");
-        let serialized = Arc::new(serialized);
         let cache = self.cache.clone();
         let k = key.clone();
-        let to_store = serialized.clone();
-        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&k, &to_store)).await;
+        let shared = self.remote.shares_artifacts().then(|| serialized.clone());
+        let stored = tokio::task::spawn_blocking(move || cache.put_artifact(&k, &serialized)).await;
         // A cache that cannot be written costs a recompile later, never this job.
-        let on_disk = match stored {
-            Ok(Ok(path)) => path.is_some(),
+        match stored {
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache");
-                false
+                warn!(error = %e, "could not store the compiled artifact; continuing without the disk cache")
             }
             Err(e) => {
-                warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache");
-                false
+                warn!(error = %e, "storing the compiled artifact panicked; continuing without the disk cache")
             }
-        };
-        if self.remote.shares_artifacts() {
-            self.remote
-                .share(&self.cache, &key, serialized.as_ref().clone())
-                .await;
+        }
+        if let Some(bytes) = shared {
+            self.remote.share(&self.cache, &key, bytes).await;
         }
         // The lease goes only now, with the artifact in the shared store for its waiters.
         drop(lease);
-        // From the file, the code is mapped from the page cache (shared by every process
-        // on the host) rather than copied into this one.
-        let module = match on_disk {
-            true => self.disk_artifact(rt, &key, artifact).await?,
-            false => None,
-        };
-        let module = match module {
-            Some(m) => m,
-            None => {
-                let engine = rt.engine.clone();
-                let unpooled = rt.unpooled().ok().cloned();
-                let pool = rt.pool;
-                tokio::task::spawn_blocking(move || {
-                    from_fresh_bytes(&engine, unpooled.as_ref(), pool, artifact, &serialized)
-                })
-                .await
-                .map_err(|e| {
-                    ResolveError::Internal(format!("loading a compiled module panicked: {e}"))
-                })?
-            }
-        };
         Ok((link(module), CacheOutcome::Compiled, compile_us))
     }
 
@@ -569,33 +538,52 @@ fn shared_memory_refused() -> Rejection {
     )
 }
 
-/// Loads bytes this engine compiled a moment ago (when the disk cache could not keep
-/// them), telling a pool too small for the module from any other refusal.
-fn from_fresh_bytes(
+/// How a compile ended.
+enum Compile {
+    /// Compiled and loaded, with its serialized artifact.
+    Done(Compiled, Vec<u8>),
+    /// Valid, but the instance pool cannot hold it: the rejection, and the artifact
+    /// (compiled by the on-demand twin, which this engine can load once its pool can).
+    PoolRefused(Rejection, Vec<u8>),
+    /// Not a module this engine compiles.
+    Invalid(Rejection),
+}
+
+/// Compiles `bytes` on `engine`; when the engine refuses them, compiles them on its
+/// on-demand twin to tell a pool too small for the module (the twin takes it) from bytes
+/// that are not valid (it refuses them too).
+fn compile(
     engine: &wasmtime::Engine,
     unpooled: Option<&wasmtime::Engine>,
     pool: PoolSize,
     artifact: Artifact,
     bytes: &[u8],
-) -> Result<Compiled, Rejection> {
-    let load = |engine: &wasmtime::Engine| match artifact {
-        // SAFETY: `bytes` are what `precompile_module`/`precompile_component` of an engine
-        // with this configuration returned, held in memory since; nothing else wrote them.
-        Artifact::Core => unsafe { Module::deserialize(engine, bytes) }.map(Compiled::Core),
-        // SAFETY: as above.
-        Artifact::Component => {
-            unsafe { Component::deserialize(engine, bytes) }.map(Compiled::Component)
+) -> Compile {
+    let build = |engine: &wasmtime::Engine| -> wasmtime::Result<(Compiled, Vec<u8>)> {
+        match artifact {
+            Artifact::Core => {
+                let module = Module::new(engine, bytes)?;
+                let serialized = module.serialize()?;
+                Ok((Compiled::Core(module), serialized))
+            }
+            Artifact::Component => {
+                let component = Component::new(engine, bytes)?;
+                let serialized = component.serialize()?;
+                Ok((Compiled::Component(component), serialized))
+            }
         }
     };
-    let refusal = match load(engine) {
-        Ok(c) => return Ok(c),
+    let refusal = match build(engine) {
+        Ok((module, serialized)) => return Compile::Done(module, serialized),
         Err(e) => e,
     };
-    match unpooled.map(load) {
-        Some(Ok(c)) => Err(pool_refusal(pool, &c, &refusal)),
-        _ => Err(Rejection::new(
+    match unpooled.map(build) {
+        Some(Ok((module, serialized))) => {
+            Compile::PoolRefused(pool_refusal(pool, &module, &refusal), serialized)
+        }
+        _ => Compile::Invalid(Rejection::new(
             codes::INVALID_MODULE,
-            format!("the compiled module could not be loaded: {refusal:#}"),
+            format!("the module is not valid WebAssembly: {refusal:#}"),
         )),
     }
 }
