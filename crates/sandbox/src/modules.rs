@@ -453,7 +453,7 @@ fn too_large(digest: &Digest, len: usize, max: usize) -> Rejection {
 }
 
 /// Compiled code of either kind.
-pub(crate) enum Compiled {
+enum Compiled {
     Core(Module),
     Component(Component),
 }
