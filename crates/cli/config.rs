@@ -1284,7 +1284,7 @@ fn overlay(l: &mut wasmq_spec::Limits, r: &LimitsRequest) {
     l.memories = r.memories.unwrap_or(l.memories);
 }
 
-fn parse_unknown_imports(s: &str) -> Result<UnknownImports, String> {
+fn parse_unknown_imports(s: &str) -> Result<UnknownImports, wasmq_spec::UnknownImportsError> {
     s.parse()
 }
 

@@ -101,7 +101,7 @@ impl StoreUrl {
                     registry: r.registry.to_owned(),
                     repository: r.repository.to_owned(),
                 }),
-                Err(why) => bad(&why),
+                Err(why) => bad(&why.to_string()),
             },
         )
     }

@@ -7,14 +7,21 @@
 //! a runtime.
 //!
 //! # Layout
-//! - [`job`]: [`Job`], [`ModuleRef`], [`FileContent`], decoding and structural validation.
+//! - [`job`]: [`Job`] (`job/mod.rs`), in one file per concern: its module reference
+//!   ([`ModuleRef`], OCI references: `job/module_ref.rs`), its kind and the detection of
+//!   one ([`JobKind`], [`Exports`]: `job/kind.rs`), file contents ([`FileContent`]:
+//!   `job/files.rs`), decoding a message ([`decode_job`]: `job/decode.rs`) and structural
+//!   validation, paths included (`job/validate.rs`).
 //! - [`limits`]: what a job may ask for ([`LimitsRequest`]), what a worker allows
 //!   ([`LimitPolicy`]) and what a run gets ([`Limits`]).
 //! - [`result`]: [`JobResult`], [`Status`], [`Timings`], [`CacheOutcome`].
-//! - [`reject`]: [`Rejection`], the reason a job is refused, and the machine [`codes`].
+//! - [`code`]: the machine-readable result codes ([`Code`], [`TrapCode`]) in one table,
+//!   and their wire names as string constants ([`codes`]).
+//! - [`reject`]: [`Rejection`], the reason a job is refused: a code and a message.
 //! - [`control`]: fleet-wide prewarm requests and replies, and batch manifests.
 //! - [`schema`]: the JSON Schemas of a job message and a result, from these types.
 
+pub mod code;
 pub mod control;
 pub mod job;
 pub mod limits;
@@ -22,11 +29,12 @@ pub mod reject;
 pub mod result;
 pub mod schema;
 
+pub use code::{Code, TrapCode, UnknownCode};
 pub use job::{
-    Exports, FileContent, Job, JobKind, ModuleRef, OciReference, UnknownImports, decode_job,
-    parse_oci_reference,
+    Exports, FileContent, Job, JobKind, ModuleRef, OciReference, OciReferenceError, PathError,
+    UnknownImports, UnknownImportsError, decode_job, parse_oci_reference,
 };
-pub use limits::{LimitPolicy, Limits, LimitsRequest};
+pub use limits::{LimitPolicy, LimitPolicyError, Limits, LimitsRequest};
 pub use reject::{Rejection, codes};
 pub use result::{CacheOutcome, JobResult, Status, Timings};
 

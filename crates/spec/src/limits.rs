@@ -145,6 +145,34 @@ impl Limits {
     }
 }
 
+/// Why a [`LimitPolicy`] is not usable ([`LimitPolicy::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitPolicyError {
+    /// A default above its maximum.
+    #[error("default limit {name} = {default} is above the maximum {maximum}")]
+    AboveMaximum {
+        /// The limit, as in a job's `limits`.
+        name: &'static str,
+        /// Its default.
+        default: u64,
+        /// Its maximum.
+        maximum: u64,
+    },
+    /// A default of 0 where a run needs at least 1.
+    #[error("default limit {name} must be at least 1")]
+    Zero {
+        /// The limit, as in a job's `limits`.
+        name: &'static str,
+    },
+}
+
+/// The error's text, for settings checks that report a sentence.
+impl From<LimitPolicyError> for String {
+    fn from(e: LimitPolicyError) -> String {
+        e.to_string()
+    }
+}
+
 /// A worker's defaults and maximums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitPolicy {
@@ -165,7 +193,7 @@ impl Default for LimitPolicy {
 
 impl LimitPolicy {
     /// Checks that every default is within its maximum; run once when a worker starts.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LimitPolicyError> {
         let d = &self.default;
         let m = &self.maximum;
         let pairs = [
@@ -180,23 +208,29 @@ impl LimitPolicy {
             ("tables", d.tables, m.tables),
             ("memories", d.memories, m.memories),
         ];
-        for (name, default, max) in pairs {
-            if default > max {
-                return Err(format!(
-                    "default limit {name} = {default} is above the maximum {max}"
-                ));
+        for (name, default, maximum) in pairs {
+            if default > maximum {
+                return Err(LimitPolicyError::AboveMaximum {
+                    name,
+                    default,
+                    maximum,
+                });
             }
         }
-        if let (Some(d), Some(m)) = (d.fuel, m.fuel)
-            && d > m
+        if let (Some(default), Some(maximum)) = (d.fuel, m.fuel)
+            && default > maximum
         {
-            return Err(format!("default limit fuel = {d} is above the maximum {m}"));
+            return Err(LimitPolicyError::AboveMaximum {
+                name: "fuel",
+                default,
+                maximum,
+            });
         }
         if d.timeout_ms == 0 {
-            return Err("default limit timeout_ms must be at least 1".into());
+            return Err(LimitPolicyError::Zero { name: "timeout_ms" });
         }
         if d.instances == 0 {
-            return Err("default limit instances must be at least 1".into());
+            return Err(LimitPolicyError::Zero { name: "instances" });
         }
         Ok(())
     }
