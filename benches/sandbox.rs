@@ -377,7 +377,7 @@ fn cancel(c: &mut Criterion) {
                     std::thread::sleep(Duration::from_millis(5));
                     let t = Instant::now();
                     token.cancel();
-                    let r = b.rt.block_on(run).unwrap();
+                    let r = b.rt.block_on(run).unwrap().expect("no host fault");
                     total += t.elapsed();
                     assert_eq!(r.status, Status::Cancelled, "{}", r.message);
                 }

@@ -32,7 +32,7 @@ pub fn read_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Entry>> {
                 .read_to_end(&mut text)
                 .context("failed to read jobs from stdin")?;
             let cwd = std::env::current_dir().context("no current directory")?;
-            parse(&text, "-", &cwd, Kind::Guess, &mut out);
+            parse(&text, "-", &cwd, Framing::Guess, &mut out);
         } else if input.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(input)
                 .with_context(|| format!("failed to list job directory {}", input.display()))?
@@ -51,8 +51,9 @@ pub fn read_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// How a job file holds its jobs.
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+enum Framing {
     Lines,
     Document,
     Guess,
@@ -61,10 +62,10 @@ enum Kind {
 fn read_file(path: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
     let text = std::fs::read(path)
         .with_context(|| format!("failed to read job file {}", path.display()))?;
-    let kind = match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl" | "ndjson") => Kind::Lines,
-        Some("json") => Kind::Document,
-        _ => Kind::Guess,
+    let framing = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "ndjson") => Framing::Lines,
+        Some("json") => Framing::Document,
+        _ => Framing::Guess,
     };
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     let base = if base.as_os_str().is_empty() {
@@ -72,11 +73,11 @@ fn read_file(path: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
     } else {
         base
     };
-    parse(&text, &path.display().to_string(), &base, kind, out);
+    parse(&text, &path.display().to_string(), &base, framing, out);
     Ok(())
 }
 
-fn parse(text: &[u8], name: &str, base: &Path, kind: Kind, out: &mut Vec<Entry>) {
+fn parse(text: &[u8], name: &str, base: &Path, framing: Framing, out: &mut Vec<Entry>) {
     let entry = |origin: String, bytes: &[u8]| Entry {
         job: decode_job(bytes).map_err(|(r, id, batch)| {
             let r = Rejection::new(r.code, format!("{origin}: {}", r.message));
@@ -85,11 +86,11 @@ fn parse(text: &[u8], name: &str, base: &Path, kind: Kind, out: &mut Vec<Entry>)
         origin,
         base: base.to_owned(),
     };
-    let as_document = match kind {
-        Kind::Lines => false,
-        Kind::Document => true,
+    let as_document = match framing {
+        Framing::Lines => false,
+        Framing::Document => true,
         // One JSON value (object or array) when the whole text parses as one, else lines.
-        Kind::Guess => serde_json::from_slice::<serde_json::Value>(text).is_ok(),
+        Framing::Guess => serde_json::from_slice::<serde_json::Value>(text).is_ok(),
     };
     if as_document {
         match serde_json::from_slice::<serde_json::Value>(text) {
@@ -273,7 +274,7 @@ mod tests {
     fn jsonl_lines_array_and_bad_line() {
         let mut out = Vec::new();
         let text = b"{\"module\":{\"sha256\":\"00\"}}\n\n{not json\n";
-        parse(text, "a.jsonl", Path::new("."), Kind::Lines, &mut out);
+        parse(text, "a.jsonl", Path::new("."), Framing::Lines, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].origin, "a.jsonl:1");
         let bad = out[1].job.as_ref().unwrap_err();
@@ -288,7 +289,7 @@ mod tests {
             br#"[{"module":{"base64":""}},{"module":{"base64":""}}]"#,
             "b.json",
             Path::new("."),
-            Kind::Document,
+            Framing::Document,
             &mut out,
         );
         assert_eq!(
@@ -305,7 +306,7 @@ mod tests {
             b"{\n  \"module\": {\"base64\": \"\"}\n}\n",
             "-",
             Path::new("."),
-            Kind::Guess,
+            Framing::Guess,
             &mut out,
         );
         assert_eq!(out.len(), 1);

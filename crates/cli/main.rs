@@ -7,16 +7,16 @@
 //! # Layout
 //! - `commands/`: one file per subcommand (`run`, `worker`, `submit`, `results`,
 //!   `prewarm`, `cache`, `status`, `dead`, `config`, `cancel`, `snapshot`).
-//! - `config`: the TOML config file and the flags every command shares; config file <
-//!   `WASMQ_*` environment < flags.
 //! - `input`: reading job files (JSON, JSONL, directories, stdin) and turning `path`
 //!   modules into `sha256` references in the module store.
 //! - `output`: printing results and the summary.
+//! - `settings`: the flags, `WASMQ_*` environment variables and TOML config file, layered
+//!   (config file < environment < flags) and resolved into each command's settings.
 
 mod commands;
-mod config;
 mod input;
 mod output;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -53,24 +53,20 @@ fn main() -> ExitCode {
     quiet_error_backtraces();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // The innermost subcommand's matches tell a flag from its environment variable.
-    let mut innermost = &matches;
-    while let Some((_, sub)) = innermost.subcommand() {
-        innermost = sub;
-    }
-    config::set_matches(innermost.clone());
+    // A command's own matches tell its flags from their environment variables.
+    let (_, own) = matches.subcommand().expect("clap requires a subcommand");
     let outcome = match cli.command {
-        Command::Run(c) => c.execute(),
-        Command::Worker(c) => c.execute(),
-        Command::Submit(c) => c.execute(),
-        Command::Results(c) => c.execute(),
-        Command::Prewarm(c) => c.execute(),
-        Command::Cache(c) => c.execute(),
-        Command::Config(c) => c.execute(),
-        Command::Dead(c) => c.execute(),
-        Command::Status(c) => c.execute(),
-        Command::Cancel(c) => c.execute(),
-        Command::Snapshot(c) => c.execute(),
+        Command::Run(c) => c.execute(own),
+        Command::Worker(c) => c.execute(own),
+        Command::Submit(c) => c.execute(own),
+        Command::Results(c) => c.execute(own),
+        Command::Prewarm(c) => c.execute(own),
+        Command::Cache(c) => c.execute(own),
+        Command::Config(c) => c.execute(own),
+        Command::Dead(c) => c.execute(own),
+        Command::Status(c) => c.execute(own),
+        Command::Cancel(c) => c.execute(own),
+        Command::Snapshot(c) => c.execute(own),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -1133,8 +1133,9 @@ fn faults_sigterm_with_two_jobs_in_flight_finishes_publishes_and_acks_both() {
     f.start_worker(2, &["--drain-timeout-secs", "60"]);
     let wat = echo_nap_wat(f.dir.path(), JOB_MS);
     let (jobs, ids) = echo_jobs(2, "inflight", &wat);
-    let batch = f.submit(&jobs);
+    // From the start of the submit: a job may start before `submit` has returned.
     let submitted = Instant::now();
+    let batch = f.submit(&jobs);
     // The worker takes a sandbox slot before a message, so with two slots both jobs are
     // running as soon as the broker has handed both over.
     wait_until(

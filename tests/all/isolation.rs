@@ -246,7 +246,7 @@ fn a_tenant_reads_its_own_results_and_no_other_tenant_can() {
         );
         refused(
             "consume the shared results queue",
-            attempt(&conn, consume(t.results_queue())).await,
+            attempt(&conn, consume(t.results())).await,
             "ACCESS_REFUSED",
         );
         refused(
@@ -297,7 +297,7 @@ fn a_tenant_reads_its_own_results_and_no_other_tenant_can() {
         }
         refused(
             "bind to the shared results exchange",
-            attempt(&conn, bind(t.results_exchange(), "#".into())).await,
+            attempt(&conn, bind(t.results(), "#".into())).await,
             "ACCESS_REFUSED",
         );
         attempt(&conn, bind(t.private_exchange(), format!("{b_word}.spy.#")))
@@ -376,9 +376,9 @@ fn a_tenant_reads_its_own_results_and_no_other_tenant_can() {
                 t.private_exchange(),
                 format!("{b_word}.secret.succeeded.shared"),
             ),
-            (t.results_exchange(), "secret.succeeded".to_owned()),
+            (t.results(), "secret.succeeded".to_owned()),
             (String::new(), secret.clone()),
-            (String::new(), t.results_queue()),
+            (String::new(), t.results()),
         ] {
             refused(
                 &format!("publish a result to {exchange:?} with {key}"),

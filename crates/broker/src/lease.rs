@@ -95,7 +95,7 @@ impl AmqpLeases {
             .map_err(|_| {
                 RemoteError::Unavailable("no broker connection for the compile lease".into())
             })?
-            .map_err(|e| RemoteError::Unavailable(e.0))?
+            .map_err(|e| RemoteError::Unavailable(e.to_string()))?
             .ok_or_else(|| RemoteError::Unavailable("shutting down".into()))?;
         let channel = session
             .connection()

@@ -2,9 +2,9 @@
 //! AMQP tells how many messages of a queue are ready and how many consumers it has, but
 //! not how many are delivered and not yet acked; the management API tells all three.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::BrokerError;
@@ -31,12 +31,17 @@ pub fn default_url(amqp_url: &str) -> Option<String> {
     Some(format!("http://{}:15672", uri.authority.host))
 }
 
+/// How long one request to the management API may take, answer included.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Reads queue depths from a management API.
 #[derive(Debug, Clone)]
 pub struct Management {
     base: String,
-    auth: String,
+    user: String,
+    password: String,
     vhost: String,
+    http: reqwest::Client,
 }
 
 impl Management {
@@ -44,43 +49,49 @@ impl Management {
     /// `amqp_url`.
     pub fn new(base: &str, amqp_url: &str) -> Result<Management, BrokerError> {
         use lapin::uri::AMQPUri;
-        let uri: AMQPUri = amqp_url
-            .parse()
-            .map_err(|e| BrokerError(format!("invalid AMQP URL: {e}")))?;
-        let creds = format!(
-            "{}:{}",
-            uri.authority.userinfo.username, uri.authority.userinfo.password
-        );
+        let uri: AMQPUri = amqp_url.parse().map_err(BrokerError::InvalidUrl)?;
+        let base = base.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| BrokerError::Management {
+                base: base.clone(),
+                error: Arc::new(e),
+            })?;
         Ok(Management {
-            base: base.trim_end_matches('/').to_owned(),
-            auth: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(creds)
-            ),
+            base,
+            user: uri.authority.userinfo.username,
+            password: uri.authority.userinfo.password,
             vhost: uri.vhost,
+            http,
         })
     }
 
-    /// The depth of `queue`; blocking (call it from `spawn_blocking`).
-    pub fn queue(&self, queue: &str) -> Result<QueueDepth, BrokerError> {
+    /// The depth of `queue`.
+    pub async fn queue(&self, queue: &str) -> Result<QueueDepth, BrokerError> {
         let url = format!(
             "{}/api/queues/{}/{}",
             self.base,
             encode(&self.vhost),
             encode(queue)
         );
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        agent
+        let answered = |e| BrokerError::Management {
+            base: self.base.clone(),
+            error: Arc::new(e),
+        };
+        self.http
             .get(&url)
-            .header("Authorization", &self.auth)
-            .call()
-            .map_err(|e| BrokerError(format!("the management API at {} answered: {e}", self.base)))?
-            .body_mut()
-            .read_json()
-            .map_err(|e| BrokerError(format!("the management API at {} sent: {e}", self.base)))
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(answered)?
+            .json()
+            .await
+            .map_err(|e| BrokerError::ManagementBody {
+                base: self.base.clone(),
+                error: Arc::new(e),
+            })
     }
 }
 

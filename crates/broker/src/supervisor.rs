@@ -5,7 +5,9 @@
 //! [`Setup`] of its user), and hands out the current [`Session`] through a
 //! `tokio::sync::watch` channel. When the connection fails, or a user reports that a
 //! session stopped working ([`Supervisor::lost`]), the task drops that session and builds a
-//! new one, with exponential backoff between failed attempts.
+//! new one, with exponential backoff between failed attempts. A user that works on one
+//! session after another follows them with a [`Resume`]: it reports the session it lost
+//! and waits for the next one.
 //!
 //! Nothing waits on the supervisor without also waiting on its shutdown token: once it is
 //! cancelled, [`Supervisor::session`] returns `None` at once, whether or not a broker is
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures_util::StreamExt;
 use lapin::{Connection, ConnectionProperties, Event};
 use tokio::sync::{mpsc, watch};
@@ -48,28 +51,7 @@ pub trait Setup: Send + Sync + 'static {
     }
 }
 
-/// Told of every change of a supervisor's link (for metrics and readiness).
-pub trait LinkObserver: Send + Sync + 'static {
-    /// A session is up; `reconnect` is false for the first one.
-    fn connected(&self, generation: u64, reconnect: bool);
-    /// The link is down (or never came up): `why` says what happened.
-    fn disconnected(&self, why: &str);
-    /// The worker started (`true`) or stopped (`false`) consuming the jobs queue.
-    fn consuming(&self, _consuming: bool) {}
-    /// The broker blocked publishes on the connection (AMQP's `connection.blocked`, a
-    /// resource alarm: memory or disk), with its reason; `None`: it unblocked them, or the
-    /// connection is gone.
-    fn blocked(&self, _reason: Option<&str>) {}
-}
-
-/// An observer that does nothing.
-#[derive(Debug, Default)]
-pub struct NoObserver;
-
-impl LinkObserver for NoObserver {
-    fn connected(&self, _: u64, _: bool) {}
-    fn disconnected(&self, _: &str) {}
-}
+pub use wasmq_queue::link::{LinkObserver, NoObserver};
 
 /// One connection and what its [`Setup`] built on it.
 pub struct Session<C> {
@@ -109,8 +91,8 @@ enum Link<C> {
     Down(String),
     /// The current session.
     Up(Arc<Session<C>>),
-    /// The supervisor stopped (shutdown, or it gave up); the text says why.
-    Closed(String),
+    /// The supervisor stopped (shutdown, or it gave up): why.
+    Closed(BrokerError),
 }
 
 impl<C> Clone for Link<C> {
@@ -138,6 +120,17 @@ pub struct SupervisorConfig {
 /// Backoff between failed attempts: doubles from `MIN_BACKOFF` up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The delays between failed attempts, from the first failure on (no jitter, no limit on
+/// the number of attempts: [`SupervisorConfig::give_up_after`] bounds them by time).
+fn backoff() -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(MIN_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
 
 /// The supervisor of one connection; cloning shares it.
 pub struct Supervisor<S: Setup> {
@@ -212,7 +205,7 @@ impl<S: Setup> Supervisor<S> {
         let session = match first {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                observer.disconnected(&e.0);
+                observer.disconnected(&e.to_string());
                 return Err(e);
             }
         };
@@ -251,7 +244,7 @@ impl<S: Setup> Supervisor<S> {
                         .lost
                         .send((s.generation, "the connection is closed".into()));
                 }
-                Link::Closed(why) => return Err(BrokerError(why.clone())),
+                Link::Closed(why) => return Err(why.clone()),
                 Link::Down(_) => {}
             }
             tokio::select! {
@@ -278,7 +271,8 @@ impl<S: Setup> Supervisor<S> {
         match &*self.link.borrow() {
             Link::Up(s) if s.connected() => None,
             Link::Up(_) => Some("the broker connection was lost".into()),
-            Link::Down(why) | Link::Closed(why) => Some(why.clone()),
+            Link::Down(why) => Some(why.clone()),
+            Link::Closed(why) => Some(why.to_string()),
         }
     }
 
@@ -305,6 +299,51 @@ impl<S: Setup> Supervisor<S> {
     }
 }
 
+/// One user's way through the sessions of a supervisor: the session to work on, and once
+/// the user reports that one lost, the next (never the lost one again).
+pub struct Resume<'a, S: Setup> {
+    supervisor: &'a Supervisor<S>,
+    /// The generation of the last session reported lost; a session handed out is newer.
+    after: u64,
+}
+
+impl<'a, S: Setup> Resume<'a, S> {
+    /// Follows `supervisor`'s sessions from the current one on.
+    pub fn new(supervisor: &'a Supervisor<S>) -> Resume<'a, S> {
+        Resume {
+            supervisor,
+            after: 0,
+        }
+    }
+
+    /// The session to work on: the current one, newer than any reported lost, waiting
+    /// for it while the broker is down; `Ok(None)` once shutdown began, an error when
+    /// the supervisor gave up (as [`Supervisor::session_after`]).
+    pub async fn session(&self) -> Result<Option<Arc<Session<S::Channels>>>, BrokerError> {
+        self.supervisor.session_after(self.after).await
+    }
+
+    /// Reports that `session` stopped working, `why` (see [`Supervisor::lost`]): the next
+    /// [`Resume::session`] is a newer one.
+    pub fn lost(&mut self, session: &Session<S::Channels>, why: impl Into<String>) {
+        self.supervisor.lost(session, why);
+        self.after = session.generation;
+    }
+
+    /// As [`Resume::lost`], for a user that noticed the loss of session `generation`
+    /// without holding it (a consumer that ended): the loss is reported while that
+    /// session is still the supervisor's current one, connected; otherwise the supervisor
+    /// has seen it go already.
+    pub fn lost_generation(&mut self, generation: u64, why: impl Into<String>) {
+        if let Some(s) = self.supervisor.current()
+            && s.generation == generation
+        {
+            self.supervisor.lost(&s, why);
+        }
+        self.after = generation;
+    }
+}
+
 /// Opens a connection to the first node of `config` that answers and sets it up.
 async fn open<S: Setup>(
     config: &SupervisorConfig,
@@ -327,16 +366,19 @@ async fn open<S: Setup>(
                 }
                 Err(e) => {
                     let _ = conn.close(320, "wasmq setup failed".into()).await;
-                    errors.push(format!("{}: {e}", redact(url)));
+                    errors.push(BrokerError::Setup {
+                        node: redact(url),
+                        error: Box::new(e),
+                    });
                 }
             },
-            Err(e) => errors.push(format!(
-                "could not connect to the broker at {}: {e}",
-                redact(url)
-            )),
+            Err(error) => errors.push(BrokerError::Connect {
+                node: redact(url),
+                error,
+            }),
         }
     }
-    Err(BrokerError(errors.join("; ")))
+    Err(BrokerError::Unreachable(errors))
 }
 
 /// Whether `e` closed one channel only (a soft AMQP error), not the connection.
@@ -371,7 +413,7 @@ impl<S: Setup> Task<S> {
         let shutdown = self.shutdown.clone();
         let mut generation = current.as_ref().map_or(0, |s| s.generation);
         let mut ever_connected = current.is_some();
-        let mut delay = MIN_BACKOFF;
+        let mut delays = backoff();
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             if let Some(session) = current.take() {
@@ -379,7 +421,7 @@ impl<S: Setup> Task<S> {
                 let why = tokio::select! {
                     why = self.watch(&session) => why,
                     _ = shutdown.cancelled() => {
-                        let _ = self.link.send(Link::Closed("shutting down".into()));
+                        let _ = self.link.send(Link::Closed(BrokerError::ShuttingDown));
                         return;
                     }
                 };
@@ -391,13 +433,13 @@ impl<S: Setup> Task<S> {
                     let _ = session.conn.close(320, "wasmq reconnecting".into()).await;
                 });
                 failing_since = None;
-                delay = MIN_BACKOFF;
+                delays = backoff();
                 continue;
             }
             let attempt = tokio::select! {
                 r = open(&self.config, &self.setup, generation + 1) => r,
                 _ = self.shutdown.cancelled() => {
-                    let _ = self.link.send(Link::Closed("shutting down".into()));
+                    let _ = self.link.send(Link::Closed(BrokerError::ShuttingDown));
                     return;
                 }
             };
@@ -416,27 +458,27 @@ impl<S: Setup> Task<S> {
                     if let Some(limit) = self.config.give_up_after
                         && since.elapsed() >= limit
                     {
-                        let why = format!(
-                            "{e} (gave up after {} s of failed attempts)",
-                            limit.as_secs()
-                        );
-                        self.observer.disconnected(&why);
+                        let why = BrokerError::GaveUp {
+                            after_secs: limit.as_secs(),
+                            error: Box::new(e),
+                        };
+                        self.observer.disconnected(&why.to_string());
                         let _ = self.link.send(Link::Closed(why));
                         return;
                     }
+                    let delay = delays.next().unwrap_or(MAX_BACKOFF);
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker unreachable; retrying");
-                    self.observer.disconnected(&e.0);
+                    self.observer.disconnected(&e.to_string());
                     let _ = self
                         .link
                         .send(Link::Down(format!("broker unreachable: {e}")));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.shutdown.cancelled() => {
-                            let _ = self.link.send(Link::Closed("shutting down".into()));
+                            let _ = self.link.send(Link::Closed(BrokerError::ShuttingDown));
                             return;
                         }
                     }
-                    delay = (delay * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -476,5 +518,20 @@ impl<S: Setup> Task<S> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_100_ms_up_to_5_s() {
+        let millis: Vec<u128> = backoff().take(9).map(|d| d.as_millis()).collect();
+        assert_eq!(
+            millis,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000],
+            "{millis:?}"
+        );
     }
 }

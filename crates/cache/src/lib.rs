@@ -13,9 +13,20 @@
 //!
 //! # Layout
 //! - [`digest`]: [`Digest`], a sha256 value.
-//! - [`store`]: [`Cache`]: modules, artifacts, quarantine, stats, gc and verify.
+//! - [`store`]: [`Cache`], opened with [`CacheOptions`]; its files, one concern each:
+//!   - `store/error.rs`: [`CacheError`], and [`ArtifactsUnusable`], why artifacts are
+//!     disabled;
+//!   - `store/modules.rs`: modules by digest in the shared store, copies pulled from a
+//!     remote store, provenance;
+//!   - `store/tenants.rs`: tenants' own module namespaces ([`valid_tenant_name`]);
+//!   - `store/artifacts.rs`: compiled artifacts ([`ArtifactKey`]), their metadata and
+//!     MAC checks, artifacts shared by other hosts;
+//!   - `store/locks.rs`: the host-wide compile lock ([`CompileLock`]);
+//!   - `store/quarantine.rs`: setting aside files that failed their check;
+//!   - `store/maintenance.rs`: eviction past the cap, gc, verify and disk stats;
+//!   - `store/walk.rs`: listing the files at one depth of the layout.
 //! - [`mac`]: [`MacKey`], the keyed BLAKE3 tag of artifacts.
-//! - [`atomic`]: the write-temp-fsync-rename helper.
+//! - `atomic`: the write-temp-fsync-rename helper, and telling its temp files apart.
 //! - [`remote`]: the interfaces of stores beyond this host ([`remote::ModuleSource`],
 //!   [`remote::ArtifactSource`]) and of compile leases across a fleet
 //!   ([`remote::Leases`]), gathered in a [`remote::Fleet`].
@@ -41,6 +52,7 @@ pub mod store;
 pub use digest::Digest;
 pub use mac::MacKey;
 pub use store::{
-    ArtifactKey, Cache, CacheError, CacheOptions, CompileLock, DiskStats, GcReport,
-    MAX_TENANT_NAME, VerifiedArtifact, VerifyReport, default_key_file, valid_tenant_name,
+    ArtifactKey, ArtifactsUnusable, Cache, CacheError, CacheOptions, CompileLock, DiskStats,
+    ErrorChain, GcReport, MAX_TENANT_NAME, VerifiedArtifact, VerifyReport, default_key_file,
+    valid_tenant_name,
 };

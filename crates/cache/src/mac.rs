@@ -12,12 +12,26 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{ArtifactKey, Digest};
 
 /// Above this size the hash is spread over the rayon pool.
 const PARALLEL_ABOVE: usize = 256 * 1024;
+
+/// A key file whose content is not a key: the operator's mistake, refused rather than
+/// replaced. It travels as the [`io::ErrorKind::InvalidData`] error of
+/// [`MacKey::load_or_create`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is not an artifact key (64 hex digits); delete it to generate a new one",
+    path.display()
+)]
+struct NotAKey {
+    path: PathBuf,
+    #[source]
+    source: hex::FromHexError,
+}
 
 /// The secret that tags artifacts.
 #[derive(Clone)]
@@ -33,7 +47,7 @@ impl MacKey {
     /// A fresh random key.
     pub fn generate() -> io::Result<MacKey> {
         let mut k = [0u8; 32];
-        getrandom::fill(&mut k).map_err(|e| io::Error::other(e.to_string()))?;
+        getrandom::fill(&mut k).map_err(io::Error::other)?;
         Ok(MacKey(k))
     }
 
@@ -68,13 +82,13 @@ impl MacKey {
         let mut text = String::new();
         File::open(path)?.read_to_string(&mut text)?;
         let mut k = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut k).map_err(|_| {
+        hex::decode_to_slice(text.trim(), &mut k).map_err(|source| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{} is not an artifact key (64 hex digits); delete it to generate a new one",
-                    path.display()
-                ),
+                NotAKey {
+                    path: path.to_owned(),
+                    source,
+                },
             )
         })?;
         Ok(MacKey(k))
@@ -95,14 +109,14 @@ impl MacKey {
 
     /// The tag of `bytes` stored as `key`.
     pub fn tag(&self, key: &ArtifactKey, bytes: &[u8]) -> String {
-        let mut h = self.hasher(&key.engine, key.kind, &key.module, bytes.len() as u64);
+        let mut h = self.hasher(&key.engine, key.extension, &key.module, bytes.len() as u64);
         update(&mut h, bytes);
         h.finalize().to_hex().to_string()
     }
 
     /// The tag of the open `file` (its first `len` bytes) stored as `key`.
     pub fn tag_file(&self, key: &ArtifactKey, file: &File, len: u64) -> io::Result<String> {
-        self.tag_file_named(&key.engine, key.kind, &key.module, file, len)
+        self.tag_file_named(&key.engine, key.extension, &key.module, file, len)
     }
 
     /// [`MacKey::tag_file`] for an artifact named by its parts.
@@ -151,7 +165,7 @@ mod tests {
         ArtifactKey {
             engine: engine.into(),
             module: Digest::of(b"m"),
-            kind: "cwasm",
+            extension: "cwasm",
         }
     }
 

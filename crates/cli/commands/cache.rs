@@ -1,10 +1,10 @@
 //! `wasmq cache`: inspect and maintain the module store and artifact cache.
 
 use anyhow::bail;
-use clap::{Args, Subcommand};
+use clap::{ArgMatches, Args, Subcommand};
 
 use crate::Outcome;
-use crate::config::{CommonArgs, Settings};
+use crate::settings::{self, CommonArgs};
 
 /// Inspect and maintain the cache.
 #[derive(Args)]
@@ -33,8 +33,8 @@ enum Action {
 }
 
 impl CacheCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (_, settings) = settings::start(&self.common, matches, "warn")?;
         let cache = settings.open_cache()?;
         match self.action {
             Action::Stats => {

@@ -3,12 +3,12 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use wasmq_broker::client::Client;
 use wasmq_spec::control::{CancelReply, CancelRequest, CancelTarget};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, Settings};
+use crate::settings::{self, BrokerSettings, ClientArgs};
 
 /// Cancel jobs: every job of a batch, or jobs by id.
 ///
@@ -19,14 +19,12 @@ use crate::config::{BrokerArgs, CommonArgs, Settings};
 #[derive(Args)]
 pub struct CancelCommand {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// Cancel every job of this batch.
     #[arg(long, conflicts_with = "ids")]
     batch: Option<String>,
     /// Seconds to wait for the workers' answers (which running jobs each one stopped).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = settings::defaults::CANCEL_WAIT_SECS)]
     wait: f64,
     /// Ids of the jobs to cancel.
     #[arg(value_name = "ID", required_unless_present = "batch")]
@@ -34,22 +32,16 @@ pub struct CancelCommand {
 }
 
 impl CancelCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (_, broker) = settings::start_client(&self.client, matches, "warn")?;
+        settings::runtime()?.block_on(self.run(broker))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
+    async fn run(self, broker: BrokerSettings) -> Outcome {
         let wait = Duration::try_from_secs_f64(self.wait).map_err(|_| {
             anyhow::anyhow!("--wait must be a number of seconds, not {}", self.wait)
         })?;
-        let topology = settings.topology(&self.broker)?;
-        let client = Client::connect(
-            &settings.amqp_url(&self.broker),
-            "wasmq cancel",
-            topology.clone(),
-        )
-        .await?;
+        let client = Client::connect(&broker.amqp_url, "wasmq cancel", broker.topology).await?;
         let sent_at_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -1,10 +1,12 @@
 //! `wasmq config`: the effective settings and where each came from.
 
-use clap::Args;
+use clap::{ArgMatches, Args};
 
 use crate::Outcome;
-use crate::commands::worker::WorkerArgs;
-use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings};
+use crate::settings::{
+    self, BrokerArgs, BrokerSettings, CommonArgs, SandboxArgs, SandboxSettings, WorkerArgs,
+    WorkerSettings,
+};
 
 /// Print the settings `wasmq worker` would run with, given the same config file,
 /// environment and flags, each with where its value came from: default, file, env or
@@ -26,15 +28,20 @@ pub struct ConfigCommand {
 }
 
 impl ConfigCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        let concurrency = settings.concurrency(&self.sandbox);
-        settings.sandbox_config(&self.sandbox)?;
-        settings.fleet(&self.sandbox)?;
-        settings.worker(&self.worker, concurrency)?;
-        settings.amqp_url(&self.broker);
-        settings.topology(&self.broker)?;
-        let entries = settings.entries();
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, common) = settings::start(&self.common, matches, "warn")?;
+        let sandbox = SandboxSettings::resolve(&layers, &self.sandbox)?;
+        let worker = WorkerSettings::resolve(&layers, &self.worker, sandbox.concurrency)?;
+        let broker = BrokerSettings::resolve(&layers, &self.broker)?;
+        let entries: Vec<_> = [
+            &common.entries,
+            &sandbox.entries,
+            &worker.entries,
+            &broker.entries,
+        ]
+        .into_iter()
+        .flat_map(|group| group.iter())
+        .collect();
         if self.json {
             for e in &entries {
                 println!(

@@ -1,10 +1,10 @@
 //! `wasmq dead`: inspect and repair the dead-letter queue.
 
-use clap::{Args, Subcommand};
+use clap::{ArgMatches, Args, Subcommand};
 use wasmq_broker::client::{Client, Peeked};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, Settings};
+use crate::settings::{self, BrokerSettings, ClientArgs};
 
 /// Inspect and repair the dead-letter queue: the job messages the broker gave up on after
 /// the delivery limit (a host fault on every attempt, or a worker that died on each).
@@ -29,9 +29,7 @@ enum DeadAction {
 #[derive(Args)]
 struct ListArgs {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// Only this batch's jobs.
     #[arg(long)]
     batch: Option<String>,
@@ -39,16 +37,14 @@ struct ListArgs {
     #[arg(long)]
     json: bool,
     /// List at most this many.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = settings::defaults::DEAD_LIST_LIMIT)]
     limit: u32,
 }
 
 #[derive(Args)]
 struct RequeueArgs {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// Requeue this batch's jobs.
     #[arg(long, conflicts_with = "ids")]
     batch: Option<String>,
@@ -63,9 +59,7 @@ struct RequeueArgs {
 #[derive(Args)]
 struct PurgeArgs {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
 }
 
 /// A dead-lettered job as listed.
@@ -109,25 +103,23 @@ fn row(p: &Peeked, delivery_limit: u32) -> Row {
 }
 
 impl DeadCommand {
-    pub fn execute(self) -> Outcome {
-        let common = match &self.action {
-            DeadAction::List(a) => &a.common,
-            DeadAction::Requeue(a) => &a.common,
-            DeadAction::Purge(a) => &a.common,
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let client = match &self.action {
+            DeadAction::List(a) => &a.client,
+            DeadAction::Requeue(a) => &a.client,
+            DeadAction::Purge(a) => &a.client,
         };
-        let settings = Settings::start(common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+        // The arguments are the action's.
+        let (_, own) = matches.subcommand().expect("clap requires an action");
+        let (_, broker) = settings::start_client(client, own, "warn")?;
+        settings::runtime()?.block_on(self.run(broker))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let broker = match &self.action {
-            DeadAction::List(a) => &a.broker,
-            DeadAction::Requeue(a) => &a.broker,
-            DeadAction::Purge(a) => &a.broker,
-        };
-        let topology = settings.topology(broker)?;
-        let client =
-            Client::connect(&settings.amqp_url(broker), "wasmq dead", topology.clone()).await?;
+    async fn run(self, broker: BrokerSettings) -> Outcome {
+        let BrokerSettings {
+            amqp_url, topology, ..
+        } = broker;
+        let client = Client::connect(&amqp_url, "wasmq dead", topology.clone()).await?;
         let dead = topology.dead_queue();
         let outcome = match self.action {
             DeadAction::List(a) => {

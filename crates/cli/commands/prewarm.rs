@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -14,8 +14,10 @@ use wasmq_spec::CacheOutcome;
 use wasmq_spec::control::{PrewarmOutcome, PrewarmReply, PrewarmRequest};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings};
 use crate::input::{read_module, upload};
+use crate::settings::{
+    self, BrokerArgs, BrokerSettings, CommonArgs, CommonSettings, SandboxArgs, SandboxSettings,
+};
 
 /// Upload modules to the module store and compile them into the artifact cache.
 ///
@@ -35,7 +37,7 @@ pub struct PrewarmCommand {
     #[arg(long)]
     broadcast: bool,
     /// With --broadcast: seconds to wait for every worker's answer.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = settings::defaults::PREWARM_TIMEOUT_SECS)]
     timeout: u64,
     /// Module files (.wasm, or .wat text).
     #[arg(required = true, value_name = "FILE")]
@@ -43,17 +45,19 @@ pub struct PrewarmCommand {
 }
 
 impl PrewarmCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, common) = settings::start(&self.common, matches, "warn")?;
+        if self.broadcast {
+            let broker = BrokerSettings::resolve(&layers, &self.broker)?;
+            return settings::runtime()?.block_on(self.broadcast(common, broker));
+        }
+        let sandbox = SandboxSettings::resolve(&layers, &self.sandbox)?;
+        settings::runtime()?.block_on(self.run(common, sandbox))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        if self.broadcast {
-            return self.broadcast(settings).await;
-        }
-        let (cache, sandbox) = settings.sandbox(&self.sandbox)?;
-        let parallel = Arc::new(Semaphore::new(settings.concurrency(&self.sandbox).max(1)));
+    async fn run(self, settings: CommonSettings, sandbox: SandboxSettings) -> Outcome {
+        let parallel = Arc::new(Semaphore::new(sandbox.concurrency.max(1)));
+        let (cache, sandbox) = sandbox.open(&settings)?;
         let bar = ProgressBar::new(self.files.len() as u64).with_style(
             ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
                 .expect("valid template")
@@ -78,7 +82,10 @@ impl PrewarmCommand {
                 if let Err(e) = cache.put_module(&bytes) {
                     return (path, Err(format!("could not store the module: {e}")));
                 }
-                (path, sandbox.prewarm(bytes).await)
+                (
+                    path,
+                    sandbox.prewarm(bytes).await.map_err(|e| e.to_string()),
+                )
             });
         }
         let mut ok = true;
@@ -109,7 +116,7 @@ impl PrewarmCommand {
     }
 
     /// Uploads the modules and asks every live worker to compile them.
-    async fn broadcast(self, settings: Settings) -> Outcome {
+    async fn broadcast(self, settings: CommonSettings, broker: BrokerSettings) -> Outcome {
         let cache = settings.open_cache()?;
         let registry = settings.pushes_to_registry().then(|| settings.registry());
         let mut modules = Vec::new();
@@ -118,13 +125,10 @@ impl PrewarmCommand {
             println!("sha256:{hex}  uploaded  {}", path.display());
             modules.push(hex);
         }
-        let topology = settings.topology(&self.broker)?;
-        let client = Client::connect(
-            &settings.amqp_url(&self.broker),
-            "wasmq prewarm",
-            topology.clone(),
-        )
-        .await?;
+        let BrokerSettings {
+            amqp_url, topology, ..
+        } = broker;
+        let client = Client::connect(&amqp_url, "wasmq prewarm", topology.clone()).await?;
         let (_, workers) = client.queue_counts(&topology.jobs_queue()).await?;
         if workers == 0 {
             anyhow::bail!(

@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{ArgMatches, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use wasmq_broker::client::Client;
 use wasmq_spec::control::ResultMessage;
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, Settings};
 use crate::output::Printer;
+use crate::settings::{self, BrokerSettings, ClientArgs};
 
 /// Read results as JSONL, one per job: duplicates of a job (at-least-once delivery can
 /// repeat one) are dropped.
@@ -20,9 +20,7 @@ use crate::output::Printer;
 #[derive(Args)]
 pub struct ResultsCommand {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// Read this batch's own result queue [default: the shared results queue].
     #[arg(long)]
     batch: Option<String>,
@@ -39,25 +37,22 @@ pub struct ResultsCommand {
 }
 
 impl ResultsCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (_, broker) = settings::start_client(&self.client, matches, "warn")?;
+        settings::runtime()?.block_on(self.run(broker))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let topology = settings.topology(&self.broker)?;
+    async fn run(self, broker: BrokerSettings) -> Outcome {
+        let BrokerSettings {
+            amqp_url, topology, ..
+        } = broker;
         if self.wait && self.batch.is_none() && self.expect.is_none() {
             anyhow::bail!("--wait needs --batch (whose size submit recorded) or --expect N");
         }
-        let client = Client::connect(
-            &settings.amqp_url(&self.broker),
-            "wasmq results",
-            topology.clone(),
-        )
-        .await?;
+        let client = Client::connect(&amqp_url, "wasmq results", topology.clone()).await?;
         let queue = match &self.batch {
             Some(b) => client.find_batch_queue(b).await?,
-            None => topology.results_queue(),
+            None => topology.results(),
         };
         let (ready, _) = client.queue_counts(&queue).await.map_err(|e| {
             anyhow::anyhow!("{e}; a batch's result queue exists from its submit until it is unused for the result TTL")

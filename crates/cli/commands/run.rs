@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use tokio_util::sync::CancellationToken;
-use wasmq_broker::MemoryQueue;
+use wasmq_queue::MemoryQueue;
 use wasmq_spec::JobResult;
 use wasmq_worker::{Worker, WorkerConfig};
 
 use crate::Outcome;
-use crate::config::{CommonArgs, SandboxArgs, Settings};
 use crate::input::{Uploader, read_inputs};
 use crate::output::Printer;
+use crate::settings::{self, CommonArgs, CommonSettings, SandboxArgs, SandboxSettings};
 
 /// Run jobs on this machine, in parallel sandboxes, and print one result per line.
 ///
@@ -33,14 +33,15 @@ pub struct RunCommand {
 }
 
 impl RunCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, common) = settings::start(&self.common, matches, "warn")?;
+        let sandbox = SandboxSettings::resolve(&layers, &self.sandbox)?;
+        settings::runtime()?.block_on(self.run(common, sandbox))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let concurrency = settings.concurrency(&self.sandbox);
-        let (cache, sandbox) = settings.local_sandbox(&self.sandbox)?;
+    async fn run(self, settings: CommonSettings, sandbox: SandboxSettings) -> Outcome {
+        let concurrency = sandbox.concurrency;
+        let (cache, sandbox) = sandbox.open_local(&settings)?;
         let entries = read_inputs(&self.inputs)?;
         let started = Instant::now();
         let (queue, mut results) = MemoryQueue::new();

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{ArgMatches, Args};
 
 use crate::Outcome;
-use crate::config::{CommonArgs, SandboxArgs, Settings};
 use crate::input::{Uploader, read_inputs};
+use crate::settings::{self, CommonArgs, CommonSettings, SandboxArgs, SandboxSettings};
 
 /// Pre-initialise a module: run its initializer once with a job's inputs and write the
 /// module as the initializer left it.
@@ -26,7 +26,7 @@ pub struct SnapshotCommand {
     #[command(flatten)]
     sandbox: SandboxArgs,
     /// The export to call once, a function taking and returning nothing.
-    #[arg(long, default_value = wasmq_sandbox::DEFAULT_INIT, value_name = "EXPORT")]
+    #[arg(long, default_value = settings::defaults::SNAPSHOT_INIT, value_name = "EXPORT")]
     init: String,
     /// Where to write the new module.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
@@ -37,13 +37,14 @@ pub struct SnapshotCommand {
 }
 
 impl SnapshotCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, common) = settings::start(&self.common, matches, "warn")?;
+        let sandbox = SandboxSettings::resolve(&layers, &self.sandbox)?;
+        settings::runtime()?.block_on(self.run(common, sandbox))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let (cache, sandbox) = settings.local_sandbox(&self.sandbox)?;
+    async fn run(self, settings: CommonSettings, sandbox: SandboxSettings) -> Outcome {
+        let (cache, sandbox) = sandbox.open_local(&settings)?;
         let mut entries = read_inputs(std::slice::from_ref(&self.input))?;
         if entries.len() != 1 {
             bail!(

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use clap::Args;
-use wasmq_broker::client::{Client, split_urls};
-use wasmq_broker::management::{self, Management};
+use clap::{ArgMatches, Args};
+use wasmq_broker::client::Client;
+use wasmq_broker::management::Management;
 use wasmq_spec::control::ResultMessage;
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, Settings};
+use crate::settings::{self, BrokerSettings, ClientArgs, StatusSettings};
 
 /// Show the depth (ready and unacked messages) and the consumers of the jobs, results and
 /// dead-letter queues; with --batch, that batch's result queue and its progress by status.
@@ -19,9 +19,7 @@ use crate::config::{BrokerArgs, CommonArgs, Settings};
 #[derive(Args)]
 pub struct StatusCommand {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// Also show this batch: its result queue, and its results by status.
     #[arg(long)]
     batch: Option<String>,
@@ -32,22 +30,23 @@ pub struct StatusCommand {
 }
 
 impl StatusCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, _) = settings::start(&self.client.common, matches, "warn")?;
+        let broker = BrokerSettings::resolve(&layers, &self.client.broker)?;
+        let status = StatusSettings::resolve(&layers, self.management_url.clone(), &broker);
+        settings::runtime()?.block_on(self.run(broker, status))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let topology = settings.topology(&self.broker)?;
-        let url = settings.amqp_url(&self.broker);
-        let first = split_urls(&url).into_iter().next().unwrap_or_default();
-        let client = Client::connect(&url, "wasmq status", topology.clone()).await?;
-        let api = self
+    async fn run(self, broker: BrokerSettings, status: StatusSettings) -> Outcome {
+        let first = broker.first_url();
+        let BrokerSettings {
+            amqp_url, topology, ..
+        } = broker;
+        let client = Client::connect(&amqp_url, "wasmq status", topology.clone()).await?;
+        let api = match status
             .management_url
-            .clone()
-            .or_else(|| settings.file.management_url.clone())
-            .or_else(|| management::default_url(&first));
-        let api = match api.map(|base| Management::new(&base, &first)) {
+            .map(|base| Management::new(&base, &first))
+        {
             Some(Ok(m)) => Some(m),
             Some(Err(e)) => {
                 eprintln!("warning: {e}");
@@ -57,14 +56,8 @@ impl StatusCommand {
         };
         let mut queues = vec![topology.jobs_queue()];
         // The tenants of this config file have jobs queues of their own.
-        queues.extend(
-            settings
-                .file
-                .tenants
-                .keys()
-                .map(|t| topology.tenant_jobs_queue(t)),
-        );
-        queues.extend([topology.results_queue(), topology.dead_queue()]);
+        queues.extend(status.tenants.iter().map(|t| topology.tenant_jobs_queue(t)));
+        queues.extend([topology.results(), topology.dead_queue()]);
         let batch_queue = match &self.batch {
             Some(b) => Some(client.find_batch_queue(b).await?),
             None => None,
@@ -94,16 +87,13 @@ impl StatusCommand {
                 Err(e) => return Err(e.into()),
             };
             let unacked = match &api {
-                Some(m) if api_error.is_none() => {
-                    let (m, name) = (m.clone(), q.clone());
-                    match tokio::task::spawn_blocking(move || m.queue(&name)).await? {
-                        Ok(d) => d.messages_unacknowledged.to_string(),
-                        Err(e) => {
-                            api_error = Some(e.to_string());
-                            "-".to_owned()
-                        }
+                Some(m) if api_error.is_none() => match m.queue(q).await {
+                    Ok(d) => d.messages_unacknowledged.to_string(),
+                    Err(e) => {
+                        api_error = Some(e.to_string());
+                        "-".to_owned()
                     }
-                }
+                },
                 _ => "-".to_owned(),
             };
             println!("{q:<48}  {ready:>9}  {unacked:>9}  {consumers:>9}");

@@ -6,15 +6,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use base64::Engine as _;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use wasmq_broker::client::Client;
 use wasmq_spec::control::BatchManifest;
 use wasmq_spec::{Job, ModuleRef};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, Settings};
 use crate::input::{Uploader, read_inputs, read_module};
+use crate::settings::{self, BrokerSettings, ClientArgs, CommonSettings};
 
 /// Publish jobs to the jobs queue as one batch, and prints the batch id.
 ///
@@ -23,9 +23,7 @@ use crate::input::{Uploader, read_inputs, read_module};
 #[derive(Args)]
 pub struct SubmitCommand {
     #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    broker: BrokerArgs,
+    client: ClientArgs,
     /// The batch id given to every job [default: the batch the jobs name, when they all
     /// name the same one; otherwise a new id]. Job ids must be unique within a batch.
     #[arg(long)]
@@ -34,12 +32,15 @@ pub struct SubmitCommand {
     /// module store the workers share.
     #[arg(long)]
     inline: bool,
-    /// Seconds the batch's result queue lives unused before the broker deletes it
-    /// [default: 86400].
-    #[arg(long, env = "WASMQ_RESULT_TTL_SECS", default_value_t = 86_400)]
+    /// Seconds the batch's result queue lives unused before the broker deletes it.
+    #[arg(
+        long,
+        env = "WASMQ_RESULT_TTL_SECS",
+        default_value_t = settings::defaults::RESULT_TTL_SECS
+    )]
     result_ttl_secs: u32,
     /// Job messages published but not yet confirmed, at most.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = settings::defaults::SUBMIT_WINDOW)]
     window: usize,
     /// Job files (.json, .jsonl), directories of them, or - for stdin.
     #[arg(required = true, value_name = "JOB_FILE")]
@@ -47,13 +48,15 @@ pub struct SubmitCommand {
 }
 
 impl SubmitCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "warn")?;
-        settings.runtime()?.block_on(self.run(settings))
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (common, broker) = settings::start_client(&self.client, matches, "warn")?;
+        settings::runtime()?.block_on(self.run(common, broker))
     }
 
-    async fn run(self, settings: Settings) -> Outcome {
-        let topology = settings.topology(&self.broker)?;
+    async fn run(self, settings: CommonSettings, broker: BrokerSettings) -> Outcome {
+        let BrokerSettings {
+            amqp_url, topology, ..
+        } = broker;
         if let Some(b) = &self.batch {
             let probe: Result<Job, _> =
                 serde_json::from_value(serde_json::json!({"batch": b, "module": {"base64": ""}}));
@@ -144,12 +147,7 @@ impl SubmitCommand {
             bodies.push((job.id().to_owned(), serde_json::to_vec(&job)?));
         }
 
-        let client = Client::connect(
-            &settings.amqp_url(&self.broker),
-            "wasmq submit",
-            topology.clone(),
-        )
-        .await?;
+        let client = Client::connect(&amqp_url, "wasmq submit", topology.clone()).await?;
         client
             .declare_batch_queue(&batch, self.result_ttl_secs.saturating_mul(1000))
             .await?;

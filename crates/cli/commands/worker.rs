@@ -1,11 +1,10 @@
 //! `wasmq worker`: consume jobs from RabbitMQ, run them, publish results.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -24,7 +23,10 @@ use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
 use crate::Outcome;
-use crate::config::{BrokerArgs, CommonArgs, SandboxArgs, Settings, WorkerSettings};
+use crate::settings::{
+    self, BrokerArgs, BrokerSettings, CommonArgs, CommonSettings, SandboxArgs, SandboxSettings,
+    WorkerArgs, WorkerSettings,
+};
 
 /// Consume jobs from RabbitMQ, run each in a sandbox, publish its result, then ack it.
 ///
@@ -41,38 +43,6 @@ pub struct WorkerCommand {
     broker: BrokerArgs,
     #[command(flatten)]
     worker: WorkerArgs,
-}
-
-/// The worker's own flags (`wasmq config` takes them too).
-#[derive(Args, Debug, Clone)]
-pub struct WorkerArgs {
-    /// Seconds jobs in flight may take to finish after a stop signal
-    /// [config: drain_timeout_secs] [default: 30].
-    #[arg(long, env = "WASMQ_DRAIN_TIMEOUT_SECS")]
-    pub drain_timeout_secs: Option<u64>,
-    /// Largest job message accepted, in bytes [config: max_message_bytes] [default: 16 MiB].
-    #[arg(long, env = "WASMQ_MAX_MESSAGE_BYTES")]
-    pub max_message_bytes: Option<usize>,
-    /// Job messages the broker may hand this worker before it acks them: the jobs running
-    /// plus results waiting for the broker's confirm. Set it equal to --concurrency for
-    /// long jobs, so no worker holds jobs it cannot start yet [config: prefetch]
-    /// [default: concurrency + 64].
-    #[arg(long, env = "WASMQ_PREFETCH")]
-    pub prefetch: Option<u16>,
-    /// Name written into every result [config: worker_id] [default: HOST-PID].
-    #[arg(long, env = "WASMQ_WORKER_ID")]
-    pub worker_id: Option<String>,
-    /// Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g.
-    /// 0.0.0.0:9090 [config: metrics_addr] [default: off].
-    #[arg(long, env = "WASMQ_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-    /// The broker's `consumer_timeout`, in ms: how long RabbitMQ lets a delivery stay
-    /// unacked before it closes the channel. The worker refuses to start when its longest
-    /// job (limits.maximum.timeout_ms) plus a 60 s margin would not finish within it; 0 if
-    /// the broker has no consumer timeout [config: consumer_timeout_ms]
-    /// [default: 1800000, RabbitMQ's default].
-    #[arg(long, env = "WASMQ_CONSUMER_TIMEOUT_MS")]
-    pub consumer_timeout_ms: Option<u64>,
 }
 
 /// How long a delivery stays unacked besides the run itself, at most: compiling its module
@@ -104,21 +74,34 @@ fn check_consumer_timeout(max_timeout_ms: u64, consumer_timeout_ms: u64) -> anyh
 }
 
 impl WorkerCommand {
-    pub fn execute(self) -> Outcome {
-        let settings = Settings::start(&self.common, "info")?;
-        settings.runtime()?.block_on(self.run(settings))
-    }
-
-    async fn run(self, settings: Settings) -> Outcome {
-        let concurrency = settings.concurrency(&self.sandbox);
-        let w = settings.worker(&self.worker, concurrency)?;
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, common) = settings::start(&self.common, matches, "info")?;
+        let concurrency = SandboxSettings::concurrency(&layers, &self.sandbox).value;
+        let w = WorkerSettings::resolve(&layers, &self.worker, concurrency)?;
         // Checked before anything is built or connected: a worker the broker would cut short
         // must not take a single job.
-        let sandbox_config = settings.sandbox_config(&self.sandbox)?;
-        let max_timeout_ms = sandbox_config.limits.maximum.timeout_ms;
-        check_consumer_timeout(max_timeout_ms, w.consumer_timeout_ms)?;
-        let url = settings.amqp_url(&self.broker);
-        let topology = settings.topology(&self.broker)?;
+        let sandbox = SandboxSettings::resolve(&layers, &self.sandbox)?;
+        check_consumer_timeout(
+            sandbox.config.limits.maximum.timeout_ms,
+            w.consumer_timeout_ms,
+        )?;
+        let broker = BrokerSettings::resolve(&layers, &self.broker)?;
+        settings::runtime()?.block_on(Self::run(common, sandbox, broker, w))
+    }
+
+    async fn run(
+        settings: CommonSettings,
+        sandbox_settings: SandboxSettings,
+        broker: BrokerSettings,
+        w: WorkerSettings,
+    ) -> Outcome {
+        let concurrency = sandbox_settings.concurrency;
+        let max_timeout_ms = sandbox_settings.config.limits.maximum.timeout_ms;
+        let BrokerSettings {
+            amqp_url: url,
+            topology,
+            ..
+        } = broker;
         let WorkerSettings {
             drain_timeout: drain,
             max_message_bytes,
@@ -126,12 +109,13 @@ impl WorkerCommand {
             worker_id,
             consumer_timeout_ms,
             metrics_addr,
+            ..
         } = w;
         // `shutdown` starts the drain; `link` closes the broker connections after it, so
         // results of the jobs in flight can still be published while draining.
         let shutdown = CancellationToken::new();
         let link = CancellationToken::new();
-        let mut fleet = settings.fleet(&self.sandbox)?;
+        let mut fleet = sandbox_settings.fleet(&settings);
         if fleet.artifacts.is_some() {
             // Workers that share artifacts compile each module once between them.
             fleet.leases = Some(Arc::new(AmqpLeases::start(
@@ -141,7 +125,7 @@ impl WorkerCommand {
                 link.clone(),
             )));
         }
-        let (cache, sandbox) = settings.sandbox_with(sandbox_config, fleet)?;
+        let (cache, sandbox) = sandbox_settings.build(&settings, fleet)?;
         // Deliveries beyond the running jobs wait in this worker, unacked, for a free slot; the
         // broker's clock runs for them too.
         let rounds = usize::from(prefetch).div_ceil(concurrency.max(1)) as u64;
@@ -369,7 +353,7 @@ async fn prewarm(
                             error: None,
                         }
                     }
-                    Err(why) => failed(why),
+                    Err(why) => failed(why.to_string()),
                 },
             },
         };

@@ -55,7 +55,7 @@ impl ArtifactStore {
         };
         let mut tag = format!(
             "{}-{}-{}",
-            clean(key.kind),
+            clean(key.extension),
             clean(&key.engine),
             key.module.to_hex()
         );
@@ -92,7 +92,7 @@ impl ArtifactStore {
             serde_json::from_slice(&config).map_err(|e| bad(e.to_string()))?;
         if config.module != key.module.to_hex()
             || config.engine != key.engine
-            || config.kind != key.kind
+            || config.kind != key.extension
             || i64::try_from(config.size).ok() != Some(layer.size)
         {
             return Err(bad("its config names another artifact".into()));
@@ -109,7 +109,7 @@ impl ArtifactStore {
         let config = ArtifactConfig {
             module: key.module.to_hex(),
             engine: key.engine.clone(),
-            kind: key.kind.to_owned(),
+            kind: key.extension.to_owned(),
             size: artifact.bytes.len() as u64,
             blake3_mac: artifact.mac,
         };

@@ -16,6 +16,7 @@ use wasmq_cache::{Cache, Digest};
 use wasmq_spec::{Job, JobResult, Limits, ModuleRef, Rejection, Status, codes};
 
 use crate::config::{SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs};
+use crate::fault::HostError;
 use crate::files;
 
 /// The rules a job runs under.
@@ -75,7 +76,7 @@ pub(crate) struct Mount {
 /// The module store a job's `sha256` is looked up in: this host's cache directory, and
 /// whether a remote store (a registry) stands behind it.
 #[derive(Clone, Copy)]
-pub(crate) struct Store<'a> {
+pub(crate) struct ModuleAccess<'a> {
     pub(crate) cache: &'a Cache,
     pub(crate) remote: bool,
 }
@@ -105,7 +106,7 @@ pub(crate) struct Admitted<'a> {
 /// The checks cost a few `stat` calls at most (the module namespace).
 pub(crate) fn admit<'a>(
     config: &'a SandboxConfig,
-    store: Store<'_>,
+    store: ModuleAccess<'_>,
     job: &'a Job,
     intake: Intake<'_>,
 ) -> Result<Admitted<'a>, NotAdmitted> {
@@ -357,7 +358,7 @@ fn module_source(
 /// and the artifacts are shared and would otherwise answer). Also returns the tenant whose
 /// namespace should keep inline bytes that are in neither.
 fn namespace<'p>(
-    store: Store<'_>,
+    store: ModuleAccess<'_>,
     policy: Policy<'p>,
     digest: Digest,
     source: Source,
@@ -436,13 +437,19 @@ pub(crate) enum JobError {
     /// The module declares more memory or table than any limit here allows:
     /// `memory_exceeded`, though it never ran.
     OverMemory(Rejection),
-    /// The host failed (a disk, an engine, a panic): `internal_error`, which the worker
-    /// requeues.
-    Internal(String),
+    /// The host failed (a disk, an engine, a registry): a [`crate::HostFault`], which the
+    /// worker requeues.
+    Host(HostError),
     /// The job was cancelled before it started: `cancelled`, never run.
     Cancelled(String),
     /// The job was not started by its `expires_at`: `expired`, never run.
     Expired(String),
+}
+
+impl From<HostError> for JobError {
+    fn from(e: HostError) -> Self {
+        JobError::Host(e)
+    }
 }
 
 impl From<Rejection> for JobError {
@@ -452,17 +459,19 @@ impl From<Rejection> for JobError {
 }
 
 impl JobError {
-    /// Writes this outcome into `result`: the one place a job error becomes a status.
-    pub(crate) fn record(self, result: &mut JobResult) {
+    /// Writes this outcome into `result`: the one place a job error becomes a status. A
+    /// host fault is not the job's outcome: it comes back.
+    pub(crate) fn record(self, result: &mut JobResult) -> Result<(), HostError> {
         match self {
             JobError::Rejected(r) => result.set_outcome(Status::Rejected, r.code, r.message),
             JobError::OverMemory(r) => {
                 result.set_outcome(Status::MemoryExceeded, r.code, r.message)
             }
-            JobError::Internal(m) => result.set_outcome(Status::InternalError, codes::INTERNAL, m),
+            JobError::Host(e) => return Err(e),
             JobError::Cancelled(m) => result.set_outcome(Status::Cancelled, codes::CANCELLED, m),
             JobError::Expired(m) => result.set_outcome(Status::Expired, codes::EXPIRED, m),
         }
+        Ok(())
     }
 }
 
@@ -511,8 +520,8 @@ mod tests {
             .expect("a valid job")
     }
 
-    fn local(cache: &Cache) -> Store<'_> {
-        Store {
+    fn local(cache: &Cache) -> ModuleAccess<'_> {
+        ModuleAccess {
             cache,
             remote: false,
         }
@@ -681,11 +690,6 @@ mod tests {
                 codes::MEMORY_LIMIT,
             ),
             (
-                JobError::Internal("disk".into()),
-                Status::InternalError,
-                codes::INTERNAL,
-            ),
-            (
                 JobError::Cancelled("c".into()),
                 Status::Cancelled,
                 codes::CANCELLED,
@@ -698,9 +702,16 @@ mod tests {
         ];
         for (e, status, code) in cases {
             let mut r = JobResult::new("j", None);
-            e.record(&mut r);
+            e.record(&mut r).unwrap();
             assert_eq!((r.status, r.code.as_str()), (status, code));
         }
+        // A host fault is no status of the job's: it comes back as itself.
+        let mut r = JobResult::new("j", None);
+        let e = JobError::Host(HostError::new("disk"))
+            .record(&mut r)
+            .unwrap_err();
+        assert_eq!(e.message(), "disk");
+        assert_eq!(r, JobResult::new("j", None));
     }
 
     #[test]
@@ -723,7 +734,7 @@ mod tests {
             panic!("an expired job admitted")
         };
         let mut r = JobResult::new("j", None);
-        late.error.record(&mut r);
+        late.error.record(&mut r).unwrap();
         assert_eq!(
             (r.status, r.code.as_str()),
             (Status::Expired, codes::EXPIRED)
@@ -787,7 +798,7 @@ mod tests {
             code(admit(&c, local(&cache), &by_sha, who(Some("alice")))),
             codes::MODULE_NOT_FOUND
         );
-        let remote = Store {
+        let remote = ModuleAccess {
             cache: &cache,
             remote: true,
         };

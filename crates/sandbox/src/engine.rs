@@ -65,9 +65,10 @@ impl HasLimiter for ComponentState {
     }
 }
 
-/// Which engine a job runs on.
+/// Which engine a job runs on: the plain one, or the one that meters fuel (for jobs with
+/// `limits.fuel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum EngineKind {
+pub(crate) enum Metering {
     Plain,
     Fuel,
 }
@@ -132,10 +133,10 @@ impl Engines {
     }
 
     /// The engine for `kind`, creating the fuel engine on first use.
-    pub(crate) fn get(&self, kind: EngineKind) -> anyhow::Result<&Runtime> {
+    pub(crate) fn get(&self, kind: Metering) -> anyhow::Result<&Runtime> {
         match kind {
-            EngineKind::Plain => Ok(&self.plain),
-            EngineKind::Fuel => {
+            Metering::Plain => Ok(&self.plain),
+            Metering::Fuel => {
                 if let Some(rt) = self.fuel.get() {
                     return Ok(rt);
                 }

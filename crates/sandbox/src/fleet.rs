@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::{debug, info, warn};
 use wasmq_cache::remote::{Fleet, LeaseGuard, RemoteError, ResolvedReference, SharedArtifact};
 use wasmq_cache::{ArtifactKey, Cache, Digest};
@@ -72,7 +73,7 @@ impl Remote {
     /// The module an OCI reference names.
     pub(crate) async fn resolve(&self, reference: &str) -> Result<ResolvedReference, ResolveError> {
         let Some(store) = &self.fleet.modules else {
-            return Err(ResolveError::Internal(format!(
+            return Err(ResolveError::host(format!(
                 "module.oci {reference}: this worker has no registry configured"
             )));
         };
@@ -110,7 +111,7 @@ impl Remote {
         if let Some(failed) = &*last
             && failed.at.elapsed() < SHARE_FAILURE
         {
-            return Err(ResolveError::Internal(failed.why.clone()));
+            return Err(ResolveError::host(failed.why.clone()));
         }
         // Another task may have pulled it while this one waited.
         let result = match local(cache, digest).await? {
@@ -141,9 +142,10 @@ impl Remote {
                                 warn!(error = %e, "could not keep the pulled module");
                                 Ok(Some(bytes))
                             }
-                            Err(e) => Err(ResolveError::Internal(format!(
-                                "keeping a pulled module panicked: {e}"
-                            ))),
+                            Err(e) => Err(ResolveError::host_caused(
+                                format!("keeping a pulled module panicked: {e}"),
+                                e,
+                            )),
                         }
                     }
                     Err(e) => Err(e),
@@ -151,9 +153,9 @@ impl Remote {
             }
         };
         *last = match &result {
-            Err(ResolveError::Internal(why)) => Some(Failed {
+            Err(ResolveError::Host(e)) => Some(Failed {
                 at: Instant::now(),
-                why: why.clone(),
+                why: e.message().to_owned(),
             }),
             _ => None,
         };
@@ -169,7 +171,7 @@ impl Remote {
         let Some(store) = &self.fleet.artifacts else {
             return Shared::Compile(None);
         };
-        let lease_name = format!("{}.{}.{}", key.engine, key.module.to_hex(), key.kind);
+        let lease_name = format!("{}.{}.{}", key.engine, key.module.to_hex(), key.extension);
         let deadline = Instant::now() + self.fleet.compile_wait;
         let mut waited = false;
         loop {
@@ -244,20 +246,25 @@ impl Remote {
         F: Future<Output = Result<T, RemoteError>> + 'a,
     {
         let deadline = Instant::now() + self.fleet.retry_for;
-        let mut backoff = FIRST_BACKOFF;
+        let mut delays = ExponentialBuilder::new()
+            .with_min_delay(FIRST_BACKOFF)
+            .with_max_delay(MAX_BACKOFF)
+            .with_factor(2.0)
+            .without_max_times()
+            .build();
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(RemoteError::Unavailable(why)) => {
+                    let backoff = delays.next().unwrap_or(MAX_BACKOFF);
                     if Instant::now() + backoff > deadline {
-                        return Err(ResolveError::Internal(format!(
+                        return Err(ResolveError::host(format!(
                             "{what}: the registry was unavailable for {} s: {why}",
                             self.fleet.retry_for.as_secs()
                         )));
                     }
                     debug!(%why, "registry unavailable; retrying");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => return Err(job_fault(e)),
             }
@@ -270,8 +277,10 @@ async fn local(cache: &Arc<Cache>, digest: Digest) -> Result<Option<Vec<u8>>, Re
     let cache = cache.clone();
     tokio::task::spawn_blocking(move || cache.get_module(&digest))
         .await
-        .map_err(|e| ResolveError::Internal(format!("reading the module store panicked: {e}")))?
-        .map_err(|e| ResolveError::Internal(e.to_string()))
+        .map_err(|e| {
+            ResolveError::host_caused(format!("reading the module store panicked: {e}"), e)
+        })?
+        .map_err(|e| ResolveError::host_caused(e.to_string(), e))
 }
 
 /// Imports a shared artifact into the local cache if its MAC verifies.
@@ -307,6 +316,6 @@ fn job_fault(e: RemoteError) -> ResolveError {
         }
         RemoteError::DigestMismatch(m) => mismatch(m),
         RemoteError::NotWasm(m) => ResolveError::Rejected(Rejection::new(codes::INVALID_MODULE, m)),
-        RemoteError::Unavailable(m) => ResolveError::Internal(m),
+        RemoteError::Unavailable(m) => ResolveError::host(m),
     }
 }

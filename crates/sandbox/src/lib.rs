@@ -2,32 +2,46 @@
 //! through the artifact cache.
 //!
 //! This is the only crate that touches wasmtime. It narrows wasmtime to what wasmq needs:
-//! [`Sandbox::new`] builds the engine(s) once per process, [`Sandbox::run`] turns a
-//! [`Job`](wasmq_spec::Job) into a [`JobResult`](wasmq_spec::JobResult), and
+//! [`Sandbox::new`] builds the engine(s) once per process, [`Sandbox::run_cancellable`]
+//! turns a [`Job`](wasmq_spec::Job) into its [`JobResult`](wasmq_spec::JobResult), or a
+//! [`HostFault`] when the host, not the job, failed, and
 //! [`Sandbox::prewarm`] compiles a module into the cache without running it. Every way a
 //! guest can misbehave ends in a result status; none of them takes the process down.
 //!
 //! # Layout
 //! - [`config`]: [`SandboxConfig`], [`Volume`] and the tenant policies ([`Tenancy`]),
 //!   fixed at start.
-//! - `engine`: the engines (plain and fuel-metering), pooling allocator, epoch tickers,
-//!   fingerprints.
-//! - `modules`: the hot set, single-flight compile, load-from-disk (the one `unsafe`).
+//! - `engine`: the engines (plain and fuel-metering: `Metering`), pooling allocator, epoch
+//!   tickers, fingerprints.
+//! - `modules`: a module's binary `Format` (core or component), the hot set, single-flight
+//!   compile through the caches.
+//! - `compile`: the engine's side: compile (and the twin engine's second opinion), load an
+//!   artifact from disk (the one `unsafe`), link.
+//! - `bounds`: the pre-compile check that refuses code shapes whose compile time explodes.
 //! - `fleet`: what comes from the rest of a fleet ([`Sandbox::in_fleet`]): modules pulled
 //!   from a registry, references resolved, shared artifacts and compile leases.
 //! - `admission`: whether a job may run, and its plan (tenant policy, limits, volumes,
 //!   inputs, module namespace), before any wasmtime call; the one job error type.
-//! - `run`: one job: WASI context, limits, instantiate, call, classify the outcome.
+//! - `run`: one job: WASI context, limits, a store whose epoch callback records why it
+//!   stops a guest, instantiate, call.
+//! - `classify`: how the job ended, in one `match`: status, code, message.
+//! - `kinds`: what each job kind needs of a module's exports, and how it is called.
+//! - `fault`: [`HostFault`] and [`HostError`], the host's failures, which are not results.
 //! - `snapshot`: pre-initialised snapshots of a job's module ([`Sandbox::snapshot`],
 //!   wasmtime-wizer).
-//! - `limiter`: the per-job limits of memory, tables, instance counts and disk.
+//! - `limiter`: the per-job limits of memory, tables, instance counts and disk, and why a
+//!   guest was stopped.
 //! - `pipe`: capped stdout/stderr capture.
-//! - `files`: the job's own directory (at `/work` or its `work_dir`): inputs in, collected files out.
+//! - `files`: the job's own directory (at `/work` or its `work_dir`): inputs in, collected
+//!   files out; `tree`: walking and removing what a guest left there.
 
 mod admission;
 mod bounds;
+mod classify;
+mod compile;
 pub mod config;
 mod engine;
+mod fault;
 mod files;
 mod fleet;
 mod kinds;
@@ -49,18 +63,44 @@ pub use config::{
     DEFAULT_MAX_CORE_INSTANCE_BYTES, DEFAULT_MAX_MODULE_BYTES, SandboxConfig, Tenancy,
     TenantPolicy, UnverifiedJobs, Volume,
 };
+pub use fault::{BoxError, HostError, HostFault};
 pub use snapshot::{DEFAULT_INIT, Provenance, Snapshot, SnapshotError};
 
 /// The version of wasmtime jobs run on (the workspace pins it exactly).
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
-use engine::{EngineKind, EngineOptions, Engines};
-use modules::{Artifact, Modules, ResolveError, Source};
+use engine::{EngineOptions, Engines, Metering};
+use modules::{Format, Modules, ResolveError, Source};
 
-/// The sandbox could not be set up (bad configuration, engine refused its settings).
+/// Why a module could not be prewarmed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(String);
+pub enum PrewarmError {
+    /// The bytes are not a module that can run here (a compiled artifact may be kept all
+    /// the same, as for `pool_limit`).
+    #[error("{}", .0.message)]
+    Refused(wasmq_spec::Rejection),
+    /// The host failed (disk, engine).
+    #[error(transparent)]
+    Host(HostError),
+}
+
+/// The sandbox could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The configuration is not one a sandbox can run with.
+    #[error("{0}")]
+    Config(String),
+    /// The directory for job files could not be made.
+    #[error("could not create the directory for job files: {0}")]
+    WorkDir(#[source] std::io::Error),
+    /// The wasm engine refused its configuration.
+    #[error("the wasm engine refused its configuration: {message}")]
+    Engine {
+        message: String,
+        #[source]
+        source: BoxError,
+    },
+}
 
 /// What a prewarm did for one module.
 #[derive(Debug, Clone)]
@@ -103,7 +143,7 @@ impl Sandbox {
         cache: Arc<Cache>,
         fleet: Fleet,
     ) -> Result<Sandbox, SetupError> {
-        config.check().map_err(SetupError)?;
+        config.check().map_err(SetupError::Config)?;
         let slots = config.instance_slots();
         let engines = Engines::new(EngineOptions {
             pooling: config.pooling,
@@ -112,17 +152,18 @@ impl Sandbox {
             keep_resident_bytes: config.keep_resident_bytes,
             epoch_tick: config.epoch_tick,
         })
-        .map_err(|e| SetupError(format!("the wasm engine refused its configuration: {e:#}")))?;
+        .map_err(|e| SetupError::Engine {
+            message: format!("{e:#}"),
+            source: e.into(),
+        })?;
         let modules = Modules::new(
             cache,
             fleet::Remote::new(fleet),
             config.hot_set_size,
             config.max_module_bytes,
         );
-        let work_dirs =
-            files::WorkDirs::new(config.work_root.as_deref(), slots as usize).map_err(|e| {
-                SetupError(format!("could not create the directory for job files: {e}"))
-            })?;
+        let work_dirs = files::WorkDirs::new(config.work_root.as_deref(), slots as usize)
+            .map_err(SetupError::WorkDir)?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(slots as usize),
@@ -139,7 +180,7 @@ impl Sandbox {
         &self
             .inner
             .engines
-            .get(EngineKind::Plain)
+            .get(Metering::Plain)
             .expect("the plain engine exists from the start")
             .fingerprint
     }
@@ -162,10 +203,10 @@ impl Sandbox {
 
     /// Compiles `bytes` into the cache for the default engine, without running anything.
     ///
-    /// Returns the rejection message when the bytes are not a module that can run here.
-    pub async fn prewarm(&self, bytes: Vec<u8>) -> Result<Prewarmed, String> {
+    /// Fails when the bytes are not a module that can run here, or the host failed.
+    pub async fn prewarm(&self, bytes: Vec<u8>) -> Result<Prewarmed, PrewarmError> {
         let digest = Digest::of(&bytes);
-        let artifact = modules::sniff(&bytes).unwrap_or(Artifact::Core);
+        let artifact = modules::sniff(&bytes).unwrap_or(Format::Core);
         self.prewarm_from(digest, artifact, Source::Bytes(bytes))
             .await
     }
@@ -177,11 +218,11 @@ impl Sandbox {
         &self,
         digest: Digest,
         component: bool,
-    ) -> Result<Prewarmed, String> {
+    ) -> Result<Prewarmed, PrewarmError> {
         let artifact = if component {
-            Artifact::Component
+            Format::Component
         } else {
-            Artifact::Core
+            Format::Core
         };
         self.prewarm_from(digest, artifact, Source::Store).await
     }
@@ -189,14 +230,14 @@ impl Sandbox {
     async fn prewarm_from(
         &self,
         digest: Digest,
-        artifact: Artifact,
+        artifact: Format,
         source: Source,
-    ) -> Result<Prewarmed, String> {
+    ) -> Result<Prewarmed, PrewarmError> {
         let rt = self
             .inner
             .engines
-            .get(EngineKind::Plain)
-            .map_err(|e| format!("{e:#}"))?;
+            .get(Metering::Plain)
+            .map_err(|e| PrewarmError::Host(HostError::caused_by(format!("{e:#}"), e)))?;
         match self
             .inner
             .modules
@@ -204,7 +245,7 @@ impl Sandbox {
             // fails the prewarm (its artifact is kept all the same).
             .resolve(
                 rt,
-                (EngineKind::Plain, self.inner.config.unknown_imports),
+                (Metering::Plain, self.inner.config.unknown_imports),
                 artifact,
                 digest,
                 source,
@@ -216,8 +257,8 @@ impl Sandbox {
                 outcome: r.outcome,
                 compile_us: r.compile_us,
             }),
-            Err(ResolveError::Rejected(r)) => Err(r.message),
-            Err(ResolveError::Internal(m)) => Err(m),
+            Err(ResolveError::Rejected(r)) => Err(PrewarmError::Refused(r)),
+            Err(ResolveError::Host(e)) => Err(PrewarmError::Host(e)),
         }
     }
 }

@@ -105,6 +105,20 @@ pub(crate) struct JobLimiter {
     pub(crate) peak_memory: usize,
     /// The job's `/work` quota.
     pub(crate) disk: DiskQuota,
+    /// Why the epoch callback stopped the guest, if it did.
+    pub(crate) stopped: Option<Stop>,
+}
+
+/// Why the epoch callback stopped a running guest (which then ends with
+/// `Trap::Interrupt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The job was cancelled.
+    Cancelled,
+    /// The job's wall-clock deadline passed.
+    Deadline,
+    /// The job's files went past its disk quota.
+    DiskQuota,
 }
 
 /// How many core instances, tables and memories a job may have in all.
@@ -140,6 +154,7 @@ impl JobLimiter {
             refused: None,
             peak_memory: 0,
             disk,
+            stopped: None,
         }
     }
 }

@@ -1,12 +1,7 @@
 //! Finding a job's compiled module: the in-memory hot set, then the artifact cache on disk,
-//! then the compiler, with one compile per module however many jobs ask at once.
-//!
-//! The only `unsafe` of the sandbox lives here: loading a precompiled artifact, which is sound
-//! only for bytes this engine produced. The artifact's MAC is checked (on the same open
-//! file) before it is handed to wasmtime.
-#![allow(unsafe_code)]
+//! then the compiler (`compile`), with one compile per module however many jobs ask at
+//! once.
 
-use std::io::Read;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,48 +12,59 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 use wasmq_cache::{ArtifactKey, Cache, Digest};
 use wasmq_spec::{CacheOutcome, Rejection, UnknownImports, codes};
-use wasmtime::component::Component;
-use wasmtime::{InstancePre, Module};
+use wasmtime::InstancePre;
 
-use crate::engine::{ComponentState, EngineKind, PoolSize, Runtime, State};
+use crate::compile::{Compile, Compiled, OnDisk, compile, link, load_artifact, pool_refusal};
+use crate::engine::{ComponentState, Metering, Runtime, State};
+use crate::fault::{BoxError, HostError};
 use crate::fleet::{Remote, Shared};
 
-/// What the bytes are, and so which artifact they compile to.
+/// The binary format of a module's bytes: a core module or a component. It decides the
+/// engine's compile call, the artifact's cache key and the linker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Artifact {
+pub(crate) enum Format {
     /// A core WebAssembly module.
     Core,
     /// A component (Component Model).
     Component,
 }
 
-impl Artifact {
+impl Format {
+    /// The format a job kind runs: the one place kinds map to formats.
+    pub(crate) fn of_kind(kind: wasmq_spec::JobKind) -> Format {
+        if kind.is_component() {
+            Format::Component
+        } else {
+            Format::Core
+        }
+    }
+
     /// The cache file extension: the artifact kind is part of the cache key.
     fn extension(self) -> &'static str {
         match self {
-            Artifact::Core => "cwasm",
-            Artifact::Component => "component.cwasm",
+            Format::Core => "cwasm",
+            Format::Component => "component.cwasm",
         }
     }
 
     /// What the header of `bytes` says they are, if they are WebAssembly at all.
-    fn of(bytes: &[u8]) -> Option<Artifact> {
+    fn of(bytes: &[u8]) -> Option<Format> {
         // magic, then a 16-bit version and a 16-bit layer: layer 0 is a core module,
         // layer 1 a component.
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return None;
         }
         match u16::from_le_bytes([bytes[6], bytes[7]]) {
-            0 => Some(Artifact::Core),
-            1 => Some(Artifact::Component),
+            0 => Some(Format::Core),
+            1 => Some(Format::Component),
             _ => None,
         }
     }
 }
 
 /// What `bytes` are: a core module or a component (`None` when not WebAssembly).
-pub(crate) fn sniff(bytes: &[u8]) -> Option<Artifact> {
-    Artifact::of(bytes)
+pub(crate) fn sniff(bytes: &[u8]) -> Option<Format> {
+    Format::of(bytes)
 }
 
 /// A module or component ready to instantiate.
@@ -79,7 +85,17 @@ pub(crate) enum ResolveError {
     /// The job's fault: a result is published, no retry.
     Rejected(Rejection),
     /// The host's fault (disk, runtime).
-    Internal(String),
+    Host(HostError),
+}
+
+impl ResolveError {
+    pub(crate) fn host(message: impl Into<String>) -> Self {
+        ResolveError::Host(HostError::new(message))
+    }
+
+    pub(crate) fn host_caused(message: String, source: impl Into<BoxError>) -> Self {
+        ResolveError::Host(HostError::caused_by(message, source))
+    }
 }
 
 pub(crate) use crate::admission::{Source, not_found};
@@ -92,17 +108,17 @@ pub(crate) struct Resolved {
 }
 
 /// Permanent outcomes are remembered: a module that does not compile or link never will.
-type Slot = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
+type HotCell = Arc<OnceCell<Result<Arc<Loaded>, Rejection>>>;
 
 /// What a loaded module is keyed by in the hot set: its digest, the engine, the artifact
 /// kind, and how its unknown imports were linked.
-type HotKey = (Digest, EngineKind, Artifact, UnknownImports);
+type HotKey = (Digest, Metering, Format, UnknownImports);
 
 /// The hot set: loaded modules by [`HotKey`], bounded, least recently used out.
 pub(crate) struct Modules {
-    hot: Mutex<LruCache<HotKey, Slot>>,
+    hot: Mutex<LruCache<HotKey, HotCell>>,
     /// What each recently seen stored module is, for jobs that give no kind.
-    layers: Mutex<LruCache<Digest, Artifact>>,
+    layers: Mutex<LruCache<Digest, Format>>,
     cache: Arc<Cache>,
     /// The module store, shared artifacts and compile leases of the fleet, if any.
     remote: Remote,
@@ -158,17 +174,17 @@ impl Modules {
     /// say (its kind is absent): the header of inline bytes, or of the stored module (read
     /// once per digest, then remembered). A module that is absent or not WebAssembly counts
     /// as core; resolving it then says what is wrong.
-    pub(crate) async fn artifact_of(
+    pub(crate) async fn format_of(
         &self,
         digest: Digest,
         source: &Source,
-    ) -> Result<Artifact, ResolveError> {
+    ) -> Result<Format, ResolveError> {
         let tenant = match source {
-            Source::Bytes(b) => return Ok(Artifact::of(b).unwrap_or(Artifact::Core)),
+            Source::Bytes(b) => return Ok(Format::of(b).unwrap_or(Format::Core)),
             Source::Store | Source::Reference(_) => None,
             Source::Pinned(from) => {
                 // Not in the store: the module comes from the reference's repository.
-                return self.pulled_artifact(Some(from), digest).await;
+                return self.pulled_format(Some(from), digest).await;
             }
             Source::Tenant(t) => Some(t.clone()),
         };
@@ -176,34 +192,34 @@ impl Modules {
             return Ok(*a);
         }
         if tenant.is_none() && self.remote.has_store() && !self.cache.has_module(&digest) {
-            return self.pulled_artifact(None, digest).await;
+            return self.pulled_format(None, digest).await;
         }
         let cache = self.cache.clone();
         let head =
             tokio::task::spawn_blocking(move || cache.module_header(tenant.as_deref(), &digest))
                 .await
                 .map_err(|e| {
-                    ResolveError::Internal(format!("reading the module store panicked: {e}"))
+                    ResolveError::host_caused(format!("reading the module store panicked: {e}"), e)
                 })?
-                .map_err(|e| ResolveError::Internal(e.to_string()))?;
-        let Some(found) = head.as_ref().and_then(|h| Artifact::of(h)) else {
-            return Ok(Artifact::Core);
+                .map_err(|e| ResolveError::host_caused(e.to_string(), e))?;
+        let Some(found) = head.as_ref().and_then(|h| Format::of(h)) else {
+            return Ok(Format::Core);
         };
         self.layers.lock().expect("layers lock").put(digest, found);
         Ok(found)
     }
 
     /// What the module is, pulling it when this host has no copy.
-    async fn pulled_artifact(
+    async fn pulled_format(
         &self,
         from: Option<&str>,
         digest: Digest,
-    ) -> Result<Artifact, ResolveError> {
+    ) -> Result<Format, ResolveError> {
         if let Some(a) = self.layers.lock().expect("layers lock").get(&digest) {
             return Ok(*a);
         }
         let bytes = self.pulled(from, digest).await?;
-        let found = Artifact::of(&bytes).unwrap_or(Artifact::Core);
+        let found = Format::of(&bytes).unwrap_or(Format::Core);
         self.layers.lock().expect("layers lock").put(digest, found);
         Ok(found)
     }
@@ -212,8 +228,8 @@ impl Modules {
     pub(crate) async fn resolve(
         &self,
         rt: &Runtime,
-        (kind, unknown): (EngineKind, UnknownImports),
-        artifact: Artifact,
+        (kind, unknown): (Metering, UnknownImports),
+        artifact: Format,
         digest: Digest,
         source: Source,
     ) -> Result<Resolved, ResolveError> {
@@ -256,7 +272,7 @@ impl Modules {
     async fn load(
         &self,
         rt: &Runtime,
-        artifact: Artifact,
+        artifact: Format,
         unknown: UnknownImports,
         digest: Digest,
         source: Source,
@@ -265,7 +281,7 @@ impl Modules {
         let key = ArtifactKey {
             engine: rt.fingerprint.clone(),
             module: digest,
-            kind: artifact.extension(),
+            extension: artifact.extension(),
         };
         if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
             debug!(module = %digest, "artifact loaded from disk");
@@ -279,7 +295,7 @@ impl Modules {
         let _host_lock = tokio::task::spawn_blocking(move || cache.lock_compile(&k))
             .await
             .map_err(|e| {
-                ResolveError::Internal(format!("taking the compile lock panicked: {e}"))
+                ResolveError::host_caused(format!("taking the compile lock panicked: {e}"), e)
             })?;
         if let Some(compiled) = self.disk_artifact(rt, &key, artifact).await? {
             debug!(module = %digest, "artifact compiled by another process on this host");
@@ -309,7 +325,7 @@ impl Modules {
                 })
                 .await
                 .map_err(|e| {
-                    ResolveError::Internal(format!("reading the module store panicked: {e}"))
+                    ResolveError::host_caused(format!("reading the module store panicked: {e}"), e)
                 })?;
                 match got {
                     Ok(Some(b)) if b.len() > self.max_module_bytes => {
@@ -321,12 +337,12 @@ impl Modules {
                     }
                     Ok(Some(b)) => b,
                     Ok(None) => return Err(ResolveError::Rejected(not_found(&digest))),
-                    Err(e) => return Err(ResolveError::Internal(e.to_string())),
+                    Err(e) => return Err(ResolveError::host_caused(e.to_string(), e)),
                 }
             }
         };
 
-        if let Some(found) = Artifact::of(&bytes)
+        if let Some(found) = Format::of(&bytes)
             && found != artifact
         {
             let r = Rejection::new(codes::WRONG_KIND, wrong_kind(artifact, found));
@@ -344,7 +360,7 @@ impl Modules {
             compile(&engine, unpooled.as_ref(), pool, artifact, &bytes)
         })
         .await
-        .map_err(|e| ResolveError::Internal(format!("compiling panicked: {e}")))?;
+        .map_err(|e| ResolveError::host_caused(format!("compiling panicked: {e}"), e))?;
         let compile_us = started.elapsed().as_micros() as u64;
         let (module, serialized) = match compiled {
             Compile::Done(module, serialized) => (Ok(module), serialized),
@@ -397,7 +413,7 @@ impl Modules {
         &self,
         rt: &Runtime,
         key: &ArtifactKey,
-        artifact: Artifact,
+        artifact: Format,
     ) -> Result<Option<Result<Compiled, Rejection>>, ResolveError> {
         let engine = rt.engine.clone();
         let cache = self.cache.clone();
@@ -406,7 +422,7 @@ impl Modules {
             tokio::task::spawn_blocking(move || load_artifact(&cache, &engine, &k, artifact))
                 .await
                 .map_err(|e| {
-                    ResolveError::Internal(format!("loading an artifact panicked: {e}"))
+                    ResolveError::host_caused(format!("loading an artifact panicked: {e}"), e)
                 })?;
         let refusal = match found {
             OnDisk::Missing => return Ok(None),
@@ -432,7 +448,7 @@ impl Modules {
             }
         })
         .await
-        .map_err(|e| ResolveError::Internal(format!("checking an artifact panicked: {e}")))?;
+        .map_err(|e| ResolveError::host_caused(format!("checking an artifact panicked: {e}"), e))?;
         match twin {
             Some(r) => Ok(Some(Err(r))),
             None => {
@@ -452,146 +468,10 @@ fn too_large(digest: &Digest, len: usize, max: usize) -> Rejection {
     )
 }
 
-/// Compiled code of either kind.
-enum Compiled {
-    Core(Module),
-    Component(Component),
-}
-
-/// What the disk cache had for an artifact key.
-enum OnDisk {
-    /// Nothing usable: no artifact, a failed check (logged), or unreadable.
-    Missing,
-    Loaded(Compiled),
-    /// A verified artifact the engine would not load.
-    Refused(wasmtime::Error),
-}
-
-/// Why the instance pool cannot hold `compiled` (which an engine without a pool loads),
-/// naming the setting to raise; `refusal` is the pooled engine's own account.
-fn pool_refusal(pool: PoolSize, compiled: &Compiled, refusal: &wasmtime::Error) -> Rejection {
-    let needs = match compiled {
-        Compiled::Core(m) => Some(m.resources_required()),
-        Compiled::Component(c) => c.resources_required(),
-    };
-    if let Compiled::Core(m) = compiled
-        && has_shared_memory(m)
-    {
-        return shared_memory_refused();
-    }
-    // A memory or table that starts larger than any job here may grow to is what
-    // `memory_exceeded` means, though the module never ran.
-    let over_memory = needs.as_ref().is_some_and(|r| {
-        // In 64 KiB pages (custom page sizes are off).
-        r.max_initial_memory_size
-            .is_some_and(|pages| pages.saturating_mul(65536) > pool.max_memory_bytes)
-            || r.max_initial_table_size
-                .is_some_and(|t| t > pool.max_table_elements as u64)
-    });
-    if over_memory {
-        return Rejection::new(
-            codes::MEMORY_LIMIT,
-            format!(
-                "the module needs more than this worker allows: its initial memory or table is larger than the worker's maximum (limits.maximum.memory_bytes = {}, {} table elements) ({refusal:#})",
-                pool.max_memory_bytes, pool.max_table_elements
-            ),
-        );
-    }
-    let what = match needs {
-        Some(r) if u64::from(r.num_memories) > u64::from(pool.max_memories) => format!(
-            "it has {} linear memories, more than limits.maximum.memories = {}; raise `memories` under [limits.maximum]",
-            r.num_memories, pool.max_memories
-        ),
-        Some(r) if u64::from(r.num_tables) > u64::from(pool.max_tables) => format!(
-            "it has {} tables, more than limits.maximum.tables = {}; raise `tables` under [limits.maximum]",
-            r.num_tables, pool.max_tables
-        ),
-        _ if matches!(compiled, Compiled::Core(_)) => format!(
-            "its instance state is larger than max_core_instance_bytes = {}; raise max_core_instance_bytes",
-            pool.max_core_instance_bytes
-        ),
-        _ => format!(
-            "one of its core instances is larger than max_core_instance_bytes = {}, or it has more core instances than limits.maximum.instances = {}; raise the one the detail names",
-            pool.max_core_instance_bytes, pool.max_instances
-        ),
-    };
-    Rejection::new(
-        codes::POOL_LIMIT,
-        format!(
-            "this worker's instance pool cannot hold the module: {what} (the compiled module is kept; detail: {refusal:#})"
-        ),
-    )
-}
-
-/// Whether the module imports or exports a shared memory (the threads proposal).
-fn has_shared_memory(m: &Module) -> bool {
-    m.imports()
-        .map(|i| i.ty())
-        .chain(m.exports().map(|e| e.ty()))
-        .any(|t| matches!(t, wasmtime::ExternType::Memory(m) if m.is_shared()))
-}
-
-fn shared_memory_refused() -> Rejection {
-    Rejection::new(
-        codes::INVALID_MODULE,
-        "the module has a shared memory (the threads proposal), which this sandbox does not create: wasmtime keeps shared memories off by default (a tier 2 feature), and `wasmtime run` 48 refuses them too",
-    )
-}
-
-/// How a compile ended.
-enum Compile {
-    /// Compiled and loaded, with its serialized artifact.
-    Done(Compiled, Vec<u8>),
-    /// Valid, but the instance pool cannot hold it: the rejection, and the artifact
-    /// (compiled by the on-demand twin, which this engine can load once its pool can).
-    PoolRefused(Rejection, Vec<u8>),
-    /// Not a module this engine compiles.
-    Invalid(Rejection),
-}
-
-/// Compiles `bytes` on `engine`; when the engine refuses them, compiles them on its
-/// on-demand twin to tell a pool too small for the module (the twin takes it) from bytes
-/// that are not valid (it refuses them too).
-fn compile(
-    engine: &wasmtime::Engine,
-    unpooled: Option<&wasmtime::Engine>,
-    pool: PoolSize,
-    artifact: Artifact,
-    bytes: &[u8],
-) -> Compile {
-    let build = |engine: &wasmtime::Engine| -> wasmtime::Result<(Compiled, Vec<u8>)> {
-        match artifact {
-            Artifact::Core => {
-                let module = Module::new(engine, bytes)?;
-                let serialized = module.serialize()?;
-                Ok((Compiled::Core(module), serialized))
-            }
-            Artifact::Component => {
-                let component = Component::new(engine, bytes)?;
-                let serialized = component.serialize()?;
-                Ok((Compiled::Component(component), serialized))
-            }
-        }
-    };
-    let refusal = match build(engine) {
-        Ok((module, serialized)) => return Compile::Done(module, serialized),
-        Err(e) => e,
-    };
-    match unpooled.map(build) {
-        Some(Ok((module, serialized))) => {
-            Compile::PoolRefused(pool_refusal(pool, &module, &refusal), serialized)
-        }
-        _ => Compile::Invalid(Rejection::new(
-            codes::INVALID_MODULE,
-            format!("the module is not valid WebAssembly: {refusal:#}"),
-        )),
-    }
-}
-
-fn wrong_kind(wanted: Artifact, found: Artifact) -> String {
+fn wrong_kind(wanted: Format, found: Format) -> String {
     match (wanted, found) {
-        (Artifact::Component, _) => "the job's kind needs a component, but the bytes are a core WebAssembly module; run it as kind `command` (a WASI command) or `function` (the plugin ABI)".into(),
-        (Artifact::Core, _) => "the job's kind needs a core WebAssembly module, but the bytes are a component; run it as kind `component` (a wasi:cli/run command) or `handler` (the wasmq:job/handler world)".into(),
+        (Format::Component, _) => "the job's kind needs a component, but the bytes are a core WebAssembly module; run it as kind `command` (a WASI command) or `function` (the plugin ABI)".into(),
+        (Format::Core, _) => "the job's kind needs a core WebAssembly module, but the bytes are a component; run it as kind `component` (a wasi:cli/run command) or `handler` (the wasmq:job/handler world)".into(),
     }
 }
 
@@ -604,107 +484,4 @@ fn hot_hit(done: &Result<Arc<Loaded>, Rejection>) -> Result<Resolved, ResolveErr
         }),
         Err(r) => Err(ResolveError::Rejected(r.clone())),
     }
-}
-
-/// A verified artifact from disk, deserialized; `None` on a miss, a failed check, or an
-/// artifact this engine refuses (each is logged and ends in a recompile).
-fn load_artifact(
-    cache: &Cache,
-    engine: &wasmtime::Engine,
-    key: &ArtifactKey,
-    artifact: Artifact,
-) -> OnDisk {
-    let verified = match cache.open_artifact(key) {
-        Ok(Some(v)) => v,
-        Ok(None) => return OnDisk::Missing,
-        Err(e) => {
-            warn!(error = %e, "artifact cache unreadable; compiling instead");
-            return OnDisk::Missing;
-        }
-    };
-    let path = verified.path.clone();
-    let loaded = match artifact {
-        // SAFETY: the file holds exactly the bytes a wasmq process tagged, with the
-        // artifact key, as the serialization of this module by an engine with the same
-        // fingerprint (the tag binds module, engine, kind and length); the tag was checked
-        // on this same open file just now, and cache writers only ever replace files by
-        // rename, never in place.
-        Artifact::Core => {
-            unsafe { Module::deserialize_open_file(engine, verified.file) }.map(Compiled::Core)
-        }
-        Artifact::Component => {
-            let mut bytes = Vec::with_capacity(usize::try_from(verified.len).unwrap_or(0));
-            let mut file = verified.file;
-            if let Err(e) = file.read_to_end(&mut bytes) {
-                warn!(path = %path.display(), error = %e, "could not read a cached artifact; recompiling");
-                return OnDisk::Missing;
-            }
-            // SAFETY: as above; the bytes are read through the same open file whose
-            // tag was just checked, and no cache writer modifies a file in place.
-            unsafe { Component::deserialize(engine, &bytes) }.map(Compiled::Component)
-        }
-    };
-    match loaded {
-        Ok(m) => OnDisk::Loaded(m),
-        Err(e) => {
-            debug!(path = %path.display(), error = %e, "engine refused a cached artifact");
-            OnDisk::Refused(e)
-        }
-    }
-}
-
-/// Resolves imports against the WASI linker of the artifact's kind. (Which exports a job
-/// needs depends on its kind and is checked when it runs.)
-///
-/// With [`UnknownImports::Trap`], every function import the linker does not provide is
-/// linked as a function that fails with wasmtime's [`wasmtime::UnknownImportError`] when
-/// called (what `wasmtime run --trap-unknown-imports` does); other unknown imports are
-/// still refused.
-fn link(
-    rt: &Runtime,
-    compiled: Compiled,
-    unknown: UnknownImports,
-) -> Result<Arc<Loaded>, Rejection> {
-    let linked = match compiled {
-        Compiled::Core(module) => {
-            if has_shared_memory(&module) {
-                return Err(shared_memory_refused());
-            }
-            let linker = match unknown {
-                UnknownImports::Reject => std::borrow::Cow::Borrowed(&rt.linker),
-                UnknownImports::Trap => {
-                    let mut l = rt.linker.clone();
-                    l.define_unknown_imports_as_traps(&module)
-                        .map_err(|e| Rejection::new(codes::UNKNOWN_IMPORT, format!("{e:#}")))?;
-                    std::borrow::Cow::Owned(l)
-                }
-            };
-            linker.instantiate_pre(&module).map(Loaded::Core).map_err(|e| {
-                format!("the module imports something this sandbox does not provide (WASI preview 1 is available; `\"unknown_imports\": \"trap\"` links a missing function as a trap): {e:#}")
-            })
-        }
-        Compiled::Component(component) => {
-            let linker = match unknown {
-                UnknownImports::Reject => std::borrow::Cow::Borrowed(&rt.component_linker),
-                UnknownImports::Trap => {
-                    let mut l = rt.component_linker.clone();
-                    l.define_unknown_imports_as_traps(&component)
-                        .map_err(|e| Rejection::new(codes::UNKNOWN_IMPORT, format!("{e:#}")))?;
-                    std::borrow::Cow::Owned(l)
-                }
-            };
-            linker
-            .instantiate_pre(&component)
-            .map(|pre| {
-                let exports = crate::kinds::component_exports(&pre);
-                Loaded::Component(pre, exports)
-            })
-            .map_err(|e| {
-                format!("the component imports something this sandbox does not provide (WASI preview 2 is available): {e:#}")
-            })
-        }
-    };
-    linked
-        .map(Arc::new)
-        .map_err(|m| Rejection::new(codes::UNKNOWN_IMPORT, m))
 }

@@ -5,25 +5,25 @@ use std::time::{Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, warn};
-use wasmq_spec::{Job, JobKind, JobResult, Limits, Status, codes};
+use wasmq_spec::{Job, JobKind, JobResult, Limits, codes};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::Sandbox;
 use crate::admission::{self, Admitted, Intake, JobError, Source};
-use crate::engine::{ComponentState, EngineKind, HasLimiter, Runtime, State};
+use crate::classify::{cancelled, classify, usage};
+use crate::engine::{ComponentState, HasLimiter, Metering, Runtime, State};
+use crate::fault::{HostError, HostFault};
 use crate::files;
 use crate::kinds::{self, RunEnd};
-use crate::limiter::{Counts, DiskQuota, JobLimiter};
-use crate::modules::{Artifact, Loaded, ResolveError};
+use crate::limiter::{Counts, DiskQuota, JobLimiter, Stop};
+use crate::modules::{Format, Loaded, ResolveError};
 use crate::pipe::CappedPipe;
 
 /// argv\[0\] as the guest sees it.
 const ARGV0: &str = "main.wasm";
-/// Longest result message kept (trap backtraces can be long).
-const MAX_MESSAGE: usize = 4096;
 
 /// What runs: the loaded module, the kind it runs as (the job's, or detected), and the
 /// token that stops it.
@@ -35,7 +35,9 @@ struct Program<'a> {
 }
 
 impl Sandbox {
-    /// Runs `job` and returns its result; never fails: every problem is a status.
+    /// Runs `job` and returns its result; never fails: every problem is a status, a host
+    /// fault `internal_error` (a worker requeues those instead: see
+    /// [`Sandbox::run_cancellable`]).
     ///
     /// The job has no tenant: with tenancy on it gets the default policy (or is rejected).
     pub async fn run(&self, job: &Job) -> JobResult {
@@ -43,34 +45,36 @@ impl Sandbox {
     }
 
     /// Runs `job`, published by `tenant` (a broker user the broker verified), under that
-    /// tenant's policy; see [`crate::Tenancy`]. Without tenancy, `tenant` is ignored.
+    /// tenant's policy; see [`crate::Tenancy`]. Without tenancy, `tenant` is ignored. A
+    /// host fault is an `internal_error` result.
     pub async fn run_as(&self, job: &Job, tenant: Option<&str>) -> JobResult {
         self.run_cancellable(job, tenant, &CancellationToken::new())
             .await
+            .unwrap_or_else(HostFault::into_result)
     }
 
-    /// Runs `job` as [`Sandbox::run_as`] does, until `cancel` is cancelled: a job
-    /// cancelled before it starts ends `cancelled` without running, and a running one is
-    /// stopped within about a millisecond (the epoch callback sees the token, and a guest
-    /// blocked in a host call is dropped) and ends `cancelled` with its output so far.
+    /// Runs `job` until `cancel` is cancelled: its result, whatever the job did, or the
+    /// [`HostFault`] that kept the host from running it (not the job's doing: try again).
+    ///
+    /// A job cancelled before it starts ends `cancelled` without running, and a running
+    /// one is stopped within about a millisecond (the epoch callback sees the token, and
+    /// a guest blocked in a host call is dropped) and ends `cancelled` with its output so
+    /// far.
     pub async fn run_cancellable(
         &self,
         job: &Job,
         tenant: Option<&str>,
         cancel: &CancellationToken,
-    ) -> JobResult {
+    ) -> Result<JobResult, HostFault> {
         let started = Instant::now();
         let mut result = JobResult::new(job.id(), job.batch.clone());
-        let tenancy = self.inner.config.tenancy.as_ref();
-        if tenancy.is_some() {
-            result.tenant = tenant.map(str::to_owned);
-        }
+        result.tenant = self.result_tenant(tenant);
         let intake = Intake {
             tenant,
             now: SystemTime::now(),
             cancelled: cancel.is_cancelled(),
         };
-        let store = admission::Store {
+        let store = admission::ModuleAccess {
             cache: self.inner.modules.cache(),
             remote: self.inner.modules.remote().has_store(),
         };
@@ -82,12 +86,23 @@ impl Sandbox {
                 Err(refused.error)
             }
         };
-        if let Err(e) = outcome {
-            e.record(&mut result);
-        }
+        let fault = outcome.or_else(|e| e.record(&mut result)).err();
         result.timings.total_us = started.elapsed().as_micros() as u64;
-        debug!(job = job.id(), status = %result.status, us = result.timings.total_us, "job finished");
-        result
+        debug!(job = job.id(), status = %result.status, us = result.timings.total_us, fault = fault.is_some(), "job finished");
+        match fault {
+            None => Ok(result),
+            Some(e) => Err(HostFault::new(e, result)),
+        }
+    }
+
+    /// The `tenant` a result names: the verified publisher when tenancy is on, else none.
+    pub fn result_tenant(&self, tenant: Option<&str>) -> Option<String> {
+        self.inner
+            .config
+            .tenancy
+            .as_ref()
+            .and(tenant)
+            .map(str::to_owned)
     }
 
     /// Runs an admitted job to its end, filling in `result`.
@@ -99,10 +114,10 @@ impl Sandbox {
     ) -> Result<(), JobError> {
         let inner = &self.inner;
         let job = admitted.job;
-        let kind = if admitted.limits.fuel.is_some() {
-            EngineKind::Fuel
+        let metering = if admitted.limits.fuel.is_some() {
+            Metering::Fuel
         } else {
-            EngineKind::Plain
+            Metering::Plain
         };
         let digest = match (admitted.digest, &admitted.source) {
             (Some(d), _) => d,
@@ -115,10 +130,9 @@ impl Sandbox {
         };
         result.module = Some(digest.to_hex());
         tracing::Span::current().record("module", result.module.as_deref());
-        let rt = inner
-            .engines
-            .get(kind)
-            .map_err(|e| JobError::Internal(format!("could not create the fuel engine: {e:#}")))?;
+        let rt = inner.engines.get(metering).map_err(|e| {
+            HostError::caused_by(format!("could not create the fuel engine: {e:#}"), e)
+        })?;
         result.engine = Some(rt.fingerprint.clone());
         // Kept to store in the tenant's namespace once it has resolved.
         let keep = match (&admitted.source, admitted.keep_for) {
@@ -127,16 +141,15 @@ impl Sandbox {
         };
         let source = std::mem::replace(&mut admitted.source, Source::Store);
         result.kind = job.kind;
-        let artifact = match job.kind {
-            Some(k) if k.is_component() => Artifact::Component,
-            Some(_) => Artifact::Core,
-            None => inner.modules.artifact_of(digest, &source).await?,
+        let format = match job.kind {
+            Some(k) => Format::of_kind(k),
+            None => inner.modules.format_of(digest, &source).await?,
         };
         let t = Instant::now();
         let unknown = job.unknown_imports.unwrap_or(inner.config.unknown_imports);
         let resolved = inner
             .modules
-            .resolve(rt, (kind, unknown), artifact, digest, source)
+            .resolve(rt, (metering, unknown), format, digest, source)
             .await;
         result.timings.resolve_us = t.elapsed().as_micros() as u64;
         let resolved = resolved?;
@@ -174,9 +187,9 @@ impl Sandbox {
             .acquire()
             .await
             .expect("the slot semaphore is never closed");
-        let mut dir = self
-            .job_dir(&admitted)
-            .map_err(|e| JobError::Internal(format!("could not prepare the job directory: {e}")))?;
+        let mut dir = self.job_dir(&admitted).map_err(|e| {
+            HostError::caused_by(format!("could not prepare the job directory: {e}"), e)
+        })?;
         let handle = dir.lend_handle();
         let program = Program {
             loaded: &resolved.loaded,
@@ -197,7 +210,7 @@ impl Sandbox {
             admitted.limits.files,
             result,
         )
-        .map_err(|e| JobError::Internal(format!("could not collect output files: {e}")))
+        .map_err(|e| HostError::caused_by(format!("could not collect output files: {e}"), e).into())
     }
 
     /// Keeps inline bytes that resolved in `tenant`'s namespace, so its later jobs may
@@ -245,7 +258,7 @@ impl Sandbox {
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
         let mut wasi = match self.wasi_builder(p, dir, &stdout, &stderr) {
             Ok(w) => w,
-            Err(m) => return (Err(JobError::Internal(m)), handle),
+            Err(m) => return (Err(HostError::new(m).into()), handle),
         };
         if let Some(r) = kinds::over_counts(loaded, limits) {
             return (Err(r.into()), handle);
@@ -271,7 +284,7 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
-                    Err(m) => return (Err(JobError::Internal(m)), None),
+                    Err(m) => return (Err(HostError::new(m).into()), None),
                 };
                 let run = kinds::run_core(
                     &mut store,
@@ -296,7 +309,7 @@ impl Sandbox {
                 };
                 let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
-                    Err(m) => return (Err(JobError::Internal(m)), None),
+                    Err(m) => return (Err(HostError::new(m).into()), None),
                 };
                 let run = kinds::run_component(
                     &mut store,
@@ -315,7 +328,7 @@ impl Sandbox {
                     "internal mismatch: a {} job was resolved to the other artifact kind",
                     kind.as_str()
                 );
-                return (Err(JobError::Internal(m)), None);
+                return (Err(HostError::new(m).into()), None);
             }
         };
         result.timings.instantiate_us = instantiate_us;
@@ -327,22 +340,17 @@ impl Sandbox {
         result.fuel_consumed = usage.fuel_consumed;
         result.memory_peak_bytes = usage.peak_memory;
         match outcome {
-            // Stopped by the cancel (an interrupt is the epoch callback seeing it), or
-            // dropped while it waited in a host call.
-            Some(Ok(Err(e)))
-                if cancel.is_cancelled() && e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) =>
+            // The pool ran out of slots at this moment: the host's fault, tried again later.
+            Some(Ok(Ok(RunEnd::NotInstantiated(e))))
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
             {
-                cancelled(result)
+                let why = format!("the instance pool had no free slot for the job: {e:#}");
+                return (Err(HostError::caused_by(why, e).into()), usage.handle);
             }
+            // Dropped while it waited in a host call: only a cancel does that.
             None => cancelled(result),
-            Some(outcome) => {
-                classify(outcome, usage.refused.as_deref(), limits, kind, result);
-                // Over its disk quota, during the run or at its end: that is what the job
-                // did, whatever it did next (stopping it for that looks like an interrupt).
-                if let Some(why) = usage.disk_exceeded {
-                    result.set_outcome(Status::DiskExceeded, codes::DISK_LIMIT, why);
-                }
-            }
+            Some(outcome) => classify(outcome, &usage, limits, kind, result),
         }
         (Ok(usage.disk_empty), usage.handle)
     }
@@ -400,36 +408,8 @@ impl From<ResolveError> for JobError {
             // `memory_exceeded` means, though it never ran.
             ResolveError::Rejected(r) if r.code == codes::MEMORY_LIMIT => JobError::OverMemory(r),
             ResolveError::Rejected(r) => JobError::Rejected(r),
-            ResolveError::Internal(m) => JobError::Internal(m),
+            ResolveError::Host(e) => JobError::Host(e),
         }
-    }
-}
-
-/// What a job used, read from its store after the run.
-struct Usage {
-    fuel_consumed: Option<u64>,
-    peak_memory: u64,
-    refused: Option<String>,
-    disk_exceeded: Option<String>,
-    disk_empty: bool,
-    handle: Option<rustix::fs::Dir>,
-}
-
-fn usage<T: HasLimiter>(store: &mut Store<T>, limits: &Limits) -> Usage {
-    let fuel_consumed = limits
-        .fuel
-        .map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
-    let limiter = store.data_mut().limiter();
-    // The last measure of /work: a job that wrote past its quota and exited at once is
-    // caught here.
-    let disk = limiter.disk.check_final();
-    Usage {
-        fuel_consumed,
-        peak_memory: limiter.peak_memory as u64,
-        refused: limiter.refused.take(),
-        disk_exceeded: limiter.disk.exceeded.take(),
-        disk_empty: disk.is_some_and(|d| d.entries == 0),
-        handle: limiter.disk.handle.take(),
     }
 }
 
@@ -442,15 +422,6 @@ async fn until_cancelled<F: std::future::Future>(
         out = run => Some(out),
         () = cancel.cancelled() => None,
     }
-}
-
-fn cancelled(result: &mut JobResult) {
-    let ms = result.timings.run_us / 1000;
-    result.set_outcome(
-        Status::Cancelled,
-        codes::CANCELLED,
-        format!("the job was cancelled while it ran (after {ms} ms)"),
-    );
 }
 
 /// A fresh store with the job's limiter, fuel, wall-clock deadline and cancel token.
@@ -473,232 +444,18 @@ pub(crate) fn new_store<T: HasLimiter>(
     let cancel = cancel.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut cx| {
-        if cancel.is_cancelled()
-            || Instant::now() >= deadline
-            || cx.data_mut().limiter().disk.tick()
-        {
-            Ok(UpdateDeadline::Interrupt)
+        let limiter = cx.data_mut().limiter();
+        let stop = if cancel.is_cancelled() {
+            Stop::Cancelled
+        } else if Instant::now() >= deadline {
+            Stop::Deadline
+        } else if limiter.disk.tick() {
+            Stop::DiskQuota
         } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
+            return Ok(UpdateDeadline::Yield(1));
+        };
+        limiter.stopped.get_or_insert(stop);
+        Ok(UpdateDeadline::Interrupt)
     });
     Ok(store)
-}
-
-/// Turns how the guest ended into a status, code and message.
-fn classify(
-    outcome: Result<wasmtime::Result<RunEnd>, tokio::time::error::Elapsed>,
-    refused: Option<&str>,
-    limits: &Limits,
-    kind: JobKind,
-    result: &mut JobResult,
-) {
-    let timed_out = || {
-        (
-            Status::TimedOut,
-            codes::TIMEOUT.to_owned(),
-            format!(
-                "the job ran past its time limit of {} ms",
-                limits.timeout_ms
-            ),
-        )
-    };
-    let exited = |code: i32, result: &mut JobResult| {
-        result.exit_code = Some(code);
-        if code == 0 {
-            (
-                Status::Succeeded,
-                codes::OK.to_owned(),
-                "the guest exited with status 0".to_owned(),
-            )
-        } else {
-            (
-                Status::Failed,
-                codes::EXIT_NONZERO.to_owned(),
-                format!("the guest exited with status {code}"),
-            )
-        }
-    };
-    let (status, code, message) = match outcome {
-        Err(_elapsed) => timed_out(),
-        Ok(Ok(RunEnd::Exited(code))) => exited(code, result),
-        Ok(Ok(RunEnd::Output(bytes, len))) => {
-            let cap = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
-            result.set_output(&bytes[..bytes.len().min(cap)], len > cap);
-            let what = if kind == JobKind::Handler {
-                "handler"
-            } else {
-                "function"
-            };
-            (
-                Status::Succeeded,
-                codes::OK.to_owned(),
-                format!("the {what} returned {len} bytes"),
-            )
-        }
-        Ok(Ok(RunEnd::Rejected(r))) => (Status::Rejected, r.code.to_owned(), r.message),
-        Ok(Ok(RunEnd::GuestError(why))) => (
-            Status::Failed,
-            codes::GUEST_ERROR.to_owned(),
-            format!("the guest returned an error: {why}"),
-        ),
-        Ok(Ok(RunEnd::AbiViolation(why))) => (Status::Failed, codes::ABI_MISMATCH.to_owned(), why),
-        // The pool ran out of slots at this moment: the host's fault, tried again later.
-        Ok(Ok(RunEnd::NotInstantiated(e)))
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-                .is_some() =>
-        {
-            (
-                Status::InternalError,
-                codes::INTERNAL.to_owned(),
-                format!("the instance pool had no free slot for the job: {e:#}"),
-            )
-        }
-        // A growth the limiter refused explains it (below); otherwise what is left is the
-        // store's count of instances, tables and memories.
-        Ok(Ok(RunEnd::NotInstantiated(e))) if refused.is_some() => (
-            Status::Trapped,
-            codes::TRAP_HOST.to_owned(),
-            format!("the module could not be instantiated: {e:#}"),
-        ),
-        Ok(Ok(RunEnd::NotInstantiated(e))) => (
-            Status::Rejected,
-            codes::LIMIT_TOO_LOW.to_owned(),
-            format!(
-                "the module could not be instantiated within the job's limits.instances = {}, limits.tables = {}, limits.memories = {}: {e:#}; ask for more (up to the worker's maximum)",
-                limits.instances, limits.tables, limits.memories
-            ),
-        ),
-        Ok(Err(e)) => {
-            if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                exited(exit.0, result)
-            } else if e.downcast_ref::<wasmtime::ThrownException>().is_some() {
-                // An exception (the exception-handling proposal) no handler caught.
-                (
-                    Status::Trapped,
-                    trap_code(Trap::UnhandledTag).to_owned(),
-                    "the guest threw an exception that nothing caught".to_owned(),
-                )
-            } else if let Some(import) = e.downcast_ref::<wasmtime::UnknownImportError>() {
-                (
-                    Status::Trapped,
-                    codes::TRAP_UNKNOWN_IMPORT.to_owned(),
-                    format!(
-                        "the guest called `{}::{}`, an import this sandbox does not provide (linked as a trap by unknown_imports \"trap\")",
-                        import.module(),
-                        import.name()
-                    ),
-                )
-            } else if let Some(trap) = e.downcast_ref::<Trap>() {
-                match trap {
-                    Trap::Interrupt => timed_out(),
-                    Trap::OutOfFuel => (
-                        Status::FuelExhausted,
-                        codes::OUT_OF_FUEL.to_owned(),
-                        format!(
-                            "the guest used all of its fuel ({})",
-                            limits.fuel.unwrap_or(0)
-                        ),
-                    ),
-                    other => (
-                        Status::Trapped,
-                        trap_code(*other).to_owned(),
-                        format!("the guest trapped: {e:#}"),
-                    ),
-                }
-            } else {
-                (
-                    Status::Trapped,
-                    codes::TRAP_HOST.to_owned(),
-                    format!("the guest failed in a host call: {e:#}"),
-                )
-            }
-        }
-    };
-    // A refused growth explains a later failure better than the failure itself.
-    let (status, code, message) = match (status, refused) {
-        (Status::Failed | Status::Trapped, Some(why)) => (
-            Status::MemoryExceeded,
-            codes::MEMORY_LIMIT.to_owned(),
-            format!("{why}; then {message}"),
-        ),
-        other => (other.0, code, message),
-    };
-    let mut message = message;
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push_str(" ...");
-    }
-    result.set_outcome(status, &code, message);
-}
-
-/// The public code of a trap: one of [`codes::TRAP_CODES`], spelt out here so that a
-/// wasmtime upgrade that renames or adds traps cannot change a code; a trap this table
-/// does not know is [`codes::TRAP_OTHER`].
-fn trap_code(trap: Trap) -> &'static str {
-    match trap {
-        Trap::StackOverflow => "trap_stack_overflow",
-        Trap::MemoryOutOfBounds => "trap_memory_out_of_bounds",
-        Trap::HeapMisaligned => "trap_heap_misaligned",
-        Trap::TableOutOfBounds => "trap_table_out_of_bounds",
-        Trap::IndirectCallToNull => "trap_indirect_call_to_null",
-        Trap::BadSignature => "trap_bad_signature",
-        Trap::IntegerOverflow => "trap_integer_overflow",
-        Trap::IntegerDivisionByZero => "trap_integer_division_by_zero",
-        Trap::BadConversionToInteger => "trap_bad_conversion_to_integer",
-        Trap::UnreachableCodeReached => "trap_unreachable_code_reached",
-        Trap::AtomicWaitNonSharedMemory => "trap_atomic_wait_non_shared_memory",
-        Trap::NullReference => "trap_null_reference",
-        Trap::ArrayOutOfBounds => "trap_array_out_of_bounds",
-        Trap::AllocationTooLarge => "trap_allocation_too_large",
-        Trap::CastFailure => "trap_cast_failure",
-        Trap::UnhandledTag => "trap_unhandled_tag",
-        Trap::ContinuationAlreadyConsumed => "trap_continuation_already_consumed",
-        Trap::CannotEnterComponent => "trap_cannot_enter_component",
-        Trap::CannotLeaveComponent => "trap_cannot_leave_component",
-        Trap::InvalidChar => "trap_invalid_char",
-        Trap::StringOutOfBounds => "trap_string_out_of_bounds",
-        Trap::ListOutOfBounds => "trap_list_out_of_bounds",
-        Trap::InvalidDiscriminant => "trap_invalid_discriminant",
-        Trap::UnalignedPointer => "trap_unaligned_pointer",
-        _ => codes::TRAP_OTHER,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use wasmq_spec::codes;
-    use wasmtime::Trap;
-
-    #[test]
-    fn every_trap_code_is_in_the_public_table() {
-        let table: Vec<&str> = codes::TRAP_CODES.iter().map(|(c, _)| *c).collect();
-        // Every trap wasmtime can encode maps to a code of the table or to the fallback.
-        let mut seen = Vec::new();
-        for byte in 0..=u8::MAX {
-            if let Some(trap) = Trap::from_u8(byte) {
-                let code = super::trap_code(trap);
-                assert!(
-                    table.contains(&code) || code == codes::TRAP_OTHER,
-                    "{trap:?} maps to {code}, which the table does not list"
-                );
-                seen.push(code);
-            }
-        }
-        // And every code of the table is reachable.
-        for code in table {
-            assert!(
-                seen.contains(&code),
-                "{code} is listed but no trap gives it"
-            );
-        }
-        assert_eq!(
-            super::trap_code(Trap::UnreachableCodeReached),
-            "trap_unreachable_code_reached"
-        );
-    }
 }

@@ -18,6 +18,7 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 use crate::Sandbox;
 use crate::admission::{self, Intake, JobError, Source};
 use crate::engine::{EngineOptions, Runtime, State};
+use crate::fault::HostError;
 use crate::limiter::{Counts, DiskQuota, JobLimiter};
 use crate::pipe::CappedPipe;
 
@@ -64,15 +65,15 @@ pub enum SnapshotError {
     #[error("the initializer `{init}` did not finish: {why}")]
     Init { init: String, why: String },
     /// The host failed (disk, engine).
-    #[error("{0}")]
-    Host(String),
+    #[error(transparent)]
+    Host(HostError),
 }
 
 impl From<JobError> for SnapshotError {
     fn from(e: JobError) -> Self {
         match e {
             JobError::Rejected(r) | JobError::OverMemory(r) => SnapshotError::Refused(r),
-            JobError::Internal(m) => SnapshotError::Host(m),
+            JobError::Host(e) => SnapshotError::Host(e),
             JobError::Cancelled(m) | JobError::Expired(m) => {
                 SnapshotError::Refused(Rejection::new(codes::INVALID_FIELD, m))
             }
@@ -92,7 +93,7 @@ impl Sandbox {
             now: SystemTime::now(),
             cancelled: false,
         };
-        let store = admission::Store {
+        let store = admission::ModuleAccess {
             cache: inner.modules.cache(),
             remote: false,
         };
@@ -104,7 +105,7 @@ impl Sandbox {
                 .modules
                 .cache()
                 .get_module(&digest)
-                .map_err(|e| SnapshotError::Host(e.to_string()))?
+                .map_err(|e| SnapshotError::Host(HostError::caused_by(e.to_string(), e)))?
                 .ok_or_else(|| SnapshotError::Refused(admission::not_found(&digest)))?,
             _ => {
                 return Err(SnapshotError::Refused(Rejection::new(
@@ -113,7 +114,7 @@ impl Sandbox {
                 )));
             }
         };
-        if crate::modules::sniff(&bytes) != Some(crate::modules::Artifact::Core) {
+        if crate::modules::sniff(&bytes) != Some(crate::modules::Format::Core) {
             return Err(SnapshotError::Refused(Rejection::new(
                 codes::WRONG_KIND,
                 "only a core WebAssembly module can be pre-initialised here, not a component",
@@ -139,12 +140,19 @@ impl Sandbox {
             keep_resident_bytes: 0,
             epoch_tick: inner.config.epoch_tick,
         })
-        .map_err(|e| SnapshotError::Host(format!("could not create an engine: {e:#}")))?;
+        .map_err(|e| {
+            SnapshotError::Host(HostError::caused_by(
+                format!("could not create an engine: {e:#}"),
+                e,
+            ))
+        })?;
         let t = Instant::now();
         let engine = rt.engine.clone();
         let module = tokio::task::spawn_blocking(move || Module::new(&engine, &instrumented))
             .await
-            .map_err(|e| SnapshotError::Host(format!("compiling panicked: {e}")))?
+            .map_err(|e| {
+                SnapshotError::Host(HostError::caused_by(format!("compiling panicked: {e}"), e))
+            })?
             .map_err(|e| {
                 SnapshotError::Refused(Rejection::new(
                     codes::INVALID_MODULE,
@@ -175,13 +183,16 @@ impl Sandbox {
 
         let limits = admitted.limits;
         let dir = self.job_dir(&admitted).map_err(|e| {
-            SnapshotError::Host(format!("could not prepare the job directory: {e}"))
+            SnapshotError::Host(HostError::caused_by(
+                format!("could not prepare the job directory: {e}"),
+                e,
+            ))
         })?;
         let stdout = CappedPipe::new(usize::try_from(limits.stdout_bytes).unwrap_or(usize::MAX));
         let stderr = CappedPipe::new(usize::try_from(limits.stderr_bytes).unwrap_or(usize::MAX));
         let mut wasi = self
             .wasi_builder(&admitted, dir.path(), &stdout, &stderr)
-            .map_err(SnapshotError::Host)?;
+            .map_err(|m| SnapshotError::Host(HostError::new(m)))?;
         let quota = DiskQuota::new(dir.path().to_owned(), limits.disk_bytes, limits.files, None);
         let limiter = JobLimiter::new(
             limits.memory_bytes,
@@ -195,7 +206,7 @@ impl Sandbox {
         };
         let cancel = CancellationToken::new();
         let mut store = crate::run::new_store(&rt.engine, state, &limits, &cancel)
-            .map_err(SnapshotError::Host)?;
+            .map_err(|m| SnapshotError::Host(HostError::new(m)))?;
         let mut linker = rt.linker.clone();
         if job.unknown_imports.unwrap_or(inner.config.unknown_imports)
             == wasmq_spec::UnknownImports::Trap
@@ -262,7 +273,12 @@ impl Sandbox {
                 },
             )
             .await
-            .map_err(|e| SnapshotError::Host(format!("taking the snapshot failed: {e:#}")))?;
+            .map_err(|e| {
+                SnapshotError::Host(HostError::caused_by(
+                    format!("taking the snapshot failed: {e:#}"),
+                    e,
+                ))
+            })?;
         drop(store);
         let (out, _) = stdout.take();
         let (err, _) = stderr.take();

@@ -90,12 +90,12 @@ struct Lane<D> {
 
 /// A started job's place in its tenant's count of jobs in flight; given back on drop.
 #[derive(Debug)]
-pub struct Slot<D> {
+pub struct InFlight<D> {
     fair: Arc<Fair<D>>,
     key: Key,
 }
 
-impl<D> Drop for Slot<D> {
+impl<D> Drop for InFlight<D> {
     fn drop(&mut self) {
         let mut s = self.fair.state.lock().expect("the fair queue lock");
         if let Some(lane) = s.queues.get_mut(&self.key) {
@@ -178,7 +178,7 @@ impl<D> Fair<D> {
 
     /// The next job to start, and its slot; `None` when every tenant with jobs waiting is
     /// at its cap (or nothing waits).
-    pub fn pop(self: &Arc<Self>) -> Option<(D, Slot<D>)> {
+    pub fn pop(self: &Arc<Self>) -> Option<(D, InFlight<D>)> {
         let mut guard = self.state.lock().expect("the fair queue lock");
         let s = &mut *guard;
         s.turns += 1;
@@ -197,7 +197,7 @@ impl<D> Fair<D> {
         s.waiting -= 1;
         Some((
             job,
-            Slot {
+            InFlight {
                 fair: self.clone(),
                 key,
             },

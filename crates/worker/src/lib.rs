@@ -8,7 +8,12 @@
 //!
 //! # Layout
 //! - [`Worker`]: the loop, its [`WorkerConfig`], and graceful shutdown: on cancellation it
-//!   stops taking jobs, lets every job in flight finish, publish and ack, then returns.
+//!   stops taking jobs, lets every job in flight finish, publish and ack, then returns. A
+//!   job's result is published and acked; a [`wasmq_sandbox::HostFault`] is requeued.
+//! - [`fair`]: [`fair::Fair`], the queue of taken deliveries per tenant, and the weighted
+//!   turns ([`fair::Shares`]) by which free sandbox slots go to tenants.
+//! - [`cancel`]: [`cancel::Cancels`], the cancellations a worker has heard of, and the
+//!   registry of running jobs they stop.
 //! - [`metrics`]: [`metrics::Metrics`] (Prometheus counters, gauges and histograms, and the
 //!   worker's readiness) and the HTTP server of `/metrics`, `/healthz` and `/readyz`.
 
@@ -25,12 +30,12 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
-use wasmq_broker::{Delivery, Transport};
-use wasmq_sandbox::Sandbox;
-use wasmq_spec::{JobResult, Rejection, Status, codes, decode_job};
+use wasmq_queue::{Delivery, Transport};
+use wasmq_sandbox::{HostFault, Sandbox};
+use wasmq_spec::{JobResult, Rejection, codes, decode_job};
 
 use crate::cancel::Cancels;
-use crate::fair::{Fair, Shares, Slot};
+use crate::fair::{Fair, InFlight, Shares};
 use crate::metrics::Metrics;
 
 /// How the loop runs.
@@ -206,13 +211,13 @@ async fn handle<T: Transport>(
     config: &WorkerConfig,
     cancels: &Cancels,
     delivery: T::Delivery,
-    permit: (OwnedSemaphorePermit, Slot<T::Delivery>),
+    permit: (OwnedSemaphorePermit, InFlight<T::Delivery>),
     metrics: Option<&Metrics>,
 ) {
     let attempt = delivery.attempt();
     let tenant = delivery.tenant().map(str::to_owned);
-    let mut result = match decode(delivery.body(), config.max_message_bytes) {
-        Err(rejected) => *rejected,
+    let ran = match decode(delivery.body(), config.max_message_bytes) {
+        Err(rejected) => Ok(*rejected),
         Ok(job) => {
             // The sandbox records the module digest once it knows it.
             let span = info_span!(
@@ -234,38 +239,35 @@ async fn handle<T: Transport>(
             let run = sandbox.run_cancellable(&job, tenant.as_deref(), guard.token());
             let run = AssertUnwindSafe(run.instrument(span)).catch_unwind();
             match run.await {
-                Ok(r) => r,
-                Err(panic) => JobResult::internal(
-                    job.id(),
-                    job.batch.clone(),
-                    format!("the runner failed: it panicked: {}", panic_message(&*panic)),
-                ),
+                Ok(ran) => ran,
+                Err(panic) => Err(HostFault::panicked(&job, panic_message(&*panic))),
             }
         }
     };
     drop(permit);
-    // A host fault is retried: the job was not at fault, another attempt may succeed.
-    if result.status == Status::InternalError {
-        match transport.redelivery_limit() {
+    let mut result = match ran {
+        Ok(result) => result,
+        // A host fault is retried: the job was not at fault, another attempt may succeed.
+        Err(fault) => match transport.redelivery_limit() {
             Some(max) if attempt >= max => {
+                let mut result = fault.into_result();
                 result.message =
                     format!("{} (attempt {attempt} of {max}; giving up)", result.message);
+                result
             }
             _ => {
-                warn!(job = %result.id, attempt, error = %result.message, "host fault; requeueing the job");
+                warn!(job = %fault.job_id(), attempt, error = %fault, "host fault; requeueing the job");
                 if let Err(e) = delivery.requeue().await {
                     warn!(error = %e, "could not requeue the job; the broker will redeliver it");
                 }
                 return;
             }
-        }
-    }
+        },
+    };
     result.attempt = attempt;
     result.worker = Some(config.worker_id.clone());
     // Every result of a tenant's job names it, messages that are not jobs included.
-    if sandbox.config().tenancy.is_some() {
-        result.tenant = tenant;
-    }
+    result.tenant = sandbox.result_tenant(tenant.as_deref());
     info!(
         job = %result.id,
         batch = result.batch.as_deref().unwrap_or(""),

@@ -28,7 +28,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wasmq_broker::supervisor::LinkObserver;
+use wasmq_queue::link::LinkObserver;
 use wasmq_spec::{CacheOutcome, JobResult};
 
 /// `wasmq_jobs_total`'s labels.

@@ -6,7 +6,24 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use wasmq_spec::JobResult;
 
-use crate::{BrokerError, Delivery, Transport};
+use crate::{Delivery, Transport};
+
+/// A failure of the in-process queue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// [`MemoryQueue::close`] was called: no more jobs are taken.
+    #[error("the in-process queue is closed")]
+    Closed,
+    /// The queue was closed and every job acked: the job stream has ended.
+    #[error("the in-process queue is finished")]
+    Finished,
+    /// The worker's side of the queue is gone.
+    #[error("the in-process queue has no consumer")]
+    NoConsumer,
+    /// The receiver of results is gone.
+    #[error("nobody is reading results")]
+    NoResultReader,
+}
 
 /// An in-process job queue with the same interface as a broker.
 ///
@@ -36,13 +53,10 @@ impl Shared {
         }
     }
 
-    fn send(&self, d: MemoryDelivery) -> Result<(), BrokerError> {
+    fn send(&self, d: MemoryDelivery) -> Result<(), QueueError> {
         let guard = self.jobs_tx.lock().expect("queue lock");
-        let tx = guard
-            .as_ref()
-            .ok_or_else(|| BrokerError("the in-process queue is finished".into()))?;
-        tx.send(d)
-            .map_err(|_| BrokerError("the in-process queue has no consumer".into()))
+        let tx = guard.as_ref().ok_or(QueueError::Finished)?;
+        tx.send(d).map_err(|_| QueueError::NoConsumer)
     }
 }
 
@@ -71,9 +85,9 @@ impl MemoryQueue {
     }
 
     /// Queues one job message.
-    pub fn submit(&self, body: Vec<u8>) -> Result<(), BrokerError> {
+    pub fn submit(&self, body: Vec<u8>) -> Result<(), QueueError> {
         if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(BrokerError("the in-process queue is closed".into()));
+            return Err(QueueError::Closed);
         }
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         let sent = self.shared.send(MemoryDelivery {
@@ -95,6 +109,7 @@ impl MemoryQueue {
 }
 
 impl Transport for MemoryQueue {
+    type Error = QueueError;
     type Delivery = MemoryDelivery;
 
     async fn next(&self) -> Option<MemoryDelivery> {
@@ -105,14 +120,16 @@ impl Transport for MemoryQueue {
         &self,
         result: &JobResult,
         _delivery: &MemoryDelivery,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), QueueError> {
         self.results_tx
             .send(result.clone())
-            .map_err(|_| BrokerError("nobody is reading results".into()))
+            .map_err(|_| QueueError::NoResultReader)
     }
 }
 
 impl Delivery for MemoryDelivery {
+    type Error = QueueError;
+
     fn body(&self) -> &[u8] {
         &self.body
     }
@@ -121,13 +138,13 @@ impl Delivery for MemoryDelivery {
         self.attempt
     }
 
-    async fn ack(self) -> Result<(), BrokerError> {
+    async fn ack(self) -> Result<(), QueueError> {
         self.shared.pending.fetch_sub(1, Ordering::SeqCst);
         self.shared.finish_if_done();
         Ok(())
     }
 
-    async fn requeue(mut self) -> Result<(), BrokerError> {
+    async fn requeue(mut self) -> Result<(), QueueError> {
         self.attempt += 1;
         let shared = self.shared.clone();
         shared.send(self)
