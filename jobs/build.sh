@@ -26,7 +26,8 @@
 #         missing. Then build.mjs calls componentize-js's componentize() for the
 #         wasmq:job/handler world and writes two components. jobs/wasm/handler-js.wasm has
 #         fetch() disabled, so it does not import wasi:http. jobs/wasm/handler-js-default.wasm
-#         uses componentize-js's defaults and imports wasi:http. It rebuilds only when a
+#         uses componentize-js's defaults and imports wasi:http (which the sandbox links,
+#         refusing every request). It rebuilds only when a
 #         component is missing or older than its sources.
 #
 #     jobs/build.sh [rust] [c] [python] [js]     (no argument: all four)
@@ -100,7 +101,7 @@ if ((build_rust)); then
   cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 \
     -p hello -p wordcount -p jsonx -p hashbench -p fsprobe -p upper -p parity -p jsrun -p primes
   cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 \
-    -p hello -p misbehave -p handler -p parity -p exitcode
+    -p hello -p misbehave -p handler -p parity -p exitcode -p fetch
   for g in hello wordcount jsonx hashbench fsprobe upper parity jsrun primes; do
     cp "$out/wasm32-wasip1/release/$g.wasm" "$here/wasm/$g.wasm"
   done
@@ -109,6 +110,7 @@ if ((build_rust)); then
   cp "$out/wasm32-wasip2/release/handler.wasm" "$here/wasm/handler.wasm"
   cp "$out/wasm32-wasip2/release/parity.wasm" "$here/wasm/parity-p2.wasm"
   cp "$out/wasm32-wasip2/release/exitcode.wasm" "$here/wasm/exitcode-p2.wasm"
+  cp "$out/wasm32-wasip2/release/fetch.wasm" "$here/wasm/fetch-p2.wasm"
 fi
 
 if ((build_c)); then

@@ -6,6 +6,7 @@ mod cache;
 mod cancel;
 mod cli;
 mod deploy;
+mod egress;
 mod fairshare;
 mod faults;
 mod files;

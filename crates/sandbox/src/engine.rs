@@ -18,7 +18,9 @@ use wasmtime::{
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::egress::Egress;
 use crate::limiter::JobLimiter;
 
 /// What the store of a core-module job holds.
@@ -37,6 +39,20 @@ pub(crate) struct ComponentState {
     pub(crate) table: ResourceTable,
     /// The job's memory and table limits, and what it used.
     pub(crate) limiter: JobLimiter,
+    /// `wasi:http`'s own state.
+    pub(crate) http: WasiHttpCtx,
+    /// What the job may reach on the network: nothing.
+    pub(crate) egress: Egress,
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
 }
 
 impl WasiView for ComponentState {
@@ -223,6 +239,8 @@ impl Runtime {
         // This includes `wasi:cli/exit#exit-with-code` (WASI 0.2.12), so a component that
         // exits with a number reports that number, as a core command does.
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)?;
+        // wasi:http, every request through the job's `Egress` (see egress.rs).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)?;
         spawn_epoch_ticker(engine.weak(), options.epoch_tick);
         let fingerprint = fingerprint(&engine);
         Ok(Runtime {

@@ -26,6 +26,8 @@
 //!   stops a guest, instantiate, call.
 //! - `classify`: how the job ended, in one `match`: status, code, message.
 //! - `kinds`: what each job kind needs of a module's exports, and how it is called.
+//! - `egress`: outbound HTTP of components (`wasi:http`): the job's hooks, which refuse
+//!   every request.
 //! - `fault`: [`HostFault`] and [`HostError`], the host's failures, which are not results.
 //! - `snapshot`: pre-initialised snapshots of a job's module ([`Sandbox::snapshot`],
 //!   wasmtime-wizer).
@@ -40,6 +42,7 @@ mod bounds;
 mod classify;
 mod compile;
 pub mod config;
+mod egress;
 mod engine;
 mod fault;
 mod files;

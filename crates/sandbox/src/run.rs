@@ -10,10 +10,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::Sandbox;
 use crate::admission::{self, Admitted, Intake, JobError, Source};
 use crate::classify::{cancelled, classify, usage};
+use crate::egress::Egress;
 use crate::engine::{ComponentState, HasLimiter, Metering, Runtime, State};
 use crate::fault::{HostError, HostFault};
 use crate::files;
@@ -306,6 +308,8 @@ impl Sandbox {
                     ctx: wasi.build(),
                     table: ResourceTable::new(),
                     limiter,
+                    http: WasiHttpCtx::new(),
+                    egress: Egress,
                 };
                 let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
