@@ -18,16 +18,20 @@
 #         matplotlib/mpl-data.zip) to jobs/wasm/mpl-data/. Files are hard-linked when they are
 #         on the same filesystem and copied when they are not, and only when the target is
 #         missing or older. Then builds jobs/guests-py/handler/app.py with componentize-py into
-#         jobs/wasm/handler-py.wasm, a component of the wasmq:job/handler world in wit/. It
-#         rebuilds only when the component is missing or older than its sources.
-# js      The JavaScript handler jobs/guests-js/handler.js. Runs `npm ci` in jobs/guests-js
+#         jobs/wasm/handler-py.wasm, a component of the wasmq:job/handler world in wit/, and
+#         jobs/guests-py/fetch/app/app.py into jobs/wasm/fetch-py.wasm, a command that sends
+#         HTTP requests (the world in jobs/guests-py/fetch/wit). It rebuilds each only when the
+#         component is missing or older than its sources.
+# js      The JavaScript handlers under jobs/guests-js. Runs `npm ci` in jobs/guests-js
 #         when node_modules is missing or older than package-lock.json, which pins
 #         componentize-js and jco. Installs Debian's nodejs and npm with apt-get when node is
 #         missing. Then build.mjs calls componentize-js's componentize() for the
-#         wasmq:job/handler world and writes two components. jobs/wasm/handler-js.wasm has
+#         wasmq:job/handler world and writes three components. jobs/wasm/handler-js.wasm has
 #         fetch() disabled, so it does not import wasi:http. jobs/wasm/handler-js-default.wasm
 #         uses componentize-js's defaults and imports wasi:http (which the sandbox links,
-#         refusing every request). It rebuilds only when a
+#         refusing every request the job's allow-list does not allow). jobs/wasm/fetch-js.wasm
+#         is jobs/guests-js/fetch.js, a handler that fetch()es the URLs of its input. It
+#         rebuilds only when a
 #         component is missing or older than its sources.
 #
 #     jobs/build.sh [rust] [c] [python] [js]     (no argument: all four)
@@ -246,6 +250,22 @@ with zipfile.ZipFile(io.BytesIO(inner)) as data:
     mv -f "$out.tmp" "$out"
     touch "$out" # newer than the app's folder, which the removal just changed
   fi
+  # The Python HTTP client: a command for jobs/guests-py/fetch/wit's world (the CLI's imports
+  # and wasi:http's outgoing handler), built the same way.
+  app="$here/guests-py/fetch/app"
+  out="$here/wasm/fetch-py.wasm"
+  if stale "$out" "$app" "$here/guests-py/fetch/wit" "$venv/bin/componentize-py"; then
+    echo "building $out" >&2
+    if ! (cd "$app" && "$venv/bin/componentize-py" -q -d ../wit -w fetch \
+      componentize -p . app -o "$out.tmp"); then
+      rm -rf "$out.tmp" "$app/__pycache__"
+      echo "error: componentize-py could not build $out from $app/app.py" >&2
+      exit 1
+    fi
+    rm -rf "$app/__pycache__"
+    mv -f "$out.tmp" "$out"
+    touch "$out"
+  fi
 fi
 
 if ((build_js)); then
@@ -264,9 +284,10 @@ if ((build_js)); then
       exit 1
     fi
   fi
-  sources=("$js/handler.js" "$js/build.mjs" "$root/wit" "$js/node_modules/.package-lock.json")
+  sources=("$js/handler.js" "$js/fetch.js" "$js/build.mjs" "$root/wit" "$js/node_modules/.package-lock.json")
   if stale "$here/wasm/handler-js.wasm" "${sources[@]}" ||
-    stale "$here/wasm/handler-js-default.wasm" "${sources[@]}"; then
+    stale "$here/wasm/handler-js-default.wasm" "${sources[@]}" ||
+    stale "$here/wasm/fetch-js.wasm" "${sources[@]}"; then
     if ! node "$js/build.mjs" "$here/wasm"; then
       echo "error: $js/build.mjs could not build the JS guests" >&2
       exit 1

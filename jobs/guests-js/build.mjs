@@ -4,6 +4,7 @@
 //   jobs/wasm/handler-js.wasm          fetch() and the fetch event disabled: WASI 0.2 CLI imports
 //                                      only (stdio, clocks, random, ...), no wasi:http.
 //   jobs/wasm/handler-js-default.wasm  componentize-js's defaults: imports wasi:http as well.
+//   jobs/wasm/fetch-js.wasm            fetch.js, with the defaults: fetch() is wasi:http.
 //
 //     node jobs/guests-js/build.mjs [OUT_DIR]     (default: jobs/wasm)
 //
@@ -20,6 +21,7 @@ const outDir = resolve(process.argv[2] ?? join(here, "../wasm"));
 const builds = [
   { source: "handler.js", out: "handler-js.wasm", disableFeatures: ["http", "fetch-event"] },
   { source: "handler.js", out: "handler-js-default.wasm" },
+  { source: "fetch.js", out: "fetch-js.wasm" },
 ];
 
 await mkdir(outDir, { recursive: true });

@@ -12,6 +12,7 @@ mod faults;
 mod files;
 mod fleet;
 mod hostile;
+mod http_server;
 mod interpreters;
 mod isolation;
 mod kinds;

@@ -116,6 +116,28 @@ pub struct SandboxArgs {
         defaults::REGISTRY_RETRY.as_secs(),
     ))]
     pub registry_retry_secs: Option<u64>,
+    /// An outbound host components may send HTTP requests to: scheme://host[:port], with
+    /// `*.` for subdomains and `*` for any host or port (repeatable; env: comma-separated)
+    /// [config: allowed_outbound_hosts] [default: none: no network].
+    #[arg(
+        long = "allowed-outbound-host",
+        env = "WASMQ_ALLOWED_OUTBOUND_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// A network (CIDR) of private, loopback or other special addresses that allowed hosts
+    /// may resolve to (repeatable; env: comma-separated) [config: outbound_private_networks]
+    /// [default: none].
+    #[arg(
+        long = "outbound-private-network",
+        env = "WASMQ_OUTBOUND_PRIVATE_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub outbound_private_networks: Vec<String>,
+    /// A PEM file of CA certificates trusted for outbound HTTPS besides the system's
+    /// [config: outbound_ca_file].
+    #[arg(long, env = "WASMQ_OUTBOUND_CA_FILE")]
+    pub outbound_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The flags of a command that only talks to RabbitMQ: the common ones and the broker's.

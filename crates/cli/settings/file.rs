@@ -42,6 +42,9 @@ pub struct FileConfig {
     pub insecure_registries: Option<Vec<String>>,
     pub compile_wait_secs: Option<u64>,
     pub registry_retry_secs: Option<u64>,
+    pub allowed_outbound_hosts: Option<Vec<String>>,
+    pub outbound_private_networks: Option<Vec<String>>,
+    pub outbound_ca_file: Option<PathBuf>,
     /// Credentials by registry (`HOST[:PORT]`).
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryAuthConfig>,
@@ -100,6 +103,10 @@ pub struct TenantConfig {
     /// The most of its jobs running at once on one worker.
     #[serde(default)]
     pub max_in_flight: Option<u32>,
+    /// The outbound hosts its jobs may reach; the worker's `allowed_outbound_hosts` when
+    /// absent.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Option<Vec<String>>,
 }
 
 /// `[tenants.NAME.limits.maximum]`: a tenant has the worker's defaults (lowered to its

@@ -1,8 +1,8 @@
 //! Admission: whether a job may run on this worker, and the plan it runs by.
 //!
 //! Every rule about what a job may ask for is applied here, before any wasmtime call: the
-//! tenant's policy, limits against their maximum, volumes, inputs that must decode, and the
-//! module's namespace. [`admit`] returns an [`Admitted`] plan or the [`Rejection`] that says
+//! tenant's policy, limits against their maximum, volumes, outbound hosts, inputs that must
+//! decode, and the module's namespace. [`admit`] returns an [`Admitted`] plan or the [`Rejection`] that says
 //! why not. Nothing here touches wasmtime, so the rules are tested without an engine (the
 //! tests at the end of this file).
 //!
@@ -13,7 +13,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use wasmq_cache::{Cache, Digest};
-use wasmq_spec::{Job, JobResult, Limits, ModuleRef, Rejection, Status, codes};
+use wasmq_spec::outbound::{first_outside, parse_outbound_hosts};
+use wasmq_spec::{Job, JobResult, Limits, ModuleRef, OutboundHost, Rejection, Status, codes};
 
 use crate::config::{SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs};
 use crate::fault::HostError;
@@ -99,6 +100,8 @@ pub(crate) struct Admitted<'a> {
     pub(crate) source: Source,
     /// The tenant whose namespace keeps the job's inline module once it has resolved.
     pub(crate) keep_for: Option<&'a str>,
+    /// The outbound hosts its components may send HTTP requests to.
+    pub(crate) outbound: Vec<OutboundHost>,
 }
 
 /// Admits `job`, published by broker user `tenant` (verified by the broker; `None` when
@@ -145,6 +148,7 @@ pub(crate) fn admit<'a>(
         job.check_mounts(work_dir)?;
     }
     let mounts = mounts(config, job, policy)?;
+    let outbound = outbound(config, job, policy)?;
     let stdin = text_or_base64("stdin_base64", &job.stdin, &job.stdin_base64)?;
     let inputs = files::decode_inputs(&job.files)?;
     let input = text_or_base64("input_base64", &job.input, &job.input_base64)?;
@@ -164,7 +168,45 @@ pub(crate) fn admit<'a>(
         digest,
         source,
         keep_for,
+        outbound,
     })
+}
+
+/// The job's outbound hosts: its own narrowing of its policy's list, or the whole list.
+fn outbound(
+    config: &SandboxConfig,
+    job: &Job,
+    policy: Policy<'_>,
+) -> Result<Vec<OutboundHost>, Rejection> {
+    let allowed = match policy {
+        Policy::Operator => &config.allowed_outbound_hosts,
+        Policy::Tenant { policy: p, .. } => &p.allowed_outbound_hosts,
+    };
+    let Some(asked) = &job.allowed_outbound_hosts else {
+        return Ok(allowed.clone());
+    };
+    let asked = parse_outbound_hosts(asked).map_err(|e| {
+        Rejection::new(codes::INVALID_FIELD, format!("allowed_outbound_hosts: {e}"))
+    })?;
+    if let Some(wider) = first_outside(&asked, allowed) {
+        let list = if allowed.is_empty() {
+            "none".to_owned()
+        } else {
+            allowed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Rejection::new(
+            codes::OUTBOUND_HOST_NOT_ALLOWED,
+            format!(
+                "allowed_outbound_hosts entry {wider} is outside what {} allows ({list}); a job may narrow the list, never widen it",
+                policy.who()
+            ),
+        ));
+    }
+    Ok(asked)
 }
 
 /// Why a job was not admitted, and the digest of its module when that was known by then
@@ -503,6 +545,11 @@ mod tests {
                 volumes: BTreeSet::from(["ref".to_owned()]),
                 inline_modules: true,
                 registries: vec!["registry.example:5000/alice".to_owned()],
+                allowed_outbound_hosts: parse_outbound_hosts(&[
+                    "https://*.alice.example",
+                    "http://127.0.0.1:8080",
+                ])
+                .unwrap(),
                 ..TenantPolicy::restrictive(&c.limits)
             };
             c.tenancy = Some(Tenancy {
@@ -806,5 +853,69 @@ mod tests {
             admit(&c, remote, &by_sha, who(Some("alice"))).map(|a| a.source),
             Ok(Source::Store)
         ));
+    }
+
+    #[test]
+    fn a_job_narrows_its_policys_outbound_hosts_and_never_widens_them() {
+        let (c, dir) = (config(true), tempfile::tempdir().unwrap());
+        let cache = Cache::open(dir.path(), None).unwrap();
+        let with = |hosts: &str| {
+            job(&format!(
+                r#"{{"module":{{"base64":"{}"}},"allowed_outbound_hosts":{hosts}}}"#,
+                inline()
+            ))
+        };
+        let listed = |j: &Job| {
+            admit(&c, local(&cache), j, who(Some("alice")))
+                .map(|a| {
+                    a.outbound
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_else(|n| panic!("{:?}", n.error))
+        };
+        // Silent: the policy's list; narrower: its own; empty: no network.
+        let silent = job(&format!(r#"{{"module":{{"base64":"{}"}}}}"#, inline()));
+        assert_eq!(
+            listed(&silent),
+            ["https://*.alice.example", "http://127.0.0.1:8080"]
+        );
+        assert_eq!(
+            listed(&with(r#"["https://api.alice.example"]"#)),
+            ["https://api.alice.example"]
+        );
+        assert!(listed(&with("[]")).is_empty());
+        for wider in [
+            r#"["https://alice.example"]"#,
+            r#"["https://*"]"#,
+            r#"["http://api.alice.example"]"#,
+            r#"["http://127.0.0.1:8081"]"#,
+            r#"["http://127.0.0.1:*"]"#,
+        ] {
+            assert_eq!(
+                code(admit(&c, local(&cache), &with(wider), who(Some("alice")))),
+                codes::OUTBOUND_HOST_NOT_ALLOWED,
+                "{wider}"
+            );
+        }
+        // The default policy allows nothing: any entry is wider.
+        let plain = config(false);
+        assert_eq!(
+            code(admit(
+                &plain,
+                local(&cache),
+                &with(r#"["https://a.example"]"#),
+                who(None)
+            )),
+            codes::OUTBOUND_HOST_NOT_ALLOWED
+        );
+        // An entry that does not parse is refused when the job is decoded.
+        let bad = format!(
+            r#"{{"module":{{"base64":"{}"}},"allowed_outbound_hosts":["a.example"]}}"#,
+            inline()
+        );
+        let (r, _, _) = decode_job(bad.as_bytes()).unwrap_err();
+        assert_eq!(r.code, codes::INVALID_FIELD, "{}", r.message);
     }
 }

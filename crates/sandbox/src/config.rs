@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmq_spec::{LimitPolicy, Limits, UnknownImports};
+use wasmq_spec::{LimitPolicy, Limits, OutboundHost, UnknownImports};
 
 /// An operator-declared host directory that jobs may mount by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,9 @@ pub struct TenantPolicy {
     pub registries: Vec<String>,
     /// The most its jobs may ask for; each limit within the worker's maximum.
     pub maximum: Limits,
+    /// The outbound hosts its jobs' components may send HTTP requests to; none when
+    /// empty. A job may narrow the list with its own `allowed_outbound_hosts`.
+    pub allowed_outbound_hosts: Vec<OutboundHost>,
     /// Its share of a worker's slots against other tenants' while they all have jobs
     /// waiting (1 to [`MAX_WEIGHT`]).
     pub weight: u32,
@@ -39,12 +42,13 @@ pub struct TenantPolicy {
 pub const MAX_WEIGHT: u32 = 1000;
 
 impl TenantPolicy {
-    /// No volumes, no inline modules, no registries, the worker's maximums.
+    /// No volumes, no inline modules, no registries, no network, the worker's maximums.
     pub fn restrictive(limits: &LimitPolicy) -> TenantPolicy {
         TenantPolicy {
             volumes: BTreeSet::new(),
             inline_modules: false,
             registries: Vec::new(),
+            allowed_outbound_hosts: Vec::new(),
             maximum: limits.maximum,
             weight: 1,
             max_in_flight: None,
@@ -119,6 +123,14 @@ pub struct SandboxConfig {
     /// Tenant policies; `None` turns tenancy off (every job is treated alike, as the
     /// operator's).
     pub tenancy: Option<Tenancy>,
+    /// The outbound hosts components may send HTTP requests to when tenancy is off (with
+    /// tenancy, each policy has its own list); none when empty: no network.
+    pub allowed_outbound_hosts: Vec<OutboundHost>,
+    /// Networks (CIDRs) of private, loopback, link-local and other special addresses that
+    /// allowed hosts may resolve to; without one, such an address is refused.
+    pub outbound_private_networks: Vec<ipnet::IpNet>,
+    /// A PEM file of CA certificates trusted for outbound HTTPS besides the system's.
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -140,6 +152,9 @@ impl Default for SandboxConfig {
             pooling: true,
             keep_resident_bytes: 4 * 1024 * 1024,
             tenancy: None,
+            allowed_outbound_hosts: Vec::new(),
+            outbound_private_networks: Vec::new(),
+            outbound_ca_file: None,
         }
     }
 }

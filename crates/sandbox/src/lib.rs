@@ -130,6 +130,8 @@ struct Inner {
     slots: Semaphore,
     /// The jobs' `/work` directories.
     work_dirs: files::WorkDirs,
+    /// The private networks and TLS roots of outbound requests.
+    outbound: Arc<egress::Outbound>,
 }
 
 impl Sandbox {
@@ -147,6 +149,11 @@ impl Sandbox {
         fleet: Fleet,
     ) -> Result<Sandbox, SetupError> {
         config.check().map_err(SetupError::Config)?;
+        let outbound = egress::Outbound::new(
+            config.outbound_private_networks.clone(),
+            config.outbound_ca_file.clone(),
+        )
+        .map_err(SetupError::Config)?;
         let slots = config.instance_slots();
         let engines = Engines::new(EngineOptions {
             pooling: config.pooling,
@@ -174,6 +181,7 @@ impl Sandbox {
                 config,
                 engines,
                 modules,
+                outbound: Arc::new(outbound),
             }),
         })
     }

@@ -275,6 +275,7 @@ impl Sandbox {
         let timeout = std::time::Duration::from_millis(limits.timeout_ms);
         let t = Instant::now();
         let mut instantiate_us = 0;
+        let mut http = None;
         let (outcome, usage) = match (loaded, kind) {
             (Loaded::Core(pre), JobKind::Command | JobKind::Function) => {
                 if let Err(r) = kinds::check_core_exports(pre.module(), p.job, kind) {
@@ -304,12 +305,14 @@ impl Sandbox {
                 (outcome, usage(&mut store, limits))
             }
             (Loaded::Component(pre, _), JobKind::Component | JobKind::Handler) => {
+                let egress = Egress::new(self.inner.outbound.clone(), p.outbound.clone(), limits);
+                let counters = egress.counters();
                 let state = ComponentState {
                     ctx: wasi.build(),
                     table: ResourceTable::new(),
                     limiter,
                     http: WasiHttpCtx::new(),
-                    egress: Egress,
+                    egress,
                 };
                 let mut store = match new_store(&rt.engine, state, limits, cancel) {
                     Ok(s) => s,
@@ -325,7 +328,11 @@ impl Sandbox {
                     t,
                 );
                 let outcome = until_cancelled(cancel, tokio::time::timeout(timeout, run)).await;
-                (outcome, usage(&mut store, limits))
+                let usage = usage(&mut store, limits);
+                // Dropping the store drops the requests still in flight.
+                drop(store);
+                http = counters.usage();
+                (outcome, usage)
             }
             (_, kind) => {
                 let m = format!(
@@ -343,6 +350,7 @@ impl Sandbox {
         result.set_stderr(&err, err_cut);
         result.fuel_consumed = usage.fuel_consumed;
         result.memory_peak_bytes = usage.peak_memory;
+        result.http = http;
         match outcome {
             // The pool ran out of slots at this moment: the host's fault, tried again later.
             Some(Ok(Ok(RunEnd::NotInstantiated(e))))

@@ -202,6 +202,9 @@ wire_codes! {
         /// A `module.oci` reference to a registry or repository the job's tenant policy does
         /// not allow.
         RegistryNotAllowed = "registry_not_allowed";
+        /// An `allowed_outbound_hosts` entry of the job that its policy's list does not
+        /// cover: a job may narrow the list, never widen it.
+        OutboundHostNotAllowed = "outbound_host_not_allowed";
         /// The module needs more core instances, tables or memories than the job's
         /// `limits.instances`, `limits.tables` or `limits.memories` allow (status `rejected`;
         /// nothing of the guest ran).
@@ -390,6 +393,8 @@ pub mod codes {
     pub const MODULE_DIGEST_MISMATCH: &str = Code::ModuleDigestMismatch.as_str();
     /// [`Code::RegistryNotAllowed`].
     pub const REGISTRY_NOT_ALLOWED: &str = Code::RegistryNotAllowed.as_str();
+    /// [`Code::OutboundHostNotAllowed`].
+    pub const OUTBOUND_HOST_NOT_ALLOWED: &str = Code::OutboundHostNotAllowed.as_str();
     /// [`Code::LimitTooLow`].
     pub const LIMIT_TOO_LOW: &str = Code::LimitTooLow.as_str();
     /// [`Code::PoolLimit`].

@@ -14,6 +14,8 @@
 //!   validation, paths included (`job/validate.rs`).
 //! - [`limits`]: what a job may ask for ([`LimitsRequest`]), what a worker allows
 //!   ([`LimitPolicy`]) and what a run gets ([`Limits`]).
+//! - [`outbound`]: the entries of an `allowed_outbound_hosts` list ([`OutboundHost`]),
+//!   what a request must match and when one list is within another.
 //! - [`result`]: [`JobResult`], [`Status`], [`Timings`], [`CacheOutcome`].
 //! - [`code`]: the machine-readable result codes ([`Code`], [`TrapCode`]) in one table,
 //!   and their wire names as string constants ([`codes`]).
@@ -25,6 +27,7 @@ pub mod code;
 pub mod control;
 pub mod job;
 pub mod limits;
+pub mod outbound;
 pub mod reject;
 pub mod result;
 pub mod schema;
@@ -35,8 +38,9 @@ pub use job::{
     UnknownImports, UnknownImportsError, decode_job, parse_oci_reference,
 };
 pub use limits::{LimitPolicy, LimitPolicyError, Limits, LimitsRequest};
+pub use outbound::{OutboundHost, OutboundHostError};
 pub use reject::{Rejection, codes};
-pub use result::{CacheOutcome, JobResult, Status, Timings};
+pub use result::{CacheOutcome, HttpUsage, JobResult, Status, Timings};
 
 /// The guest path at which a job sees its own read-write directory unless its `work_dir`
 /// or the worker's default says otherwise.

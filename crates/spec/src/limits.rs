@@ -46,6 +46,19 @@ pub struct LimitsRequest {
     /// Linear memories the job's instances may have in total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memories: Option<u64>,
+    /// Outbound HTTP requests the job's components may send (refused ones included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_requests: Option<u64>,
+    /// Bytes of HTTP response bodies the job may receive, over all its requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_response_bytes: Option<u64>,
+    /// How long an outbound request may take to connect (TCP and TLS), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_connect_timeout_ms: Option<u64>,
+    /// How long an outbound request may wait for its response's head once connected, in
+    /// milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_first_byte_timeout_ms: Option<u64>,
 }
 
 /// The limits one run gets, after defaults and maximums are applied.
@@ -75,6 +88,14 @@ pub struct Limits {
     pub tables: u64,
     /// Linear memories, in total.
     pub memories: u64,
+    /// Outbound HTTP requests, refused ones included.
+    pub http_requests: u64,
+    /// Bytes of HTTP response bodies, in total.
+    pub http_response_bytes: u64,
+    /// Connect timeout of one outbound request, in milliseconds.
+    pub http_connect_timeout_ms: u64,
+    /// First-byte timeout of one outbound request, in milliseconds.
+    pub http_first_byte_timeout_ms: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -93,6 +114,10 @@ impl Limits {
         instances: 32,
         tables: 16,
         memories: 4,
+        http_requests: 16,
+        http_response_bytes: 16 * MIB,
+        http_connect_timeout_ms: 5_000,
+        http_first_byte_timeout_ms: 10_000,
     };
 
     /// The built-in maximums; `fuel: None` means any fuel budget is accepted.
@@ -108,12 +133,16 @@ impl Limits {
         instances: 128,
         tables: 64,
         memories: 8,
+        http_requests: 1_000,
+        http_response_bytes: 256 * MIB,
+        http_connect_timeout_ms: 30_000,
+        http_first_byte_timeout_ms: 300_000,
     };
 }
 
 impl Limits {
     /// Every limit but fuel, by name, in a stable order.
-    fn named(&self) -> [(&'static str, u64); 10] {
+    fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("timeout_ms", self.timeout_ms),
             ("memory_bytes", self.memory_bytes),
@@ -125,6 +154,13 @@ impl Limits {
             ("instances", self.instances),
             ("tables", self.tables),
             ("memories", self.memories),
+            ("http_requests", self.http_requests),
+            ("http_response_bytes", self.http_response_bytes),
+            ("http_connect_timeout_ms", self.http_connect_timeout_ms),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+            ),
         ]
     }
 
@@ -196,18 +232,11 @@ impl LimitPolicy {
     pub fn check(&self) -> Result<(), LimitPolicyError> {
         let d = &self.default;
         let m = &self.maximum;
-        let pairs = [
-            ("timeout_ms", d.timeout_ms, m.timeout_ms),
-            ("memory_bytes", d.memory_bytes, m.memory_bytes),
-            ("stdout_bytes", d.stdout_bytes, m.stdout_bytes),
-            ("stderr_bytes", d.stderr_bytes, m.stderr_bytes),
-            ("output_bytes", d.output_bytes, m.output_bytes),
-            ("disk_bytes", d.disk_bytes, m.disk_bytes),
-            ("files", d.files, m.files),
-            ("instances", d.instances, m.instances),
-            ("tables", d.tables, m.tables),
-            ("memories", d.memories, m.memories),
-        ];
+        let pairs = d
+            .named()
+            .into_iter()
+            .zip(m.named())
+            .map(|((name, d), (_, m))| (name, d, m));
         for (name, default, maximum) in pairs {
             if default > maximum {
                 return Err(LimitPolicyError::AboveMaximum {
@@ -256,6 +285,12 @@ impl LimitPolicy {
                 instances: d.instances.min(max.instances),
                 tables: d.tables.min(max.tables),
                 memories: d.memories.min(max.memories),
+                http_requests: d.http_requests.min(max.http_requests),
+                http_response_bytes: d.http_response_bytes.min(max.http_response_bytes),
+                http_connect_timeout_ms: d.http_connect_timeout_ms.min(max.http_connect_timeout_ms),
+                http_first_byte_timeout_ms: d
+                    .http_first_byte_timeout_ms
+                    .min(max.http_first_byte_timeout_ms),
             },
             maximum: max,
         }
@@ -331,6 +366,30 @@ impl LimitPolicy {
             instances,
             tables: pick("tables", req.tables, d.tables, m.tables)?,
             memories: pick("memories", req.memories, d.memories, m.memories)?,
+            http_requests: pick(
+                "http_requests",
+                req.http_requests,
+                d.http_requests,
+                m.http_requests,
+            )?,
+            http_response_bytes: pick(
+                "http_response_bytes",
+                req.http_response_bytes,
+                d.http_response_bytes,
+                m.http_response_bytes,
+            )?,
+            http_connect_timeout_ms: pick(
+                "http_connect_timeout_ms",
+                req.http_connect_timeout_ms,
+                d.http_connect_timeout_ms,
+                m.http_connect_timeout_ms,
+            )?,
+            http_first_byte_timeout_ms: pick(
+                "http_first_byte_timeout_ms",
+                req.http_first_byte_timeout_ms,
+                d.http_first_byte_timeout_ms,
+                m.http_first_byte_timeout_ms,
+            )?,
         })
     }
 }

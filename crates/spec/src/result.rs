@@ -123,6 +123,31 @@ pub struct Timings {
     pub total_us: u64,
 }
 
+/// What a job did on the network (`wasi:http/outgoing-handler`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct HttpUsage {
+    /// Requests the guest sent, refused ones included.
+    pub requests: u64,
+    /// Requests the server answered (with any HTTP status).
+    #[serde(default)]
+    pub ok: u64,
+    /// Requests refused before a connection was opened: a host, scheme, port or address
+    /// the job may not reach, a forbidden header, or past `limits.http_requests`.
+    pub denied: u64,
+    /// Requests that failed after they were allowed (DNS, connection, TLS, protocol).
+    #[serde(default)]
+    pub errors: u64,
+    /// Requests that timed out connecting or waiting for the response's head.
+    #[serde(default)]
+    pub timeouts: u64,
+    /// Bytes of request bodies sent.
+    pub bytes_sent: u64,
+    /// Bytes of response bodies received (at most `limits.http_response_bytes`).
+    pub bytes_received: u64,
+}
+
 /// The result of one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobResult {
@@ -186,6 +211,9 @@ pub struct JobResult {
     pub cache: Option<CacheOutcome>,
     /// Time spent in each phase.
     pub timings: Timings,
+    /// What the job did on the network; present once it sent an outbound HTTP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpUsage>,
     /// The worker that produced this result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
@@ -228,6 +256,7 @@ impl JobResult {
             engine: None,
             cache: None,
             timings: Timings::default(),
+            http: None,
             worker: None,
             tenant: None,
         }

@@ -221,6 +221,12 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
         prop::option::of(0..=m.tables),
         prop::option::of(0..=m.memories),
     );
+    let http = (
+        prop::option::of(0..=m.http_requests),
+        prop::option::of(0..=m.http_response_bytes),
+        prop::option::of(0..=m.http_connect_timeout_ms),
+        prop::option::of(0..=m.http_first_byte_timeout_ms),
+    );
     (
         prop::option::of(1..=m.timeout_ms),
         prop::option::of(any::<u64>()),
@@ -229,11 +235,18 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
         prop::option::of(0..=m.disk_bytes),
         prop::option::of(0..=m.files),
         counts,
+        http,
     )
         .prop_map(
-            |(timeout_ms, fuel, memory_bytes, streams, disk_bytes, files, counts)| {
+            |(timeout_ms, fuel, memory_bytes, streams, disk_bytes, files, counts, http)| {
                 let (stdout_bytes, stderr_bytes, output_bytes) = streams;
                 let (instances, tables, memories) = counts;
+                let (
+                    http_requests,
+                    http_response_bytes,
+                    http_connect_timeout_ms,
+                    http_first_byte_timeout_ms,
+                ) = http;
                 LimitsRequest {
                     timeout_ms,
                     fuel,
@@ -246,6 +259,10 @@ fn limits() -> impl Strategy<Value = LimitsRequest> {
                     instances,
                     tables,
                     memories,
+                    http_requests,
+                    http_response_bytes,
+                    http_connect_timeout_ms,
+                    http_first_byte_timeout_ms,
                 }
             },
         )
@@ -307,6 +324,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
             collect,
             volumes,
             limits,
+            allowed_outbound_hosts: None,
             expires_at: None,
         },
     )
@@ -956,6 +974,14 @@ proptest! {
             instances: asked.instances.unwrap_or(d.instances),
             tables: asked.tables.unwrap_or(d.tables),
             memories: asked.memories.unwrap_or(d.memories),
+            http_requests: asked.http_requests.unwrap_or(d.http_requests),
+            http_response_bytes: asked.http_response_bytes.unwrap_or(d.http_response_bytes),
+            http_connect_timeout_ms: asked
+                .http_connect_timeout_ms
+                .unwrap_or(d.http_connect_timeout_ms),
+            http_first_byte_timeout_ms: asked
+                .http_first_byte_timeout_ms
+                .unwrap_or(d.http_first_byte_timeout_ms),
         };
         prop_assert_eq!(LimitPolicy::default().resolve(asked), Ok(expected));
     }

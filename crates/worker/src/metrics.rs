@@ -38,6 +38,12 @@ struct JobLabels {
     kind: &'static str,
 }
 
+/// `wasmq_http_requests_total`'s label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    outcome: &'static str,
+}
+
 /// `wasmq_module_cache_total`'s label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
@@ -88,6 +94,8 @@ pub struct Metrics {
     broker_blocked: Gauge,
     broker_reconnects: Counter,
     redeliveries: Counter,
+    http_requests: Family<HttpLabels, Counter>,
+    http_response_bytes: Counter,
     readiness: Mutex<Readiness>,
 }
 
@@ -161,6 +169,18 @@ impl Metrics {
             "Job messages received that had been delivered before",
             redeliveries.clone(),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "wasmq_http_requests",
+            "Outbound HTTP requests of published jobs, by outcome: ok (answered), denied (refused before a connection), error, timeout",
+            http_requests.clone(),
+        );
+        let http_response_bytes = Counter::default();
+        registry.register(
+            "wasmq_http_response_bytes",
+            "Bytes of HTTP response bodies received by published jobs",
+            http_response_bytes.clone(),
+        );
         registry.register(
             "wasmq_build",
             "The version of wasmq and of the wasmtime it runs on",
@@ -181,6 +201,8 @@ impl Metrics {
             broker_blocked,
             broker_reconnects,
             redeliveries,
+            http_requests,
+            http_response_bytes,
             readiness: Mutex::new(Readiness {
                 connected: false,
                 consuming: false,
@@ -224,6 +246,21 @@ impl Metrics {
             if outcome == CacheOutcome::Compiled {
                 self.compiled(r.timings.compile_us);
             }
+        }
+        if let Some(http) = &r.http {
+            for (outcome, n) in [
+                ("ok", http.ok),
+                ("denied", http.denied),
+                ("error", http.errors),
+                ("timeout", http.timeouts),
+            ] {
+                if n > 0 {
+                    self.http_requests
+                        .get_or_create(&HttpLabels { outcome })
+                        .inc_by(n);
+                }
+            }
+            self.http_response_bytes.inc_by(http.bytes_received);
         }
     }
 
@@ -362,6 +399,15 @@ mod tests {
         m.job_published(&r);
         m.job_left();
         r.cache = Some(CacheOutcome::HitMemory);
+        r.http = Some(wasmq_spec::HttpUsage {
+            requests: 5,
+            ok: 2,
+            denied: 1,
+            errors: 1,
+            timeouts: 1,
+            bytes_sent: 10,
+            bytes_received: 300,
+        });
         m.job_taken(2);
         m.job_published(&r);
         m.job_left();
@@ -380,6 +426,11 @@ mod tests {
             "wasmq_broker_connected 0",
             "wasmq_broker_blocked 0",
             "wasmq_broker_reconnects_total 0",
+            "wasmq_http_requests_total{outcome=\"ok\"} 2",
+            "wasmq_http_requests_total{outcome=\"denied\"} 1",
+            "wasmq_http_requests_total{outcome=\"error\"} 1",
+            "wasmq_http_requests_total{outcome=\"timeout\"} 1",
+            "wasmq_http_response_bytes_total 300",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

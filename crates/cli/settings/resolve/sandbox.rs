@@ -9,7 +9,8 @@ use wasmq_cache::Cache;
 use wasmq_cache::remote::{ArtifactSource, Fleet, ModuleSource};
 use wasmq_registry::ArtifactStore;
 use wasmq_sandbox::{Sandbox, SandboxConfig, Tenancy, TenantPolicy, UnverifiedJobs, Volume};
-use wasmq_spec::{LimitPolicy, Limits, LimitsRequest};
+use wasmq_spec::outbound::parse_outbound_hosts;
+use wasmq_spec::{LimitPolicy, Limits, LimitsRequest, OutboundHost};
 
 use super::common::CommonSettings;
 use crate::settings::args::{SandboxArgs, parse_volume};
@@ -132,7 +133,8 @@ impl SandboxSettings {
                 !file.volumes.is_empty(),
             ),
         );
-        c.tenancy = tenancy(file, &c.limits);
+        outbound(&mut c, &mut entries, layers, args)?;
+        c.tenancy = tenancy(file, &c.limits, &c.allowed_outbound_hosts)?;
         entries.push(
             "tenants",
             match &c.tenancy {
@@ -237,6 +239,68 @@ impl SandboxSettings {
     }
 }
 
+/// The outbound HTTP settings: the allowed hosts, the private networks they may resolve
+/// to, and the CA file.
+fn outbound(
+    c: &mut SandboxConfig,
+    entries: &mut Entries,
+    layers: &Layers,
+    args: &SandboxArgs,
+) -> anyhow::Result<()> {
+    let file = &layers.file;
+    let list = |v: &Vec<String>| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
+    let arg = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let hosts = entries.add(
+        "allowed_outbound_hosts",
+        layers.merge(
+            "allowed_outbound_hosts",
+            arg(&args.allowed_outbound_hosts),
+            file.allowed_outbound_hosts.clone(),
+            Vec::new,
+        ),
+        list,
+    );
+    c.allowed_outbound_hosts = parse_outbound_hosts(&hosts).context("allowed_outbound_hosts")?;
+    let networks = entries.add(
+        "outbound_private_networks",
+        layers.merge(
+            "outbound_private_networks",
+            arg(&args.outbound_private_networks),
+            file.outbound_private_networks.clone(),
+            Vec::new,
+        ),
+        list,
+    );
+    c.outbound_private_networks = networks
+        .iter()
+        .map(|n| {
+            n.trim().parse::<ipnet::IpNet>().with_context(|| {
+                format!("outbound_private_networks: {n:?} is not a CIDR network (e.g. 10.0.0.0/8, 127.0.0.1/32)")
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    c.outbound_ca_file = entries.add(
+        "outbound_ca_file",
+        layers.merge(
+            "outbound_ca_file",
+            args.outbound_ca_file.clone().map(Some),
+            file.outbound_ca_file.clone().map(Some),
+            || None,
+        ),
+        |p| {
+            p.as_ref()
+                .map_or("none".into(), |p| p.display().to_string())
+        },
+    );
+    Ok(())
+}
+
 /// Sets `value` to the file's, when the file sets it; gives the source of the result.
 fn from_file<T>(value: &mut T, file: Option<T>) -> Source {
     let in_file = file.is_some();
@@ -274,6 +338,14 @@ fn overlay(l: &mut Limits, r: &LimitsRequest) {
     l.instances = r.instances.unwrap_or(l.instances);
     l.tables = r.tables.unwrap_or(l.tables);
     l.memories = r.memories.unwrap_or(l.memories);
+    l.http_requests = r.http_requests.unwrap_or(l.http_requests);
+    l.http_response_bytes = r.http_response_bytes.unwrap_or(l.http_response_bytes);
+    l.http_connect_timeout_ms = r
+        .http_connect_timeout_ms
+        .unwrap_or(l.http_connect_timeout_ms);
+    l.http_first_byte_timeout_ms = r
+        .http_first_byte_timeout_ms
+        .unwrap_or(l.http_first_byte_timeout_ms);
 }
 
 /// Adds every default and maximum limit: `limits.default.timeout_ms`, ...
@@ -283,7 +355,7 @@ fn limit_entries(entries: &mut Entries, layers: &Layers, p: &LimitPolicy, args: 
         ("default", &p.default, &f.default),
         ("maximum", &p.maximum, &f.maximum),
     ] {
-        let fields: [(&str, String, bool); 11] = [
+        let fields: [(&str, String, bool); 15] = [
             (
                 "timeout_ms",
                 limits.timeout_ms.to_string(),
@@ -331,6 +403,26 @@ fn limit_entries(entries: &mut Entries, layers: &Layers, p: &LimitPolicy, args: 
                 limits.memories.to_string(),
                 req.memories.is_some(),
             ),
+            (
+                "http_requests",
+                limits.http_requests.to_string(),
+                req.http_requests.is_some(),
+            ),
+            (
+                "http_response_bytes",
+                limits.http_response_bytes.to_string(),
+                req.http_response_bytes.is_some(),
+            ),
+            (
+                "http_connect_timeout_ms",
+                limits.http_connect_timeout_ms.to_string(),
+                req.http_connect_timeout_ms.is_some(),
+            ),
+            (
+                "http_first_byte_timeout_ms",
+                limits.http_first_byte_timeout_ms.to_string(),
+                req.http_first_byte_timeout_ms.is_some(),
+            ),
         ];
         for (name, value, in_file) in fields {
             // The flags set the default limits of time and memory.
@@ -349,37 +441,52 @@ fn limit_entries(entries: &mut Entries, layers: &Layers, p: &LimitPolicy, args: 
 }
 
 /// The tenant policies of the config file; `None` (tenancy off) when it has none of
-/// `[tenants]`, `[default_tenant]` and `unverified_jobs`.
-fn tenancy(f: &FileConfig, limits: &LimitPolicy) -> Option<Tenancy> {
+/// `[tenants]`, `[default_tenant]` and `unverified_jobs`. A policy without
+/// `allowed_outbound_hosts` has the worker's (`hosts`).
+fn tenancy(
+    f: &FileConfig,
+    limits: &LimitPolicy,
+    hosts: &[OutboundHost],
+) -> anyhow::Result<Option<Tenancy>> {
     if f.tenants.is_empty() && f.default_tenant.is_none() && f.unverified_jobs.is_none() {
-        return None;
+        return Ok(None);
     }
-    let base = defaults::tenant_policy(limits);
-    let policy = |t: &TenantConfig| {
+    let mut base = defaults::tenant_policy(limits);
+    base.allowed_outbound_hosts = hosts.to_vec();
+    let policy = |name: &str, t: &TenantConfig| -> anyhow::Result<TenantPolicy> {
         let mut maximum = base.maximum;
         overlay(&mut maximum, &t.limits.maximum);
-        TenantPolicy {
+        let allowed_outbound_hosts = match &t.allowed_outbound_hosts {
+            None => base.allowed_outbound_hosts.clone(),
+            Some(list) => parse_outbound_hosts(list)
+                .with_context(|| format!("{name}.allowed_outbound_hosts"))?,
+        };
+        Ok(TenantPolicy {
             volumes: t.volumes.iter().cloned().collect(),
             inline_modules: t.inline_modules,
             registries: t.registries.clone(),
+            allowed_outbound_hosts,
             maximum,
             weight: t.weight.unwrap_or(base.weight),
             max_in_flight: t.max_in_flight,
-        }
+        })
     };
-    Some(Tenancy {
-        tenants: f
-            .tenants
-            .iter()
-            .map(|(name, t)| (name.clone(), policy(t)))
-            .collect(),
-        default: f.default_tenant.as_ref().map_or(base.clone(), policy),
+    let mut tenants = std::collections::BTreeMap::new();
+    for (name, t) in &f.tenants {
+        tenants.insert(name.clone(), policy(&format!("tenants.{name}"), t)?);
+    }
+    Ok(Some(Tenancy {
+        tenants,
+        default: match &f.default_tenant {
+            Some(t) => policy("default_tenant", t)?,
+            None => base.clone(),
+        },
         unverified: match f.unverified_jobs {
             Some(UnverifiedJobsConfig::Reject) => UnverifiedJobs::Reject,
             Some(UnverifiedJobsConfig::Default) => UnverifiedJobs::Default,
             None => UnverifiedJobs::default(),
         },
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -413,6 +520,9 @@ mod tests {
             unknown_imports: None,
             compile_wait_secs: None,
             registry_retry_secs: None,
+            allowed_outbound_hosts: Vec::new(),
+            outbound_private_networks: Vec::new(),
+            outbound_ca_file: None,
         }
     }
 

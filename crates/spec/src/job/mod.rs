@@ -127,6 +127,12 @@ pub struct Job {
         deserialize_with = "decode::object_only"
     )]
     pub limits: LimitsRequest,
+    /// The outbound hosts (`scheme://host[:port]`, `*.` wildcards) the job's components
+    /// may send HTTP requests to: a narrowing of its policy's list, never a widening (an
+    /// entry outside it is `rejected` with `outbound_host_not_allowed`). Absent: the
+    /// policy's whole list. Empty: no network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_outbound_hosts: Option<Vec<String>>,
     /// The job must start by then (RFC 3339 in UTC, `2026-12-01T16:00:00Z`), or it ends
     /// `expired` without running.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -144,6 +144,10 @@ impl Job {
         if let Some(at) = &self.expires_at {
             parse_utc(at).map_err(|why| invalid(format!("expires_at {} {why}", Shown(at))))?;
         }
+        if let Some(hosts) = &self.allowed_outbound_hosts {
+            crate::outbound::parse_outbound_hosts(hosts)
+                .map_err(|e| invalid(format!("allowed_outbound_hosts: {e}")))?;
+        }
         self.check_base64()
     }
 
