@@ -7,10 +7,12 @@
 //! criterion's own output it prints the machine, the versions and a table of ratios.
 //! See benches/README.md for the figures and what they mean.
 
+#[path = "support/medians.rs"]
+mod medians;
 #[path = "support/reference.rs"]
 mod reference;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use wasmq_cache::Cache;
 use wasmq_sandbox::{Sandbox, SandboxConfig};
 use wasmq_spec::{CacheOutcome, Job, Status};
 
+use medians::{fmt_time, median_ns};
 use reference::{Knobs, Reference};
 
 fn root() -> &'static Path {
@@ -409,25 +412,6 @@ fn cancel(c: &mut Criterion) {
 criterion_group!(benches, per_job, reference, parallel, resolve, cpu, cancel);
 
 /// Median of one benchmark from criterion's report of this run, in nanoseconds.
-fn median_ns(id: &str) -> Option<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let text =
-        std::fs::read_to_string(target.join("criterion").join(id).join("new/estimates.json"))
-            .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
-fn fmt_time(ns: f64) -> String {
-    match ns {
-        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
-        n if n >= 1e3 => format!("{:.1} µs", n / 1e3),
-        n => format!("{n:.0} ns"),
-    }
-}
-
 /// The machine and the versions the figures come from.
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

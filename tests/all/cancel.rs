@@ -13,7 +13,8 @@ use crate::fleet::{Fleet, http_get, sample, wait_until};
 use crate::support::{fixture, job};
 use crate::tenants::{results_as, submit_as, two_tenants, two_users, write_config};
 
-fn cancel(f: &Fleet, args: &[&str]) -> (String, String) {
+/// `wasmq cancel ARGS... --wait 3`, which must succeed: its stdout and stderr.
+pub(crate) fn cancel(f: &Fleet, args: &[&str]) -> (String, String) {
     let out = f
         .wasmq()
         .arg("cancel")

@@ -201,6 +201,9 @@ impl SandboxConfig {
         {
             return Err(format!("work root {} is not a directory", root.display()));
         }
+        if let Some(path) = &self.outbound_ca_file {
+            crate::egress::read_ca_file(path)?;
+        }
         if let Err(why) = wasmq_spec::job::check_work_dir(&self.default_work_dir) {
             return Err(format!(
                 "default_work_dir {:?} {why}",

@@ -57,19 +57,13 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    /// Checks the CA file now, so that a bad one stops the worker at start.
-    pub(crate) fn new(
-        private_networks: Vec<IpNet>,
-        ca_file: Option<PathBuf>,
-    ) -> Result<Outbound, String> {
-        if let Some(path) = &ca_file {
-            read_ca_file(path)?;
-        }
-        Ok(Outbound {
+    /// The settings of [`SandboxConfig`](crate::SandboxConfig) (checked by its `check`).
+    pub(crate) fn new(private_networks: Vec<IpNet>, ca_file: Option<PathBuf>) -> Outbound {
+        Outbound {
             private_networks,
             ca_file,
             tls: OnceLock::new(),
-        })
+        }
     }
 
     /// The TLS client settings: the system's roots and the operator's CA file.
@@ -107,8 +101,8 @@ impl Outbound {
     }
 }
 
-/// The certificates of a PEM file.
-fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The certificates of a PEM file; an error when it holds none.
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;
@@ -285,6 +279,11 @@ impl Egress {
             return Err("not in the job's allowed_outbound_hosts".into());
         }
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        // `user@host` would go out in the Host header, where a server may read the user part
+        // as the host.
+        if authority.contains('@') {
+            return Err("its URL has a user part".into());
+        }
         let mut hosts = request.headers().get_all(HOST).iter();
         match (hosts.next(), hosts.next()) {
             (Some(h), None) if h.as_bytes() == authority.as_bytes() => {}
@@ -363,10 +362,15 @@ impl WasiHttpHooks for Egress {
             Ok(t) => t,
             Err(why) => {
                 HttpCounters::add(&counters.denied, 1);
+                // The URL's path and query may hold secrets: not logged.
+                let uri = request.uri();
                 tracing::debug!(
                     method = %request.method(),
-                    uri = %request.uri(),
+                    scheme = uri.scheme_str().unwrap_or_default(),
+                    host = uri.host().unwrap_or_default(),
+                    port = uri.port_u16(),
                     outcome = "denied",
+                    ms = 0,
                     "outbound request refused: {why}"
                 );
                 return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
@@ -772,7 +776,7 @@ mod tests {
 
     #[test]
     fn listed_private_networks_are_opened_and_no_others() {
-        let o = Outbound::new(vec!["127.0.0.1/32".parse().unwrap()], None).unwrap();
+        let o = Outbound::new(vec!["127.0.0.1/32".parse().unwrap()], None);
         assert_eq!(o.refuses(ip("127.0.0.1")), None);
         assert_eq!(o.refuses(ip("::ffff:127.0.0.1")), None);
         assert!(o.refuses(ip("127.0.0.2")).is_some());

@@ -152,8 +152,7 @@ impl Sandbox {
         let outbound = egress::Outbound::new(
             config.outbound_private_networks.clone(),
             config.outbound_ca_file.clone(),
-        )
-        .map_err(SetupError::Config)?;
+        );
         let slots = config.instance_slots();
         let engines = Engines::new(EngineOptions {
             pooling: config.pooling,

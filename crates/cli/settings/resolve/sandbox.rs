@@ -629,4 +629,63 @@ mod tests {
             "{bad}"
         );
     }
+
+    #[test]
+    fn outbound_settings_are_read_checked_and_inherited_by_tenants() {
+        let s = settings(
+            "allowed_outbound_hosts = ['https://api.example.com', 'http://*.internal.example:8080']\noutbound_private_networks = ['10.1.0.0/16']\n[tenants.alice]\nallowed_outbound_hosts = ['https://hooks.alice.example']\n[tenants.bob]\n[tenants.carol]\nallowed_outbound_hosts = []\n",
+        );
+        let c = s.sandbox_config(&no_flags()).unwrap();
+        let shown = |l: &[OutboundHost]| l.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            shown(&c.allowed_outbound_hosts),
+            ["https://api.example.com", "http://*.internal.example:8080"]
+        );
+        assert_eq!(
+            c.outbound_private_networks,
+            ["10.1.0.0/16".parse().unwrap()]
+        );
+        let t = c.tenancy.unwrap();
+        assert_eq!(
+            shown(&t.tenants["alice"].allowed_outbound_hosts),
+            ["https://hooks.alice.example"]
+        );
+        // A policy without a list has the worker's; an empty one has none.
+        assert_eq!(
+            t.tenants["bob"].allowed_outbound_hosts,
+            c.allowed_outbound_hosts
+        );
+        assert_eq!(t.default.allowed_outbound_hosts, c.allowed_outbound_hosts);
+        assert!(t.tenants["carol"].allowed_outbound_hosts.is_empty());
+
+        // Flags replace the file's list.
+        let mut flags = no_flags();
+        flags.allowed_outbound_hosts = vec!["http://127.0.0.1:9000".into()];
+        flags.outbound_private_networks = vec!["127.0.0.1/32".into()];
+        let c = s.sandbox_config(&flags).unwrap();
+        assert_eq!(shown(&c.allowed_outbound_hosts), ["http://127.0.0.1:9000"]);
+
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                settings(text)
+                    .sandbox_config(&no_flags())
+                    .expect_err("refused")
+            )
+        };
+        let e = err("allowed_outbound_hosts = ['api.example.com']\n");
+        assert!(
+            e.contains("allowed_outbound_hosts: outbound host \"api.example.com\" has no scheme"),
+            "{e}"
+        );
+        let e = err("[tenants.bob]\nallowed_outbound_hosts = ['https://a.*.example']\n");
+        assert!(e.contains("tenants.bob.allowed_outbound_hosts"), "{e}");
+        let e = err("outbound_private_networks = ['10.0.0.0']\n");
+        assert!(
+            e.contains("outbound_private_networks: \"10.0.0.0\" is not a CIDR network"),
+            "{e}"
+        );
+        let e = err("outbound_ca_file = '/no/such/ca.pem'\n");
+        assert!(e.contains("/no/such/ca.pem"), "{e}");
+    }
 }
