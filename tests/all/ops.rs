@@ -361,6 +361,65 @@ fn status_shows_queue_depths_consumers_and_a_batch_by_status() {
 }
 
 #[test]
+fn status_lists_the_workers_from_their_heartbeats_and_a_killed_one_as_gone() {
+    let mut f = Fleet::new("heartbeats");
+    let beat = ["--heartbeat-interval-secs", "1"];
+    f.start_worker(2, &beat);
+    f.start_worker(1, &beat);
+    let (w0, w1) = (f.workers[0].id.clone(), f.workers[1].id.clone());
+    let jobs = vec![
+        job("ok", &fixture("noop.wat")),
+        job("exit7", &fixture("exit7.wat")),
+    ];
+    let batch = f.submit(&jobs);
+    assert_eq!(f.results(&batch, 60).results.len(), 2);
+    let status = || {
+        let out = f.wasmq().arg("status").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // WORKER STATE VERSION CONCURRENCY IN-FLIGHT DONE FAILED LAST SEEN
+    let row = |text: &str, id: &str| -> Option<Vec<String>> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+    };
+    let mut text = String::new();
+    wait_until(
+        "both workers' heartbeats after the batch",
+        Duration::from_secs(30),
+        || {
+            text = status();
+            let (Some(a), Some(b)) = (row(&text, &w0), row(&text, &w1)) else {
+                return false;
+            };
+            let n = |r: &[String], i: usize| r[i].parse::<u64>().unwrap();
+            a[1] == "running"
+                && b[1] == "running"
+                && n(&a, 5) + n(&b, 5) == 2
+                && n(&a, 6) + n(&b, 6) == 1
+        },
+    );
+    let a = row(&text, &w0).unwrap();
+    assert_eq!(
+        (a[2].as_str(), a[3].as_str(), a[4].as_str()),
+        (env!("CARGO_PKG_VERSION"), "2", "0"),
+        "{text}"
+    );
+    assert_eq!(row(&text, &w1).unwrap()[3], "1", "{text}");
+
+    // Killed, w1 goes quiet and is shown as gone; stopped with a signal, w0 says so.
+    f.workers[1].kill_with("KILL");
+    f.workers[0].kill_with("TERM");
+    wait_until("w1 gone and w0 stopped", Duration::from_secs(30), || {
+        text = status();
+        row(&text, &w1).is_some_and(|r| r[1] == "gone")
+            && row(&text, &w0).is_some_and(|r| r[1] == "stopped")
+    });
+}
+
+#[test]
 fn config_prints_every_setting_with_its_source_and_redacts_secrets() {
     let dir = crate::support::Dir::new();
     let file = dir.path().join("worker.toml");

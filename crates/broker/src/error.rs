@@ -161,11 +161,17 @@ pub enum BrokerError {
         /// The AMQP error.
         error: lapin::Error,
     },
-    /// A result could not be encoded as JSON.
-    #[error("encoding a result: {error}")]
+    /// A message could not be encoded as JSON.
+    #[error("encoding a message: {error}")]
     Encode {
         /// The JSON error.
         error: Arc<serde_json::Error>,
+    },
+    /// Waiting on the broker took longer than its limit.
+    #[error("timed out {what}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
     },
     /// No broker URL was given.
     #[error("no broker URL")]

@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use clap::{ArgMatches, Args};
 use wasmq_broker::client::Client;
 use wasmq_broker::management::Management;
-use wasmq_spec::control::ResultMessage;
+use wasmq_spec::control::{Heartbeat, ResultMessage, WorkerState};
 
 use crate::Outcome;
 use crate::settings::{self, BrokerSettings, ClientArgs, StatusSettings};
 
 /// Show the depth (ready and unacked messages) and the consumers of the jobs, results and
-/// dead-letter queues; with --batch, that batch's result queue and its progress by status.
+/// dead-letter queues; the workers heard from in the last hour (from their heartbeats:
+/// state, jobs in flight, done and failed, last seen; a worker silent for three of its
+/// heartbeat intervals is shown as gone); with --batch, that batch's result queue and its
+/// progress by status.
 ///
 /// Ready messages and consumers come over AMQP, as of now; unacked messages come from
 /// RabbitMQ's management API (the rabbitmq_management plugin), as of its last statistics
@@ -103,6 +106,10 @@ impl StatusCommand {
                 "unacked counts unknown: {e} (enable the rabbitmq_management plugin, or give --management-url)"
             );
         }
+        match client.heartbeats().await {
+            Ok(beats) => print_workers(&beats, now_ms()),
+            Err(e) => eprintln!("workers unknown: {e}"),
+        }
         if let (Some(b), Some(queue)) = (&self.batch, &batch_queue)
             && batch_exists
         {
@@ -145,5 +152,41 @@ impl StatusCommand {
         }
         client.close().await;
         Ok(batch_exists)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The workers' table: one line per worker, its latest heartbeat.
+fn print_workers(beats: &[Heartbeat], now_ms: u64) {
+    println!();
+    if beats.is_empty() {
+        println!("no worker heard from in the last hour");
+        return;
+    }
+    println!(
+        "{:<32}  {:<8}  {:<8}  {:>11}  {:>9}  {:>9}  {:>9}  LAST SEEN",
+        "WORKER", "STATE", "VERSION", "CONCURRENCY", "IN FLIGHT", "DONE", "FAILED"
+    );
+    for b in beats {
+        let state = if b.gone_at(now_ms) {
+            "gone"
+        } else {
+            match b.state {
+                WorkerState::Running => "running",
+                WorkerState::Draining => "draining",
+                WorkerState::Stopped => "stopped",
+            }
+        };
+        let ago = now_ms.saturating_sub(b.at_ms) as f64 / 1000.0;
+        println!(
+            "{:<32}  {:<8}  {:<8}  {:>11}  {:>9}  {:>9}  {:>9}  {ago:.0} s ago",
+            b.worker, state, b.version, b.concurrency, b.in_flight, b.done, b.failed
+        );
     }
 }

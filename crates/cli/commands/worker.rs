@@ -1,7 +1,7 @@
 //! `wasmq worker`: consume jobs from RabbitMQ, run them, publish results.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{ArgMatches, Args};
@@ -15,7 +15,8 @@ use wasmq_cache::{Cache, Digest};
 use wasmq_sandbox::{Sandbox, TenantPolicy, WASMTIME_VERSION};
 use wasmq_spec::CacheOutcome;
 use wasmq_spec::control::{
-    CancelReply, ControlRequest, PrewarmOutcome, PrewarmReply, PrewarmRequest,
+    CancelReply, ControlRequest, Heartbeat, HeartbeatMessage, PrewarmOutcome, PrewarmReply,
+    PrewarmRequest, WorkerState,
 };
 use wasmq_worker::cancel::Cancels;
 use wasmq_worker::fair::{Share, Shares};
@@ -109,6 +110,7 @@ impl WorkerCommand {
             worker_id,
             consumer_timeout_ms,
             metrics_addr,
+            heartbeat_interval,
             ..
         } = w;
         // `shutdown` starts the drain; `link` closes the broker connections after it, so
@@ -199,6 +201,17 @@ impl WorkerCommand {
             std::process::exit(130);
         });
 
+        let beats = Beats {
+            transport: transport.clone(),
+            metrics: metrics.clone(),
+            worker: worker_id.clone(),
+            concurrency,
+            started_at_ms: now_ms(),
+            interval: heartbeat_interval,
+        };
+        let beating = CancellationToken::new();
+        tokio::spawn(beats.clone().run(beating.clone()));
+
         let worker = Worker::new(
             sandbox,
             transport.clone(),
@@ -219,9 +232,74 @@ impl WorkerCommand {
                 warn!(drain_timeout_secs = drain.as_secs(), "jobs still running at the drain timeout; exiting, they return to the queue");
             }
         }
+        beating.cancel();
+        beats.send(WorkerState::Stopped).await;
         transport.close().await;
         server.cancel();
         Ok(true)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The worker's heartbeats: who it is and what it has done, every `interval`.
+#[derive(Clone)]
+struct Beats {
+    transport: Arc<AmqpTransport>,
+    metrics: Arc<Metrics>,
+    worker: String,
+    concurrency: usize,
+    started_at_ms: u64,
+    interval: Duration,
+}
+
+impl Beats {
+    /// Sends a heartbeat every interval (the first at once) until `stop`.
+    async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let state = if self.metrics.is_draining() {
+                WorkerState::Draining
+            } else {
+                WorkerState::Running
+            };
+            self.send(state).await;
+        }
+    }
+
+    /// Publishes one heartbeat; a failure (the broker away) is logged at debug level: the
+    /// next one is sent on time.
+    async fn send(&self, state: WorkerState) {
+        let counts = self.metrics.job_counts();
+        let beat = HeartbeatMessage::Heartbeat {
+            heartbeat: Heartbeat {
+                worker: self.worker.clone(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                wasmtime: WASMTIME_VERSION.to_owned(),
+                concurrency: u32::try_from(self.concurrency).unwrap_or(u32::MAX),
+                in_flight: counts.in_flight,
+                done: counts.done,
+                failed: counts.failed,
+                started_at_ms: self.started_at_ms,
+                at_ms: now_ms(),
+                interval_ms: self.interval.as_millis() as u64,
+                state,
+            },
+        };
+        let body = serde_json::to_vec(&beat).expect("a heartbeat encodes");
+        if let Err(e) = self.transport.heartbeat(&body).await {
+            tracing::debug!(error = %e, "heartbeat not sent");
+        }
     }
 }
 

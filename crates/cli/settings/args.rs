@@ -197,6 +197,13 @@ pub struct WorkerArgs {
         defaults::DRAIN_TIMEOUT.as_secs(),
     ))]
     pub drain_timeout_secs: Option<u64>,
+    #[arg(long, env = "WASMQ_HEARTBEAT_INTERVAL_SECS", help = help(
+        "Seconds between two heartbeats of the worker (`wasmq status` shows a worker silent \
+         for three of them as gone)",
+        "heartbeat_interval_secs",
+        defaults::HEARTBEAT_INTERVAL.as_secs(),
+    ))]
+    pub heartbeat_interval_secs: Option<u64>,
     #[arg(long, env = "WASMQ_MAX_MESSAGE_BYTES", help = help(
         "Largest job message accepted, in bytes",
         "max_message_bytes",

@@ -20,6 +20,8 @@ pub const QUEUE_PREFIX: &str = "wasmq";
 pub const DELIVERY_LIMIT: u32 = 5;
 /// `drain_timeout_secs`.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a worker publishes its heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// `max_message_bytes`.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// `consumer_timeout_ms`: RabbitMQ's default `consumer_timeout` (30 minutes, since

@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub queue_prefix: Option<String>,
     pub delivery_limit: Option<u32>,
     pub drain_timeout_secs: Option<u64>,
+    pub heartbeat_interval_secs: Option<u64>,
     pub max_message_bytes: Option<usize>,
     pub worker_id: Option<String>,
     pub prefetch: Option<u16>,

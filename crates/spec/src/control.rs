@@ -103,6 +103,75 @@ pub enum ControlRequest {
     Cancel(CancelRequest),
 }
 
+/// What a worker is doing, as its heartbeat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Taking and running jobs.
+    Running,
+    /// Finishing its jobs in flight after a stop signal; takes no new ones.
+    Draining,
+    /// Stopped cleanly (its last heartbeat).
+    Stopped,
+}
+
+/// A worker's heartbeat: who it is and what it has done, published every `interval_ms` to
+/// the heartbeats stream, and once more when it stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The worker's id (`--worker-id`).
+    pub worker: String,
+    /// The wasmq version it runs.
+    pub version: String,
+    /// The wasmtime version it runs on.
+    pub wasmtime: String,
+    /// Jobs it runs at once.
+    pub concurrency: u32,
+    /// Jobs taken and not yet acked or requeued.
+    pub in_flight: u64,
+    /// Jobs whose result it published since it started.
+    pub done: u64,
+    /// Of those, the ones whose status is not `succeeded`.
+    pub failed: u64,
+    /// When it started, in ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When this heartbeat was sent, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// How often it sends one, in ms: a worker silent for several intervals is gone.
+    pub interval_ms: u64,
+    /// What it is doing.
+    pub state: WorkerState,
+}
+
+/// A message of the heartbeats stream: a worker's heartbeat, or the marker a reader
+/// writes to know where the stream ended when it began to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeartbeatMessage {
+    /// `{"heartbeat": {...}}`
+    Heartbeat {
+        /// The heartbeat.
+        heartbeat: Heartbeat,
+    },
+    /// `{"marker": "..."}`
+    Marker {
+        /// A token of the reader's own.
+        marker: String,
+    },
+}
+
+/// How many of its intervals a worker may stay silent before it is shown as gone.
+pub const HEARTBEATS_MISSED: u64 = 3;
+
+impl Heartbeat {
+    /// Whether the worker has gone quiet at `now_ms`: not stopped cleanly, and silent for
+    /// [`HEARTBEATS_MISSED`] intervals.
+    pub fn gone_at(&self, now_ms: u64) -> bool {
+        self.state != WorkerState::Stopped
+            && now_ms.saturating_sub(self.at_ms) > HEARTBEATS_MISSED * self.interval_ms.max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +189,43 @@ mod tests {
         assert!(c.cancel.ids.is_empty());
         assert!(serde_json::from_str::<ControlRequest>(r#"{"cancel":{"batch":"b"}}"#).is_err());
         assert!(serde_json::from_str::<ControlRequest>(r#"{"modules":[],"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn heartbeats_and_markers_are_told_apart_and_a_silent_worker_is_gone() {
+        let h = Heartbeat {
+            worker: "w0".into(),
+            version: "0.1.0".into(),
+            wasmtime: "48.0.8".into(),
+            concurrency: 2,
+            in_flight: 1,
+            done: 10,
+            failed: 2,
+            started_at_ms: 1_000,
+            at_ms: 10_000,
+            interval_ms: 1_000,
+            state: WorkerState::Running,
+        };
+        let text = serde_json::to_string(&HeartbeatMessage::Heartbeat {
+            heartbeat: h.clone(),
+        })
+        .unwrap();
+        assert!(text.starts_with(r#"{"heartbeat":{"worker":"w0""#), "{text}");
+        let back: HeartbeatMessage = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back,
+            HeartbeatMessage::Heartbeat {
+                heartbeat: h.clone()
+            }
+        );
+        let m: HeartbeatMessage = serde_json::from_str(r#"{"marker":"x"}"#).unwrap();
+        assert_eq!(m, HeartbeatMessage::Marker { marker: "x".into() });
+        assert!(!h.gone_at(13_000));
+        assert!(h.gone_at(13_001));
+        let stopped = Heartbeat {
+            state: WorkerState::Stopped,
+            ..h
+        };
+        assert!(!stopped.gone_at(1_000_000));
     }
 }

@@ -11,6 +11,7 @@
 //! count exactly: each job whose result is published counts once in `wasmq_jobs_total`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -29,7 +30,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmq_queue::link::LinkObserver;
-use wasmq_spec::{CacheOutcome, JobResult};
+use wasmq_spec::{CacheOutcome, JobResult, Status};
 
 /// `wasmq_jobs_total`'s labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,7 +97,21 @@ pub struct Metrics {
     redeliveries: Counter,
     http_requests: Family<HttpLabels, Counter>,
     http_response_bytes: Counter,
+    /// Results published, and those of them not `succeeded`: the heartbeat's counts.
+    published: AtomicU64,
+    not_succeeded: AtomicU64,
     readiness: Mutex<Readiness>,
+}
+
+/// What a worker's heartbeat reports of its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Jobs taken and not yet acked or requeued.
+    pub in_flight: u64,
+    /// Results published.
+    pub done: u64,
+    /// Of those, the ones not `succeeded`.
+    pub failed: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -203,6 +218,8 @@ impl Metrics {
             redeliveries,
             http_requests,
             http_response_bytes,
+            published: AtomicU64::new(0),
+            not_succeeded: AtomicU64::new(0),
             readiness: Mutex::new(Readiness {
                 connected: false,
                 consuming: false,
@@ -228,6 +245,10 @@ impl Metrics {
 
     /// A job's result was published.
     pub fn job_published(&self, r: &JobResult) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        if r.status != Status::Succeeded {
+            self.not_succeeded.fetch_add(1, Ordering::Relaxed);
+        }
         let kind = r.kind.map_or("none", |k| k.as_str());
         self.jobs
             .get_or_create(&JobLabels {
@@ -268,6 +289,20 @@ impl Metrics {
     pub fn compiled(&self, us: u64) {
         self.compiles.inc();
         self.compile_duration.observe(us as f64 / 1_000_000.0);
+    }
+
+    /// The counts a heartbeat reports.
+    pub fn job_counts(&self) -> JobCounts {
+        JobCounts {
+            in_flight: u64::try_from(self.in_flight.get()).unwrap_or(0),
+            done: self.published.load(Ordering::Relaxed),
+            failed: self.not_succeeded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the worker is draining.
+    pub fn is_draining(&self) -> bool {
+        self.readiness.lock().expect("readiness lock").draining
     }
 
     /// The worker began its drain: it is no longer ready.
@@ -384,7 +419,7 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmq_spec::{JobKind, Status};
+    use wasmq_spec::JobKind;
 
     #[test]
     fn counts_are_exact_and_named_as_documented() {
@@ -437,6 +472,18 @@ mod tests {
                 "{line:?} missing from\n{text}"
             );
         }
+        // Both results succeeded; one job is counted failed once it does not.
+        assert_eq!(
+            m.job_counts(),
+            JobCounts {
+                in_flight: 0,
+                done: 2,
+                failed: 0
+            }
+        );
+        r.status = Status::Trapped;
+        m.job_published(&r);
+        assert_eq!((m.job_counts().done, m.job_counts().failed), (3, 1));
         let build = format!(
             "wasmq_build_info{{version=\"{}\",wasmtime=\"48.0.8\"}} 1",
             env!("CARGO_PKG_VERSION")

@@ -81,6 +81,11 @@ impl Topology {
         format!("{}.control.log", self.prefix)
     }
 
+    /// The stream of workers' heartbeats: an hour of them, read by `wasmq status`.
+    pub fn heartbeats(&self) -> String {
+        format!("{}.heartbeats", self.prefix)
+    }
+
     /// A batch's own result queue, for jobs without a `user_id` (see
     /// [`Topology::private_batch_queue`] for the others).
     pub fn batch_queue(&self, batch: &str) -> String {
@@ -336,9 +341,32 @@ impl Topology {
         )
         .await
         .map_err(BrokerError::declare("binding the control log stream"))?;
+        let mut beat_args = FieldTable::default();
+        beat_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        beat_args.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(HEARTBEATS_AGE.into()),
+        );
+        beat_args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(HEARTBEATS_MAX_BYTES),
+        );
+        ch.queue_declare(self.heartbeats().into(), durable_queue(), beat_args)
+            .await
+            .map_err(BrokerError::declare("declaring the heartbeats stream"))?;
         Ok(())
     }
 }
+
+/// How long the heartbeats stream keeps heartbeats: a worker gone for longer is no longer
+/// listed.
+const HEARTBEATS_AGE: &str = "1h";
+
+/// The most the heartbeats stream holds, in bytes (a heartbeat is about 250 bytes).
+const HEARTBEATS_MAX_BYTES: i64 = 64 * 1024 * 1024;
 
 /// How long the control log keeps messages: a day (what workers honour a cancel for),
 /// and an hour more.

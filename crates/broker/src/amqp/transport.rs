@@ -128,6 +128,25 @@ impl AmqpTransport {
         }
     }
 
+    /// Publishes a heartbeat (a JSON [`HeartbeatMessage`](wasmq_spec::control::HeartbeatMessage))
+    /// to the heartbeats stream and waits for the broker's confirm; an error while the
+    /// worker is not connected (that heartbeat is skipped).
+    pub async fn heartbeat(&self, body: &[u8]) -> Result<(), BrokerError> {
+        let s = match self.supervisor.current() {
+            Some(s) if s.connected() => s,
+            _ => return Err(BrokerError::Closing),
+        };
+        publish_confirmed(
+            &s.publish,
+            "",
+            &self.config.topology.heartbeats(),
+            true,
+            body,
+            json_properties(),
+        )
+        .await
+    }
+
     /// The supervisor of this transport's connection (the control loop shares it).
     pub fn supervisor(&self) -> &Supervisor<WorkerSetup> {
         &self.supervisor

@@ -10,11 +10,13 @@
 //!   reconnects.
 //! - `dead`: reading a queue in place ([`Peeked`], [`Client::peek`]), and the repair of
 //!   the dead-letter queue ([`Client::requeue_dead`], [`Client::purge`]).
+//! - `workers`: the workers' latest heartbeats ([`Client::heartbeats`]).
 
 mod batch;
 mod dead;
 mod submit;
 mod subscription;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;

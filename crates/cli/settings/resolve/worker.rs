@@ -14,6 +14,8 @@ use crate::settings::sources::{Entries, Layers, Value};
 pub struct WorkerSettings {
     /// How long jobs in flight may take to finish after a stop signal.
     pub drain_timeout: Duration,
+    /// How often the worker publishes its heartbeat.
+    pub heartbeat_interval: Duration,
     /// The largest job message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Job messages the broker may hand the worker before it acks them.
@@ -48,6 +50,19 @@ impl WorkerSettings {
             ),
             u64::to_string,
         );
+        let heartbeat_secs = entries.add(
+            "heartbeat_interval_secs",
+            layers.merge(
+                "heartbeat_interval_secs",
+                args.heartbeat_interval_secs,
+                f.heartbeat_interval_secs,
+                || defaults::HEARTBEAT_INTERVAL.as_secs(),
+            ),
+            u64::to_string,
+        );
+        if heartbeat_secs == 0 {
+            bail!("heartbeat_interval_secs must be at least 1");
+        }
         let max_message_bytes = entries.add(
             "max_message_bytes",
             layers.merge(
@@ -112,6 +127,7 @@ impl WorkerSettings {
         );
         Ok(WorkerSettings {
             drain_timeout: Duration::from_secs(drain_secs),
+            heartbeat_interval: Duration::from_secs(heartbeat_secs),
             max_message_bytes,
             prefetch,
             worker_id,

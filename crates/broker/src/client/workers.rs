@@ -1,0 +1,99 @@
+//! The workers of a prefix, as their heartbeats in the heartbeats stream tell.
+//!
+//! A stream has no end a reader could wait for, so the reader first writes a marker of its
+//! own to it (confirmed), then reads from an hour back until it meets the marker: it has
+//! then seen every heartbeat published before it began, however slowly the broker
+//! delivers them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use wasmq_spec::control::{Heartbeat, HeartbeatMessage};
+
+use super::Client;
+use crate::BrokerError;
+use crate::amqp::{json_properties, publish_confirmed};
+
+/// How far back the heartbeats are read: the stream's retention.
+const LOOK_BACK: Duration = Duration::from_secs(3600);
+
+/// How long reading up to the marker may take.
+const READ_LIMIT: Duration = Duration::from_secs(30);
+
+impl Client {
+    /// The latest heartbeat of each worker heard from in the last hour, by worker id; none
+    /// when no worker has declared the heartbeats stream on this prefix.
+    pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        let stream = self.topology.heartbeats();
+        if !self.queue_exists(&stream).await? {
+            return Ok(Vec::new());
+        }
+        let ch = self.channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(BrokerError::channel("turning on publisher confirms"))?;
+        let marker = uuid::Uuid::new_v4().to_string();
+        let body = serde_json::to_vec(&HeartbeatMessage::Marker {
+            marker: marker.clone(),
+        })
+        .map_err(|e| BrokerError::Encode {
+            error: std::sync::Arc::new(e),
+        })?;
+        publish_confirmed(&ch, "", &stream, true, &body, json_properties()).await?;
+        // A stream needs a prefetch and manual acks (which only grant credit).
+        ch.basic_qos(512, BasicQosOptions::default())
+            .await
+            .map_err(BrokerError::channel("setting the prefetch"))?;
+        let since = SystemTime::now()
+            .checked_sub(LOOK_BACK)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let mut args = FieldTable::default();
+        args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
+        let mut consumer = ch
+            .basic_consume(
+                stream.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(BrokerError::consume("reading the heartbeats stream"))?;
+        let mut latest: BTreeMap<String, Heartbeat> = BTreeMap::new();
+        let read = async {
+            while let Some(d) = consumer.next().await {
+                let d = d.map_err(BrokerError::consume("reading the heartbeats stream"))?;
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                match serde_json::from_slice::<HeartbeatMessage>(&d.data) {
+                    Ok(HeartbeatMessage::Marker { marker: m }) if m == marker => {
+                        return Ok(());
+                    }
+                    Ok(HeartbeatMessage::Heartbeat { heartbeat: h })
+                        if latest.get(&h.worker).is_none_or(|old| old.at_ms <= h.at_ms) =>
+                    {
+                        latest.insert(h.worker.clone(), h);
+                    }
+                    // Other readers' markers, and messages of later versions.
+                    _ => {}
+                }
+            }
+            Err(BrokerError::ConsumerEnded {
+                queue: stream.clone(),
+            })
+        };
+        let outcome = tokio::time::timeout(READ_LIMIT, read).await;
+        let _ = ch.close(200, "done".into()).await;
+        match outcome {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(BrokerError::Timeout {
+                    what: format!("reading the heartbeats stream {stream} up to its end"),
+                });
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+}
