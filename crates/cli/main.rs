@@ -42,6 +42,7 @@ enum Command {
     Config(commands::config::ConfigCommand),
     Dead(commands::dead::DeadCommand),
     Status(commands::status::StatusCommand),
+    Dashboard(commands::dashboard::DashboardCommand),
     Cancel(commands::cancel::CancelCommand),
     Snapshot(commands::snapshot::SnapshotCommand),
 }
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         Command::Config(c) => c.execute(own),
         Command::Dead(c) => c.execute(own),
         Command::Status(c) => c.execute(own),
+        Command::Dashboard(c) => c.execute(own),
         Command::Cancel(c) => c.execute(own),
         Command::Snapshot(c) => c.execute(own),
     };

@@ -5,6 +5,7 @@ mod broker;
 mod cache;
 mod cancel;
 mod cli;
+mod dashboard;
 mod deploy;
 mod egress;
 mod fairshare;

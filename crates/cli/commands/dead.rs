@@ -63,18 +63,18 @@ struct PurgeArgs {
 }
 
 /// A dead-lettered job as listed.
-#[derive(serde::Serialize)]
-struct Row {
-    id: String,
-    batch: String,
-    tenant: String,
-    attempts: Option<u64>,
-    reason: String,
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) batch: String,
+    pub(crate) tenant: String,
+    pub(crate) attempts: Option<u64>,
+    pub(crate) reason: String,
 }
 
 /// `delivery_limit`: the dead-letter queue's messages carry no delivery count, but one
 /// dead-lettered for its delivery limit was delivered `delivery_limit + 1` times.
-fn row(p: &Peeked, delivery_limit: u32) -> Row {
+pub(crate) fn row(p: &Peeked, delivery_limit: u32) -> Row {
     let body: Option<serde_json::Value> = serde_json::from_slice(&p.body).ok();
     let field = |k: &str| {
         body.as_ref()

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod cancel;
 pub mod config;
+pub mod dashboard;
 pub mod dead;
 pub mod prewarm;
 pub mod results;

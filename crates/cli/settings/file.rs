@@ -38,6 +38,7 @@ pub struct FileConfig {
     pub results_queue_ttl_secs: Option<u32>,
     pub results_queue_max_length: Option<u32>,
     pub management_url: Option<String>,
+    pub dashboard_addr: Option<String>,
     pub module_store: Option<String>,
     pub artifact_store: Option<String>,
     pub insecure_registries: Option<Vec<String>>,

@@ -28,6 +28,6 @@ mod start;
 
 pub use args::{BrokerArgs, ClientArgs, CommonArgs, SandboxArgs, WorkerArgs};
 pub use resolve::{
-    BrokerSettings, CommonSettings, SandboxSettings, StatusSettings, WorkerSettings,
+    BrokerSettings, CommonSettings, SandboxSettings, StatusSettings, WorkerSettings, dashboard_addr,
 };
 pub use start::{runtime, start, start_client};

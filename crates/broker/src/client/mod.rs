@@ -10,7 +10,8 @@
 //!   reconnects.
 //! - `dead`: reading a queue in place ([`Peeked`], [`Client::peek`]), and the repair of
 //!   the dead-letter queue ([`Client::requeue_dead`], [`Client::purge`]).
-//! - `workers`: the workers' latest heartbeats ([`Client::heartbeats`]).
+//! - `workers`: the workers' latest heartbeats ([`Client::heartbeats`]), or all of them
+//!   as they come ([`Client::follow_heartbeats`], [`HeartbeatFeed`]).
 
 mod batch;
 mod dead;
@@ -33,6 +34,7 @@ use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig
 
 pub use dead::Peeked;
 pub use subscription::{Incoming, Subscription};
+pub use workers::HeartbeatFeed;
 
 /// How long a command keeps trying to reconnect after losing the broker before it gives
 /// up with an error.

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Consumer};
 use wasmq_spec::control::{Heartbeat, HeartbeatMessage};
 
 use super::Client;
@@ -23,7 +24,76 @@ const LOOK_BACK: Duration = Duration::from_secs(3600);
 /// How long reading up to the marker may take.
 const READ_LIMIT: Duration = Duration::from_secs(30);
 
+/// The heartbeats stream, followed from an hour back: every heartbeat as it comes
+/// ([`Client::follow_heartbeats`]). It does not survive a lost connection: follow again.
+pub struct HeartbeatFeed {
+    _channel: Channel,
+    consumer: Consumer,
+    stream: String,
+}
+
+impl HeartbeatFeed {
+    /// The next heartbeat (markers and messages of later versions are skipped); `None`
+    /// when the consumer ended.
+    pub async fn next(&mut self) -> Option<Result<Heartbeat, BrokerError>> {
+        while let Some(d) = self.consumer.next().await {
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    return Some(Err(BrokerError::consume(format!(
+                        "reading the heartbeats stream {}",
+                        self.stream
+                    ))(e)));
+                }
+            };
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            if let Ok(HeartbeatMessage::Heartbeat { heartbeat }) = serde_json::from_slice(&d.data) {
+                return Some(Ok(heartbeat));
+            }
+        }
+        None
+    }
+}
+
+/// Consumes `stream` on `ch` from [`LOOK_BACK`] ago, with the prefetch a stream needs.
+async fn consume_from_look_back(ch: &Channel, stream: &str) -> Result<Consumer, BrokerError> {
+    // A stream needs a prefetch and manual acks (which only grant credit).
+    ch.basic_qos(512, BasicQosOptions::default())
+        .await
+        .map_err(BrokerError::channel("setting the prefetch"))?;
+    let since = SystemTime::now()
+        .checked_sub(LOOK_BACK)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut args = FieldTable::default();
+    args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
+    ch.basic_consume(
+        stream.into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        args,
+    )
+    .await
+    .map_err(BrokerError::consume("reading the heartbeats stream"))
+}
+
 impl Client {
+    /// Follows the heartbeats stream from an hour back; `Ok(None)` when no worker has
+    /// declared it on this prefix yet.
+    pub async fn follow_heartbeats(&self) -> Result<Option<HeartbeatFeed>, BrokerError> {
+        let stream = self.topology.heartbeats();
+        if !self.queue_exists(&stream).await? {
+            return Ok(None);
+        }
+        let ch = self.channel().await?;
+        let consumer = consume_from_look_back(&ch, &stream).await?;
+        Ok(Some(HeartbeatFeed {
+            _channel: ch,
+            consumer,
+            stream,
+        }))
+    }
+
     /// The latest heartbeat of each worker heard from in the last hour, by worker id; none
     /// when no worker has declared the heartbeats stream on this prefix.
     pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BrokerError> {
@@ -43,25 +113,7 @@ impl Client {
             error: std::sync::Arc::new(e),
         })?;
         publish_confirmed(&ch, "", &stream, true, &body, json_properties()).await?;
-        // A stream needs a prefetch and manual acks (which only grant credit).
-        ch.basic_qos(512, BasicQosOptions::default())
-            .await
-            .map_err(BrokerError::channel("setting the prefetch"))?;
-        let since = SystemTime::now()
-            .checked_sub(LOOK_BACK)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        let mut args = FieldTable::default();
-        args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
-        let mut consumer = ch
-            .basic_consume(
-                stream.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                args,
-            )
-            .await
-            .map_err(BrokerError::consume("reading the heartbeats stream"))?;
+        let mut consumer = consume_from_look_back(&ch, &stream).await?;
         let mut latest: BTreeMap<String, Heartbeat> = BTreeMap::new();
         let read = async {
             while let Some(d) = consumer.next().await {

@@ -135,3 +135,18 @@ impl StatusSettings {
         }
     }
 }
+
+/// `wasmq dashboard`'s address: its flag (or env var), then the file's `dashboard_addr`,
+/// then 127.0.0.1:8080.
+pub fn dashboard_addr(
+    layers: &Layers,
+    flag: Option<std::net::SocketAddr>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    Ok(match (flag, &layers.file.dashboard_addr) {
+        (Some(a), _) => a,
+        (None, Some(text)) => text.parse().map_err(|_| {
+            anyhow::anyhow!("dashboard_addr {text:?} is not an address such as 127.0.0.1:8080")
+        })?,
+        (None, None) => std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+    })
+}

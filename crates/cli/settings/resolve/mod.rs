@@ -15,7 +15,7 @@ mod registries;
 mod sandbox;
 mod worker;
 
-pub use broker::{BrokerSettings, StatusSettings};
+pub use broker::{BrokerSettings, StatusSettings, dashboard_addr};
 pub use common::CommonSettings;
 pub use sandbox::SandboxSettings;
 pub use worker::WorkerSettings;

@@ -1,0 +1,297 @@
+//! `wasmq dashboard`: a read-only web page of the broker's side of wasmq, live.
+//!
+//! - this module: the command, and the collector that keeps a [`Snapshot`] of the queues,
+//!   the workers (from the heartbeats stream, followed) and the dead-letter queue.
+//! - `page`: the HTML (maud, so every value is escaped), the page's script and style.
+
+mod page;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::{ArgMatches, Args};
+use tokio_util::sync::CancellationToken;
+use wasmq_broker::amqp::Topology;
+use wasmq_broker::client::Client;
+use wasmq_broker::management::Management;
+use wasmq_spec::control::Heartbeat;
+
+use crate::Outcome;
+use crate::commands::dead;
+use crate::settings::{self, BrokerSettings, ClientArgs, StatusSettings};
+
+/// How often the page's figures are read again.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// Dead-lettered jobs shown at most.
+const DEAD_SHOWN: u32 = 200;
+
+/// Serve a read-only web page of the queues (ready, unacked, consumers), the workers (from
+/// their heartbeats: state, jobs in flight, done, failed, last seen; a worker silent for
+/// three of its intervals shown as gone) and the dead-letter queue (with the reasons),
+/// refreshed every 2 s without reloading the page.
+///
+/// It reads with the broker user of its AMQP URL and shows nothing of the URL's password.
+/// Bound to 127.0.0.1 by default; every route is a GET.
+#[derive(Args)]
+pub struct DashboardCommand {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The address to serve on (port 0: a free one, printed at start)
+    /// [config: dashboard_addr] [default: 127.0.0.1:8080].
+    #[arg(long, env = "WASMQ_DASHBOARD_ADDR")]
+    addr: Option<SocketAddr>,
+    /// RabbitMQ's management API, for unacked counts [config: management_url]
+    /// [default: http://AMQP-HOST:15672, with the AMQP URL's user].
+    #[arg(long, env = "WASMQ_MANAGEMENT_URL")]
+    management_url: Option<String>,
+}
+
+/// A queue's row.
+#[derive(Debug, Clone)]
+struct QueueRow {
+    name: String,
+    ready: Option<u32>,
+    unacked: Option<u64>,
+    consumers: Option<u32>,
+}
+
+/// What the page shows, as of `at_ms`.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    at_ms: u64,
+    prefix: String,
+    broker: String,
+    queues: Vec<QueueRow>,
+    workers: Vec<Heartbeat>,
+    dead: Vec<dead::Row>,
+    /// What could not be read, for the page to say.
+    problems: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Snapshot>>;
+
+impl DashboardCommand {
+    pub fn execute(self, matches: &ArgMatches) -> Outcome {
+        let (layers, _) = settings::start(&self.client.common, matches, "warn")?;
+        let broker = BrokerSettings::resolve(&layers, &self.client.broker)?;
+        let status = StatusSettings::resolve(&layers, self.management_url.clone(), &broker);
+        let addr = settings::dashboard_addr(&layers, self.addr)?;
+        settings::runtime()?.block_on(run(broker, status, addr))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -> Outcome {
+    let host = broker.first_url();
+    let BrokerSettings {
+        amqp_url, topology, ..
+    } = broker;
+    let client = Arc::new(Client::connect(&amqp_url, "wasmq dashboard", topology.clone()).await?);
+    let api = match status
+        .management_url
+        .map(|base| Management::new(&base, &host))
+    {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            eprintln!("warning: {e}");
+            None
+        }
+        None => None,
+    };
+    let shared: Shared = Arc::new(Mutex::new(Snapshot {
+        prefix: topology.prefix.clone(),
+        broker: redacted(&host),
+        ..Snapshot::default()
+    }));
+    let workers: Arc<Mutex<BTreeMap<String, Heartbeat>>> = Arc::default();
+    tokio::spawn(follow_workers(client.clone(), workers.clone()));
+    let mut queues = vec![topology.jobs_queue()];
+    queues.extend(status.tenants.iter().map(|t| topology.tenant_jobs_queue(t)));
+    queues.extend([topology.results(), topology.dead_queue()]);
+    // Polled beside the server (in this task: reading the dead-letter queue is not Send).
+    let collector = collect(
+        client.clone(),
+        api,
+        topology.clone(),
+        queues,
+        workers,
+        shared.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not serve the dashboard on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/", get(whole_page))
+        .route("/state", get(state_fragment))
+        .route("/dashboard.js", get(script))
+        .route("/dashboard.css", get(style))
+        .with_state(shared);
+    eprintln!("dashboard on http://{bound}/");
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        signal.cancel();
+    });
+    let serve = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future();
+    tokio::select! {
+        served = serve => served.context("serving the dashboard")?,
+        () = collector => {}
+    }
+    Ok(true)
+}
+
+/// A node URL without its password: `amqp://user@host:port/vhost`.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Keeps the latest heartbeat of each worker, following the stream (again after a lost
+/// connection, or once a worker has declared it).
+async fn follow_workers(client: Arc<Client>, workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>) {
+    loop {
+        match client.follow_heartbeats().await {
+            Ok(Some(mut feed)) => {
+                while let Some(Ok(h)) = feed.next().await {
+                    let mut map = workers.lock().expect("workers lock");
+                    if map.get(&h.worker).is_none_or(|old| old.at_ms <= h.at_ms) {
+                        map.insert(h.worker.clone(), h);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not follow the heartbeats"),
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+}
+
+/// Reads the queues and the dead-letter queue every [`REFRESH`] into `shared`, for ever.
+async fn collect(
+    client: Arc<Client>,
+    api: Option<Management>,
+    topology: Topology,
+    queues: Vec<String>,
+    workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+    shared: Shared,
+) {
+    loop {
+        let mut problems = Vec::new();
+        let mut rows = Vec::new();
+        for q in &queues {
+            let (ready, consumers) = match client.queue_counts(q).await {
+                Ok((r, c)) => (Some(r), Some(c)),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    (None, None)
+                }
+            };
+            let unacked = match &api {
+                Some(m) => match m.queue(q).await {
+                    Ok(d) => Some(d.messages_unacknowledged),
+                    Err(e) => {
+                        problems.push(format!("unacked counts unknown: {e}"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            rows.push(QueueRow {
+                name: q.clone(),
+                ready,
+                unacked,
+                consumers,
+            });
+        }
+        let dead = match client.peek(&topology.dead_queue(), DEAD_SHOWN).await {
+            Ok(peeked) => peeked
+                .iter()
+                .map(|p| dead::row(p, topology.delivery_limit))
+                .collect(),
+            Err(e) => {
+                problems.push(e.to_string());
+                Vec::new()
+            }
+        };
+        problems.dedup();
+        let workers = workers
+            .lock()
+            .expect("workers lock")
+            .values()
+            .cloned()
+            .collect();
+        {
+            let mut s = shared.lock().expect("snapshot lock");
+            s.at_ms = now_ms();
+            s.queues = rows;
+            s.workers = workers;
+            s.dead = dead;
+            s.problems = problems;
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+}
+
+async fn whole_page(State(s): State<Shared>) -> impl IntoResponse {
+    let snapshot = s.lock().expect("snapshot lock").clone();
+    page::whole(&snapshot, now_ms())
+}
+
+async fn state_fragment(State(s): State<Shared>) -> impl IntoResponse {
+    let snapshot = s.lock().expect("snapshot lock").clone();
+    page::state(&snapshot, now_ms())
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        page::SCRIPT,
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        page::STYLE,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_brokers_password_is_never_shown() {
+        assert_eq!(
+            redacted("amqp://alice:s3cret@broker:5672/%2f"),
+            "amqp://alice@broker:5672/%2f"
+        );
+        assert_eq!(redacted("amqp://broker:5672"), "amqp://broker:5672");
+    }
+}

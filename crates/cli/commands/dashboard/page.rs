@@ -1,0 +1,210 @@
+//! The dashboard's HTML, written with maud (every value it inserts is escaped), and its
+//! script and style, served by the binary itself: no build step, no CDN.
+
+use maud::{DOCTYPE, Markup, html};
+use wasmq_spec::control::{Heartbeat, WorkerState};
+
+use super::Snapshot;
+
+/// Fetches the state fragment every 2 s and puts it in place: the server renders it (and
+/// escapes it), so the script inserts no value of its own.
+pub const SCRIPT: &str = r#"// wasmq dashboard: the state is rendered by the server; this only fetches it again.
+"use strict";
+const REFRESH_MS = 2000;
+async function refresh() {
+  const status = document.getElementById("live");
+  try {
+    const response = await fetch("/state", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    document.getElementById("state").innerHTML = await response.text();
+    status.textContent = "live";
+    status.className = "live";
+  } catch (e) {
+    status.textContent = `not updating: ${e.message}`;
+    status.className = "stale";
+  }
+}
+setInterval(refresh, REFRESH_MS);
+"#;
+
+/// The page's style.
+pub const STYLE: &str = r#"body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2330; background: #f7f8fa; }
+header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
+h1 { font-size: 1.3rem; margin: 0; }
+h2 { font-size: 1.05rem; margin: 1.6rem 0 .5rem; }
+.muted { color: #687082; }
+.live { color: #1a7f37; } .stale { color: #b42318; }
+table { border-collapse: collapse; background: #fff; min-width: 40rem; box-shadow: 0 1px 2px #0001; }
+th, td { padding: .35rem .7rem; border-bottom: 1px solid #e4e7ec; text-align: left; }
+th { background: #eef1f5; font-weight: 600; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.state { font-weight: 600; }
+.state-running { color: #1a7f37; } .state-draining { color: #b54708; }
+.state-stopped { color: #687082; } .state-gone { color: #b42318; }
+.problems { color: #b42318; }
+"#;
+
+/// The whole page: the header, then the state (fetched again by the script).
+pub fn whole(s: &Snapshot, now_ms: u64) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "wasmq: " (s.prefix) }
+                link rel="stylesheet" href="/dashboard.css";
+                script src="/dashboard.js" defer {}
+            }
+            body {
+                header {
+                    h1 { "wasmq" }
+                    span.muted { "prefix " code { (s.prefix) } " on " code { (s.broker) } }
+                    span #live .live { "live" }
+                }
+                main #state { (state(s, now_ms)) }
+            }
+        }
+    }
+}
+
+/// The part of the page that changes: queues, workers, dead letters.
+pub fn state(s: &Snapshot, now_ms: u64) -> Markup {
+    let count = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
+    html! {
+        p.muted { "as of " (ago(now_ms, s.at_ms)) }
+        @if !s.problems.is_empty() {
+            ul.problems { @for p in &s.problems { li { (p) } } }
+        }
+        section #queues {
+            h2 { "Queues" }
+            table {
+                thead { tr { th { "queue" } th { "ready" } th { "unacked" } th { "consumers" } } }
+                tbody {
+                    @for q in &s.queues {
+                        tr {
+                            td { code { (q.name) } }
+                            td.n { (count(q.ready.map(u64::from))) }
+                            td.n { (count(q.unacked)) }
+                            td.n { (count(q.consumers.map(u64::from))) }
+                        }
+                    }
+                }
+            }
+        }
+        section #workers {
+            h2 { "Workers" }
+            @if s.workers.is_empty() {
+                p.muted { "no worker heard from in the last hour" }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "worker" } th { "state" } th { "version" } th { "concurrency" }
+                        th { "in flight" } th { "done" } th { "failed" } th { "last seen" }
+                    } }
+                    tbody {
+                        @for w in &s.workers {
+                            @let state = worker_state(w, now_ms);
+                            tr data-worker=(w.worker) {
+                                td { code { (w.worker) } }
+                                td { span class={ "state state-" (state) } { (state) } }
+                                td { (w.version) }
+                                td.n { (w.concurrency) }
+                                td.n { (w.in_flight) }
+                                td.n { (w.done) }
+                                td.n { (w.failed) }
+                                td { (ago(now_ms, w.at_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section #dead {
+            h2 { "Dead-letter queue" }
+            @if s.dead.is_empty() {
+                p.muted { "empty" }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "job" } th { "batch" } th { "tenant" } th { "attempts" } th { "why" }
+                    } }
+                    tbody {
+                        @for d in &s.dead {
+                            tr {
+                                td { code { (d.id) } }
+                                td { (d.batch) }
+                                td { (d.tenant) }
+                                td.n { (count(d.attempts)) }
+                                td { (d.reason) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `running`, `draining`, `stopped`, or `gone` for a worker silent too long.
+fn worker_state(w: &Heartbeat, now_ms: u64) -> &'static str {
+    if w.gone_at(now_ms) {
+        return "gone";
+    }
+    match w.state {
+        WorkerState::Running => "running",
+        WorkerState::Draining => "draining",
+        WorkerState::Stopped => "stopped",
+    }
+}
+
+/// `3 s ago`.
+fn ago(now_ms: u64, at_ms: u64) -> String {
+    format!("{} s ago", now_ms.saturating_sub(at_ms) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::dashboard::QueueRow;
+
+    #[test]
+    fn values_are_escaped_and_a_silent_worker_is_gone() {
+        let beat = |worker: &str, at_ms: u64| Heartbeat {
+            worker: worker.into(),
+            version: "0.1.0".into(),
+            wasmtime: "48.0.8".into(),
+            concurrency: 2,
+            in_flight: 0,
+            done: 3,
+            failed: 1,
+            started_at_ms: 0,
+            at_ms,
+            interval_ms: 1000,
+            state: WorkerState::Running,
+        };
+        let s = Snapshot {
+            at_ms: 10_000,
+            prefix: "p".into(),
+            broker: "amqp://u@h".into(),
+            queues: vec![QueueRow {
+                name: "p.jobs".into(),
+                ready: Some(4),
+                unacked: None,
+                consumers: Some(1),
+            }],
+            workers: vec![beat("<script>alert(1)</script>", 9_500), beat("w1", 1_000)],
+            dead: Vec::new(),
+            problems: Vec::new(),
+        };
+        let text = whole(&s, 10_000).into_string();
+        assert!(!text.contains("<script>alert(1)"), "{text}");
+        assert!(
+            text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{text}"
+        );
+        assert!(text.contains(r#"<span class="state state-running">running</span>"#));
+        assert!(text.contains(r#"<span class="state state-gone">gone</span>"#));
+        assert!(text.contains(r#"<td class="n">4</td>"#), "{text}");
+    }
+}

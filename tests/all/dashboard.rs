@@ -1,0 +1,194 @@
+//! `wasmq dashboard` on a real RabbitMQ, looked at through HTTP and in a real browser
+//! (Debian's headless Chromium, installed by `deploy/local-browser.sh`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fleet::{Fleet, http_get, wait_until};
+use crate::support::{fixture, job};
+
+/// A running `wasmq dashboard`, killed when dropped.
+struct Dashboard {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dashboard {
+    /// Starts it on a free port of 127.0.0.1 for `f`'s prefix; waits for its address.
+    fn start(f: &Fleet) -> Dashboard {
+        let mut child = f
+            .wasmq()
+            .args(["dashboard", "--addr", "127.0.0.1:0"])
+            .args(&f.broker_flags)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the dashboard exited before saying its address")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("dashboard on http://") {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Dashboard { child, addr }
+    }
+
+    fn get(&self, path: &str) -> String {
+        let (code, body) = http_get(&self.addr, path);
+        assert_eq!(code, 200, "{path}: {body}");
+        body
+    }
+}
+
+/// Debian's Chromium, or a loud failure saying how to get it.
+fn chromium() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/chromium");
+    assert!(
+        path.exists(),
+        "/usr/bin/chromium is missing: run deploy/local-browser.sh (the README's test command does)"
+    );
+    path
+}
+
+/// Loads `url` in headless Chromium for `budget_ms` of virtual time (the page's timers
+/// run), saves a screenshot to `shot`, and returns the DOM as it then was and the
+/// browser's console lines.
+fn browse(url: &str, shot: &Path, budget_ms: u64) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let common = |c: &mut Command| {
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,900",
+            &format!("--virtual-time-budget={budget_ms}"),
+            &format!("--user-data-dir={}", profile.path().display()),
+        ]);
+    };
+    let mut dump = Command::new(chromium());
+    common(&mut dump);
+    let out = dump.arg("--dump-dom").arg(url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let console: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_owned)
+        .collect();
+    let mut shoot = Command::new(chromium());
+    common(&mut shoot);
+    let shot_out = shoot
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot_out.stderr)
+    );
+    (String::from_utf8(out.stdout).unwrap(), console)
+}
+
+#[test]
+fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
+    let mut f = Fleet::new("dashboard");
+    f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
+    // The module store entry of hello.wat is unreadable: every attempt is a host fault, and
+    // the job ends in the dead-letter queue.
+    let bytes = wat::parse_file(fixture("hello.wat")).unwrap();
+    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
+    std::fs::create_dir_all(
+        f.dir
+            .cache_dir()
+            .join("modules")
+            .join(&hex[..2])
+            .join(format!("{hex}.wasm")),
+    )
+    .unwrap();
+    let beat = ["--heartbeat-interval-secs", "1"];
+    f.start_worker(2, &beat);
+    f.start_worker(1, &beat);
+    let (w0, w1) = (f.workers[0].id.clone(), f.workers[1].id.clone());
+    f.submit(&[
+        json!({"id": "poison", "module": {"sha256": hex}}),
+        job("fine", &fixture("noop.wat")),
+        job("exit7", &fixture("exit7.wat")),
+    ]);
+    wait_until(
+        "the poison job in the dead-letter queue",
+        Duration::from_secs(60),
+        || f.ready("jobs.dead") == 1,
+    );
+
+    let d = Dashboard::start(&f);
+    let row_state = |html: &str, worker: &str| -> Option<String> {
+        let at = html.find(&format!("data-worker=\"{worker}\""))?;
+        let rest = &html[at..];
+        let s = rest.find("state state-")? + "state state-".len();
+        Some(rest[s..].split('"').next()?.to_owned())
+    };
+    let mut state = String::new();
+    wait_until(
+        "both workers running and the dead letter on the page",
+        Duration::from_secs(30),
+        || {
+            state = d.get("/state");
+            row_state(&state, &w0).as_deref() == Some("running")
+                && row_state(&state, &w1).as_deref() == Some("running")
+                && state.contains("poison")
+        },
+    );
+    assert!(state.contains("delivery_limit"), "{state}");
+    assert!(state.contains(&format!("{}.jobs", f.prefix)), "{state}");
+    let page = d.get("/");
+    assert!(page.contains("<script src=\"/dashboard.js\""), "{page}");
+    assert!(!page.contains("guest:guest"), "the password is never shown");
+    assert!(d.get("/dashboard.js").contains("fetch(\"/state\""));
+
+    // A worker killed goes quiet, and the page, already open, shows it gone.
+    f.workers[1].kill_with("KILL");
+    wait_until("w1 gone on the page", Duration::from_secs(30), || {
+        row_state(&d.get("/state"), &w1).as_deref() == Some("gone")
+    });
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let (dom, console) = browse(&format!("http://{}/", d.addr), &shot, 5000);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_eq!(row_state(&dom, &w1).as_deref(), Some("gone"), "{dom}");
+    assert_eq!(row_state(&dom, &w0).as_deref(), Some("running"), "{dom}");
+    assert!(
+        dom.contains("poison") && dom.contains("delivery_limit"),
+        "{dom}"
+    );
+    // The script ran and found the server: the page says it is live.
+    assert!(
+        dom.contains(">live</span>") && !dom.contains("not updating"),
+        "{dom}"
+    );
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
