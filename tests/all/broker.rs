@@ -617,3 +617,127 @@ fn a_result_nobody_can_receive_is_not_acked_away() {
     );
     assert!(log.contains("could not route"), "{log}");
 }
+
+/// `wasmq results ARGS...` on `f`'s prefix: its parsed output.
+fn results_with(f: &Fleet, args: &[&str]) -> crate::support::Run {
+    let out = f
+        .wasmq()
+        .arg("results")
+        .args(args)
+        .args(&f.broker_flags)
+        .output()
+        .unwrap();
+    crate::support::parse(out)
+}
+
+#[test]
+fn a_batchs_results_are_read_again_by_any_number_of_readers_and_only_retention_removes_them() {
+    let mut f = Fleet::new("reread");
+    // Batches are kept 3 s here, so the test sees the workers delete one.
+    let keep = ["--batch-results-max-age-secs", "3"];
+    f.start_worker(2, &keep);
+    let noop = fixture("noop.wat");
+    let jobs = vec![
+        job("a", &noop),
+        job("b", &noop),
+        job("x", &fixture("exit7.wat")),
+    ];
+    let file = f.dir.jobs_file("reread.jsonl", &jobs);
+    let out = f
+        .wasmq()
+        .args(["submit", "--batch", "reread"])
+        .args(keep)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = f.results("reread", 60);
+    assert_eq!(first.results.len(), 3, "{}", first.stderr);
+    // Read again, and by three readers at once: the same results each time.
+    let ids = |r: &crate::support::Run| {
+        let mut v: Vec<String> = r.results.iter().map(|r| r.id.clone()).collect();
+        v.sort();
+        v
+    };
+    let again = results_with(&f, &["--batch", "reread"]);
+    assert_eq!(ids(&again), ["a", "b", "x"], "{}", again.stderr);
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            f.wasmq()
+                .args(["results", "--batch", "reread", "--wait", "--timeout", "30"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for reader in readers {
+        let r = crate::support::parse(reader.wait_with_output().unwrap());
+        assert_eq!(ids(&r), ["a", "b", "x"], "{}", r.stderr);
+    }
+    // --status filters; `result ID` prints one job's result.
+    let failed = results_with(&f, &["--batch", "reread", "--status", "failed"]);
+    assert_eq!(ids(&failed), ["x"], "{}", failed.stderr);
+    let out = f
+        .wasmq()
+        .args(["result", "x", "--batch", "reread"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "x failed, so does `result x`");
+    let one = crate::support::parse(out);
+    assert_eq!((one.results.len(), one.results[0].exit_code), (1, Some(7)));
+    let out = f
+        .wasmq()
+        .args(["result", "nosuch", "--batch", "reread"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no result for job \"nosuch\""));
+
+    // Past its retention a worker deletes the batch's stream: reading it then fails.
+    wait_until(
+        "the workers to delete the batch's stream",
+        Duration::from_secs(60),
+        || {
+            let out = f
+                .wasmq()
+                .args(["results", "--batch", "reread"])
+                .output()
+                .unwrap();
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("does not exist")
+        },
+    );
+}
+
+#[test]
+fn results_follow_shows_new_results_as_they_come() {
+    let mut f = Fleet::new("follow");
+    let noop = fixture("noop.wat");
+    let batch = f.submit(&[job("early", &noop)]);
+    f.start_worker(1, &[]);
+    assert_eq!(f.results(&batch, 60).results.len(), 1);
+    let follower = f
+        .wasmq()
+        .args(["results", "--batch", &batch, "--follow", "--timeout", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A second submit to the same batch, while the follower reads.
+    let file = f.dir.jobs_file("late.jsonl", &[job("late", &noop)]);
+    let out = f
+        .wasmq()
+        .args(["submit", "--batch", &batch])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = crate::support::parse(follower.wait_with_output().unwrap());
+    let mut ids: Vec<&str> = r.results.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["early", "late"], "{}", r.stderr);
+}

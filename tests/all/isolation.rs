@@ -76,6 +76,7 @@ fn topology(f: &Fleet) -> Topology {
         prefix: f.prefix.clone(),
         delivery_limit: 5,
         results_retention: Retention::DEFAULT,
+        batch_retention: wasmq_broker::amqp::BatchRetention::DEFAULT,
     }
 }
 

@@ -371,7 +371,8 @@ fn a_module_pushed_by_another_client_runs_by_tag_and_submit_pins_the_tag() {
     // names then, and its result says which module that was.
     let body = serde_json::to_vec(&json!({"id": "raw", "batch": batch, "module": {"oci": format!("{}/others/tools:v1", registry.addr)}, "stdin": "abc"})).unwrap();
     f.publish_raw(&body, lapin::BasicProperties::default());
-    let raw = results_expect(&f, &batch, 1);
+    // The batch's stream holds the four results read above, then this one.
+    let raw = results_expect(&f, &batch, 5);
     let r = raw.by_id("raw");
     assert_eq!(r.status, Status::Succeeded, "{}", r.message);
     assert_eq!(r.module.as_deref(), Some(upper_hex.as_str()));

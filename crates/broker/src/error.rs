@@ -70,7 +70,7 @@ pub enum BrokerError {
     /// Binding a tenant's batch queue was refused: no worker with the tenant's policy
     /// has declared its jobs queue yet, so its results do not go through its own queues.
     #[error(
-        "binding the batch result queue: {error} (a tenant's results come through its own queues once a worker with its policy has declared its jobs queue {jobs_queue}: start one first)"
+        "declaring or binding the batch's results stream: {error} (a tenant's results come through its own queues once a worker with its policy has declared its jobs queue {jobs_queue}: start one first)"
     )]
     NoTenantQueue {
         /// The tenant's jobs queue.
@@ -87,6 +87,17 @@ pub enum BrokerError {
         batch: String,
         /// The length of the queue name.
         len: usize,
+    },
+    /// A batch's results stream cannot be declared: a queue of that name exists, made by
+    /// an older `submit` (a quorum queue).
+    #[error(
+        "the batch's results queue {queue} exists as a queue of an older wasmq (deleted after a day unused): submit under another batch name, or delete it ({error})"
+    )]
+    BatchQueueExists {
+        /// The queue.
+        queue: String,
+        /// The broker's refusal.
+        error: lapin::Error,
     },
     /// Starting a consumer, or reading messages from one, failed.
     #[error("{what}: {error}")]
@@ -214,6 +225,7 @@ impl BrokerError {
             | BrokerError::Channel { error, .. }
             | BrokerError::Declare { error, .. }
             | BrokerError::NoTenantQueue { error, .. }
+            | BrokerError::BatchQueueExists { error, .. }
             | BrokerError::Consume { error, .. }
             | BrokerError::Publish { error, .. }
             | BrokerError::Ack { error, .. }

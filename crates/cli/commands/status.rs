@@ -110,15 +110,17 @@ impl StatusCommand {
             Ok(beats) => print_workers(&beats, now_ms()),
             Err(e) => eprintln!("workers unknown: {e}"),
         }
-        if let (Some(b), Some(queue)) = (&self.batch, &batch_queue)
+        if let (Some(b), Some(_)) = (&self.batch, &batch_queue)
             && batch_exists
         {
             let mut jobs = None;
             let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
             let mut seen = std::collections::HashSet::new();
-            for m in client.peek(queue, u32::MAX).await? {
-                match serde_json::from_slice::<ResultMessage>(&m.body) {
-                    Ok(ResultMessage::Manifest { manifest }) => jobs = Some(manifest.jobs),
+            for body in client.read_batch(b).await? {
+                match serde_json::from_slice::<ResultMessage>(&body) {
+                    Ok(ResultMessage::Manifest { manifest }) => {
+                        jobs = Some(jobs.unwrap_or(0) + manifest.jobs);
+                    }
                     Ok(ResultMessage::Result(r)) => {
                         if seen.insert(r.id.clone()) {
                             *by_status.entry(r.status.as_str().to_owned()).or_default() += 1;
@@ -132,7 +134,7 @@ impl StatusCommand {
             println!();
             match jobs {
                 Some(n) => println!(
-                    "batch {b}: {n} jobs submitted, {done} results waiting to be read ({}), {} not finished or already read",
+                    "batch {b}: {n} jobs submitted, {done} with a result ({}), {} not finished",
                     if counts.is_empty() {
                         "none".to_owned()
                     } else {
@@ -141,7 +143,7 @@ impl StatusCommand {
                     n.saturating_sub(done)
                 ),
                 None => println!(
-                    "batch {b}: {done} results waiting to be read ({}); its manifest (the job count) was already read",
+                    "batch {b}: {done} results ({}); no manifest (the job count) in its stream",
                     if counts.is_empty() {
                         "none".to_owned()
                     } else {

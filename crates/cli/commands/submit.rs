@@ -32,13 +32,9 @@ pub struct SubmitCommand {
     /// module store the workers share.
     #[arg(long)]
     inline: bool,
-    /// Seconds the batch's result queue lives unused before the broker deletes it.
-    #[arg(
-        long,
-        env = "WASMQ_RESULT_TTL_SECS",
-        default_value_t = settings::defaults::RESULT_TTL_SECS
-    )]
-    result_ttl_secs: u32,
+    /// No longer used: a batch's results stream is kept `batch_results_max_age_secs`.
+    #[arg(long, env = "WASMQ_RESULT_TTL_SECS", hide = true)]
+    result_ttl_secs: Option<u32>,
     /// Job messages published but not yet confirmed, at most.
     #[arg(long, default_value_t = settings::defaults::SUBMIT_WINDOW)]
     window: usize,
@@ -148,9 +144,13 @@ impl SubmitCommand {
         }
 
         let client = Client::connect(&amqp_url, "wasmq submit", topology.clone()).await?;
-        client
-            .declare_batch_queue(&batch, self.result_ttl_secs.saturating_mul(1000))
-            .await?;
+        if self.result_ttl_secs.is_some() {
+            eprintln!(
+                "warning: --result-ttl-secs (WASMQ_RESULT_TTL_SECS) no longer applies: a batch's results are kept for batch_results_max_age_secs ({} s here)",
+                topology.batch_retention.max_age_secs
+            );
+        }
+        client.declare_batch_queue(&batch).await?;
         let total = bodies.len() as u64;
         let bar = ProgressBar::new(total).with_style(
             ProgressStyle::with_template("{spinner} submitting [{bar:30}] {pos}/{len} {per_sec}")

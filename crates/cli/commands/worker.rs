@@ -211,6 +211,11 @@ impl WorkerCommand {
         };
         let beating = CancellationToken::new();
         tokio::spawn(beats.clone().run(beating.clone()));
+        tokio::spawn(sweep_batches(
+            transport.clone(),
+            Duration::from_secs(topology.batch_retention.max_age_secs),
+            shutdown.clone(),
+        ));
 
         let worker = Worker::new(
             sandbox,
@@ -245,6 +250,26 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Deletes the results streams of batches past `max_age`, every quarter of it (1 s to 10
+/// min), until `stop`.
+async fn sweep_batches(transport: Arc<AmqpTransport>, max_age: Duration, stop: CancellationToken) {
+    let every = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match transport.sweep_batches(max_age).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                streams = n,
+                "deleted the results streams of batches past their retention"
+            ),
+            Err(e) => tracing::debug!(error = %e, "no sweep of expired batches this time"),
+        }
+    }
 }
 
 /// The worker's heartbeats: who it is and what it has done, every `interval`.

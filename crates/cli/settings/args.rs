@@ -186,6 +186,24 @@ pub struct BrokerArgs {
         defaults::RESULTS_RETENTION.max_length,
     ))]
     pub results_queue_max_length: Option<u32>,
+    #[arg(long, env = "WASMQ_BATCH_RESULTS_MAX_AGE_SECS", help = help(
+        "Seconds a batch's results stream is kept after its submit (at most 30 days); \
+         workers delete it then. Must be the same for every process on one prefix",
+        "batch_results_max_age_secs",
+        format_args!(
+            "{}, {} days",
+            defaults::BATCH_RETENTION.max_age_secs,
+            defaults::BATCH_RETENTION.max_age_secs / 86_400
+        ),
+    ))]
+    pub batch_results_max_age_secs: Option<u64>,
+    #[arg(long, env = "WASMQ_BATCH_RESULTS_MAX_BYTES", help = help(
+        "Bytes a batch's results stream holds at most; past it the oldest are dropped. Must \
+         be the same for every process on one prefix",
+        "batch_results_max_bytes",
+        format_args!("{} GiB", defaults::BATCH_RETENTION.max_bytes >> 30),
+    ))]
+    pub batch_results_max_bytes: Option<u64>,
 }
 
 /// The worker's own flags (`wasmq config` takes them too).

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use wasmq_broker::amqp::Retention;
+use wasmq_broker::amqp::{BatchRetention, Retention};
 use wasmq_sandbox::{SandboxConfig, TenantPolicy};
 use wasmq_spec::{LimitPolicy, UnknownImports};
 
@@ -38,6 +38,9 @@ pub const REGISTRY_RETRY: Duration = Duration::from_secs(30);
 /// `results_queue_ttl_secs` and `results_queue_max_length`: the broker's retention of
 /// the shared results queue.
 pub const RESULTS_RETENTION: Retention = Retention::DEFAULT;
+
+/// How long a batch's results stream is kept, and how large it may grow.
+pub const BATCH_RETENTION: BatchRetention = BatchRetention::DEFAULT;
 /// `default_work_dir`: the job format's guest path of the job's directory.
 pub const DEFAULT_WORK_DIR: &str = wasmq_spec::WORK_DIR;
 
@@ -82,8 +85,6 @@ pub fn tenant_policy(limits: &LimitPolicy) -> TenantPolicy {
     TenantPolicy::restrictive(limits)
 }
 
-/// `wasmq submit --result-ttl-secs`: a day.
-pub const RESULT_TTL_SECS: u32 = 86_400;
 /// `wasmq submit --window`.
 pub const SUBMIT_WINDOW: usize = 1024;
 /// `wasmq cancel --wait`, in seconds.

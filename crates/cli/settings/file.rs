@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub metrics_addr: Option<String>,
     pub results_queue_ttl_secs: Option<u32>,
     pub results_queue_max_length: Option<u32>,
+    pub batch_results_max_age_secs: Option<u64>,
+    pub batch_results_max_bytes: Option<u64>,
     pub management_url: Option<String>,
     pub dashboard_addr: Option<String>,
     pub module_store: Option<String>,

@@ -14,12 +14,15 @@
 //! - `session`: the worker's session, [`WorkerChannels`] and their [`WorkerSetup`].
 //! - `control`: the control exchange and its log; [`AmqpTransport::serve_control`].
 //! - `transport`: [`AmqpTransport`] and [`AmqpDelivery`], the worker's transport.
+//! - `sweep`: deleting the results streams of batches past their retention
+//!   ([`AmqpTransport::sweep_batches`]).
 //! - `headers`: reading header values.
 
 mod control;
 mod headers;
 mod publish;
 mod session;
+mod sweep;
 mod topology;
 mod transport;
 mod url;
@@ -29,6 +32,7 @@ pub use control::{CONTROL_LOG_REPLAY, ControlMessage};
 pub(crate) use headers::{as_u64, header_str};
 pub use publish::{json_properties, publish_confirmed};
 pub use session::{WorkerChannels, WorkerSetup};
-pub use topology::{Retention, Topology};
+pub(crate) use sweep::STREAM_HEADER;
+pub use topology::{BatchRetention, Retention, Topology};
 pub use transport::{AmqpConfig, AmqpDelivery, AmqpTransport, reply_allowed};
 pub use url::{connect, redact, url_password, url_user};

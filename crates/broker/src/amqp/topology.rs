@@ -19,6 +19,30 @@ pub struct Topology {
     pub delivery_limit: u32,
     /// The shared results queue's retention.
     pub results_retention: Retention,
+    /// The retention of each batch's results stream.
+    pub batch_retention: BatchRetention,
+}
+
+/// How long a batch's results stream is kept, and how large it may grow: past the age a
+/// worker deletes the stream (reading never removes a result: only this does), past the
+/// size the broker drops its oldest results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRetention {
+    /// Seconds from the batch's submit until its stream is deleted.
+    pub max_age_secs: u64,
+    /// Bytes the stream may hold (`x-max-length-bytes`).
+    pub max_bytes: u64,
+}
+
+impl BatchRetention {
+    /// Seven days, 1 GiB.
+    pub const DEFAULT: BatchRetention = BatchRetention {
+        max_age_secs: 7 * 24 * 3600,
+        max_bytes: 1024 * 1024 * 1024,
+    };
+
+    /// The longest `max_age_secs`: what the batches index keeps.
+    pub const MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 }
 
 /// How long the shared results queue keeps results nobody reads, and how many. At the
@@ -79,6 +103,39 @@ impl Topology {
     /// worker that starts or reconnects reads the cancels it missed.
     pub fn control_log(&self) -> String {
         format!("{}.control.log", self.prefix)
+    }
+
+    /// The batches index: a stream that receives every batch's manifest (with the name of
+    /// its results stream and the time of its submit), read by the workers to delete the
+    /// streams of batches past their retention. Bound to the private results exchange with
+    /// `*.*` (a tenant's manifest) and fed directly for everyone else's.
+    pub fn batches_index(&self) -> String {
+        format!("{}.batches", self.prefix)
+    }
+
+    /// The arguments of a batch's results stream.
+    pub fn batch_stream_args(&self) -> FieldTable {
+        let r = self.batch_retention;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        args.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(format!("{}s", r.max_age_secs.max(1)).into()),
+        );
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(i64::try_from(r.max_bytes).unwrap_or(i64::MAX)),
+        );
+        args.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(
+                BATCH_SEGMENT_BYTES.min(i64::try_from(r.max_bytes).unwrap_or(i64::MAX)),
+            ),
+        );
+        args
     }
 
     /// The stream of workers' heartbeats: an hour of them, read by `wasmq status`.
@@ -357,9 +414,40 @@ impl Topology {
         ch.queue_declare(self.heartbeats().into(), durable_queue(), beat_args)
             .await
             .map_err(BrokerError::declare("declaring the heartbeats stream"))?;
+        let mut index_args = FieldTable::default();
+        index_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        index_args.insert("x-max-age".into(), AMQPValue::LongString(INDEX_AGE.into()));
+        index_args.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(INDEX_SEGMENT_BYTES),
+        );
+        ch.queue_declare(self.batches_index().into(), durable_queue(), index_args)
+            .await
+            .map_err(BrokerError::declare("declaring the batches index stream"))?;
+        ch.queue_bind(
+            self.batches_index().into(),
+            self.private_exchange().into(),
+            "*.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(BrokerError::declare("binding the batches index stream"))?;
         Ok(())
     }
 }
+
+/// How long the batches index keeps a manifest: [`BatchRetention::MAX_AGE_SECS`].
+const INDEX_AGE: &str = "30D";
+
+/// Segments of the batches index, small so that its retention removes old ones.
+const INDEX_SEGMENT_BYTES: i64 = 1024 * 1024;
+
+/// Segments of a batch's results stream (RabbitMQ's default is 500 MB).
+const BATCH_SEGMENT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// How long the heartbeats stream keeps heartbeats: a worker gone for longer is no longer
 /// listed.
@@ -398,6 +486,7 @@ mod tests {
     #[test]
     fn names_and_keys() {
         let t = Topology {
+            batch_retention: BatchRetention::DEFAULT,
             prefix: "p".into(),
             delivery_limit: 5,
             results_retention: Retention::DEFAULT,

@@ -57,7 +57,7 @@ pub fn reply_allowed(topology: &Topology, user: &str, queue: &str) -> bool {
 /// The worker's transport on RabbitMQ: consumes the jobs queue, publishes results with
 /// confirms; its connection is kept by a [`Supervisor`].
 pub struct AmqpTransport {
-    config: AmqpConfig,
+    pub(super) config: AmqpConfig,
     supervisor: Supervisor<WorkerSetup>,
     /// The jobs consumer and the session it was started on.
     consumer: tokio::sync::Mutex<Option<(u64, Jobs)>>,

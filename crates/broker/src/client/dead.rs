@@ -81,7 +81,7 @@ impl Client {
         }
         let s = self.session().await?;
         let prefetch = want.min(u32::from(u16::MAX)) as u16;
-        let (ch, mut consumer) = consume_on(&s, queue, prefetch).await?;
+        let (ch, mut consumer) = consume_on(&s, queue, prefetch, FieldTable::default()).await?;
         let mut seen = 0u32;
         let mut outcome = Ok(());
         while seen < want {

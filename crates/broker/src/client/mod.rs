@@ -4,7 +4,7 @@
 //! - this module: [`Client`], its connection and session, and the queries and messages
 //!   every command shares.
 //! - `submit`: publishing job messages ([`Client::publish_jobs`]).
-//! - `batch`: a batch's own result queue ([`Client::declare_batch_queue`],
+//! - `batch`: a batch's results stream ([`Client::declare_batch_queue`], [`Client::read_batch`],
 //!   [`Client::find_batch_queue`], [`Client::send_manifest`]).
 //! - `subscription`: consuming a queue ([`Subscription`], [`Incoming`]), across
 //!   reconnects.
@@ -14,6 +14,7 @@
 //!   as they come ([`Client::follow_heartbeats`], [`HeartbeatFeed`]).
 
 mod batch;
+pub use batch::marker_of;
 mod dead;
 mod submit;
 mod subscription;

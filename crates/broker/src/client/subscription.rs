@@ -11,6 +11,13 @@ use crate::BrokerError;
 use crate::amqp::subscribe_private;
 use crate::supervisor::{Resume, Session, Supervisor};
 
+/// How long a consumer the broker refuses is tried again (a stream whose replica moves
+/// after the loss of a node).
+const CONSUME_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The pause between two tries.
+const CONSUME_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A message read from a queue.
 pub struct Incoming {
     /// The message body.
@@ -19,6 +26,8 @@ pub struct Incoming {
     pub reply_to: Option<String>,
     /// The sender's correlation id.
     pub correlation_id: Option<String>,
+    /// The message's id.
+    pub message_id: Option<String>,
     acker: Acker,
 }
 
@@ -47,6 +56,9 @@ pub struct Subscription {
 struct Resubscribe {
     supervisor: Supervisor<ClientSetup>,
     prefetch: u16,
+    /// The consumer's arguments (a stream's offset: from its first message again, so a
+    /// reader drops what it has seen by job id).
+    args: FieldTable,
     /// The session the queue is consumed on now.
     generation: u64,
 }
@@ -66,6 +78,7 @@ impl Subscription {
                             .correlation_id()
                             .as_ref()
                             .map(|s| s.to_string()),
+                        message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
                         body: d.data,
                         acker: d.acker,
                     }));
@@ -78,28 +91,37 @@ impl Subscription {
             let Some(resume) = &mut self.resume else {
                 return Some(Err(why));
             };
-            let mut sessions = Resume::new(&resume.supervisor);
-            sessions.lost_generation(resume.generation, why.to_string());
-            let s = match sessions.session().await {
-                Ok(Some(s)) => s,
-                Ok(None) => return None,
-                Err(e) => {
-                    return Some(Err(BrokerError::Resume {
-                        lost: Box::new(why),
-                        error: Box::new(e),
-                    }));
+            // A stream whose replica is moving (a node of a cluster lost) can refuse a
+            // consumer for a while: tried again until CONSUME_RETRY has passed.
+            let deadline = tokio::time::Instant::now() + CONSUME_RETRY;
+            let mut why = why;
+            loop {
+                let mut sessions = Resume::new(&resume.supervisor);
+                sessions.lost_generation(resume.generation, why.to_string());
+                let s = match sessions.session().await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        return Some(Err(BrokerError::Resume {
+                            lost: Box::new(why),
+                            error: Box::new(e),
+                        }));
+                    }
+                };
+                resume.generation = s.generation;
+                match consume_on(&s, &self.queue, resume.prefetch, resume.args.clone()).await {
+                    Ok((_, c)) => {
+                        tracing::info!(queue = %self.queue, "consuming again after a reconnect");
+                        self.consumer = c;
+                        break;
+                    }
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        tracing::warn!(queue = %self.queue, error = %e, "could not consume again; retrying");
+                        why = e;
+                        tokio::time::sleep(CONSUME_PAUSE).await;
+                    }
+                    Err(e) => return Some(Err(e)),
                 }
-            };
-            resume.generation = s.generation;
-            match consume_on(&s, &self.queue, resume.prefetch)
-                .await
-                .map(|(_, c)| c)
-            {
-                Ok(c) => {
-                    tracing::info!(queue = %self.queue, "consuming again after a reconnect");
-                    self.consumer = c;
-                }
-                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -111,6 +133,7 @@ pub(super) async fn consume_on(
     s: &Session<ClientChannels>,
     queue: &str,
     prefetch: u16,
+    args: FieldTable,
 ) -> Result<(Channel, Consumer), BrokerError> {
     let ch = s
         .connection()
@@ -125,7 +148,7 @@ pub(super) async fn consume_on(
             queue.into(),
             ShortString::from(""),
             BasicConsumeOptions::default(),
-            FieldTable::default(),
+            args,
         )
         .await
         .map_err(BrokerError::consume(format!(
@@ -138,17 +161,61 @@ impl Client {
     /// Consumes an existing queue with manual acks, `prefetch` at a time; the
     /// subscription consumes it again after a reconnect.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
-        let s = self.session().await?;
-        let (_, consumer) = consume_on(&s, queue, prefetch).await?;
-        Ok(Subscription {
-            consumer,
-            queue: queue.to_owned(),
-            resume: Some(Resubscribe {
-                supervisor: self.supervisor.clone(),
-                prefetch,
-                generation: s.generation,
-            }),
-        })
+        self.consume_with(queue, prefetch, FieldTable::default())
+            .await
+    }
+
+    /// Reads a stream (a batch's results) from its first message, `prefetch` at a time;
+    /// the acks only grant credit, and nothing is removed. After a reconnect it reads
+    /// from the first message again. A queue that is not a stream is consumed as a queue.
+    pub async fn read_stream(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Subscription, BrokerError> {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-stream-offset".into(),
+            lapin::types::AMQPValue::LongString("first".into()),
+        );
+        self.consume_with(queue, prefetch, args).await
+    }
+
+    async fn consume_with(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        args: FieldTable,
+    ) -> Result<Subscription, BrokerError> {
+        let deadline = tokio::time::Instant::now() + CONSUME_RETRY;
+        loop {
+            let s = self.session().await?;
+            match consume_on(&s, queue, prefetch, args.clone()).await {
+                Ok((_, consumer)) => {
+                    return Ok(Subscription {
+                        consumer,
+                        queue: queue.to_owned(),
+                        resume: Some(Resubscribe {
+                            supervisor: self.supervisor.clone(),
+                            prefetch,
+                            args,
+                            generation: s.generation,
+                        }),
+                    });
+                }
+                // A consume the broker refused with a hard error took the connection
+                // with it: on the next session.
+                Err(e)
+                    if tokio::time::Instant::now() < deadline
+                        && !s.connection().status().connected() =>
+                {
+                    tracing::warn!(queue, error = %e, "could not consume; retrying");
+                    Resume::new(&self.supervisor).lost_generation(s.generation, e.to_string());
+                    tokio::time::sleep(CONSUME_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A private queue (deleted with this connection), bound to the control exchange when

@@ -2,7 +2,7 @@
 //! names, and the management API `wasmq status` reads.
 
 use anyhow::bail;
-use wasmq_broker::amqp::{Retention, Topology};
+use wasmq_broker::amqp::{BatchRetention, Retention, Topology};
 use wasmq_broker::client::split_urls;
 use wasmq_broker::management;
 
@@ -86,12 +86,39 @@ impl BrokerSettings {
                 u32::MAX / 1000
             );
         }
+        let b = defaults::BATCH_RETENTION;
+        let max_age = layers.merge(
+            "batch_results_max_age_secs",
+            args.batch_results_max_age_secs,
+            file.batch_results_max_age_secs,
+            || b.max_age_secs,
+        );
+        if max_age.value == 0 || max_age.value > BatchRetention::MAX_AGE_SECS {
+            bail!(
+                "batch_results_max_age_secs = {} must be 1 to {} (30 days, what the batches index keeps)",
+                max_age.value,
+                BatchRetention::MAX_AGE_SECS
+            );
+        }
+        let max_bytes = layers.merge(
+            "batch_results_max_bytes",
+            args.batch_results_max_bytes,
+            file.batch_results_max_bytes,
+            || b.max_bytes,
+        );
+        if max_bytes.value == 0 {
+            bail!("batch_results_max_bytes must be at least 1");
+        }
         let topology = Topology {
             prefix: entries.add("queue_prefix", prefix, String::clone),
             delivery_limit: entries.add("delivery_limit", delivery_limit, u32::to_string),
             results_retention: Retention {
                 ttl_secs: entries.add("results_queue_ttl_secs", ttl_secs, u32::to_string),
                 max_length: entries.add("results_queue_max_length", max_length, u32::to_string),
+            },
+            batch_retention: BatchRetention {
+                max_age_secs: entries.add("batch_results_max_age_secs", max_age, u64::to_string),
+                max_bytes: entries.add("batch_results_max_bytes", max_bytes, u64::to_string),
             },
         };
         Ok(BrokerSettings {

@@ -1,0 +1,232 @@
+//! Deleting the results streams of batches past their retention.
+//!
+//! A stream has no `x-expires`, and its retention never removes its last segment, so a
+//! batch's stream would outlive its results for ever. Every batch's manifest also goes to
+//! the batches index (with the name of the batch's stream, and the submit's time); the
+//! workers read the index up to a marker of their own, and delete the streams of batches
+//! submitted more than `batch_results_max_age_secs` ago. A stream's name is taken from the
+//! manifest only when it is the one its route allows (a tenant can write only under its
+//! own name), so no manifest can have a worker delete another queue.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use wasmq_spec::control::ResultMessage;
+
+use super::headers::header_str;
+use super::publish::{json_properties, publish_confirmed};
+use super::topology::Topology;
+use super::transport::AmqpTransport;
+use crate::BrokerError;
+
+/// The header of a manifest that names its batch's results stream.
+pub(crate) const STREAM_HEADER: &str = "x-wasmq-stream";
+
+/// How long reading the index up to the marker may take.
+const READ_LIMIT: Duration = Duration::from_secs(60);
+
+/// The stream a manifest may name, given how it came: under a tenant's name on the
+/// private results exchange (`<user>.<batch>`, then a tag), or straight to the index
+/// from a user without a policy (the batch's shared stream).
+fn allowed_stream(
+    t: &Topology,
+    exchange: &str,
+    routing_key: &str,
+    batch: &str,
+    named: &str,
+) -> bool {
+    if exchange == t.private_exchange() {
+        let Some((user, key_batch)) = routing_key.split_once('.') else {
+            return false;
+        };
+        let base = format!("{}.batch.{user}.{key_batch}", t.prefix);
+        key_batch == batch
+            && (named == base
+                || named.strip_prefix(&base).is_some_and(|tag| {
+                    tag.len() == 33
+                        && tag.starts_with('.')
+                        && tag[1..].bytes().all(|b| b.is_ascii_hexdigit())
+                }))
+    } else {
+        exchange.is_empty() && named == t.batch_queue(batch)
+    }
+}
+
+impl AmqpTransport {
+    /// Deletes the results streams of batches submitted more than `max_age` ago; returns
+    /// how many it deleted (others may have deleted some first).
+    pub async fn sweep_batches(&self, max_age: Duration) -> Result<usize, BrokerError> {
+        let t = &self.config.topology;
+        let s = match self.supervisor().current() {
+            Some(s) if s.connected() => s,
+            _ => return Err(BrokerError::Closing),
+        };
+        let ch = s
+            .connection()
+            .create_channel()
+            .await
+            .map_err(BrokerError::channel("opening a channel"))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(BrokerError::channel("turning on publisher confirms"))?;
+        let marker = uuid::Uuid::new_v4().to_string();
+        let body = serde_json::to_vec(&serde_json::json!({ "marker": marker })).map_err(|e| {
+            BrokerError::Encode {
+                error: std::sync::Arc::new(e),
+            }
+        })?;
+        let index = t.batches_index();
+        publish_confirmed(&ch, "", &index, true, &body, json_properties()).await?;
+        ch.basic_qos(512, BasicQosOptions::default())
+            .await
+            .map_err(BrokerError::channel("setting the prefetch"))?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-stream-offset".into(),
+            AMQPValue::LongString("first".into()),
+        );
+        let mut consumer = ch
+            .basic_consume(
+                index.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(BrokerError::consume("reading the batches index"))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut expired = Vec::new();
+        let read = async {
+            while let Some(d) = consumer.next().await {
+                let d = d.map_err(BrokerError::consume("reading the batches index"))?;
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                if wasmq_broker_marker(&d.data).as_deref() == Some(marker.as_str()) {
+                    return Ok(());
+                }
+                let Ok(ResultMessage::Manifest { manifest }) = serde_json::from_slice(&d.data)
+                else {
+                    continue;
+                };
+                let (Some(named), Some(at)) = (
+                    d.properties
+                        .headers()
+                        .as_ref()
+                        .and_then(|h| header_str(h, STREAM_HEADER)),
+                    *d.properties.timestamp(),
+                ) else {
+                    continue;
+                };
+                if at.saturating_add(max_age.as_secs()) < now
+                    && allowed_stream(
+                        t,
+                        d.exchange.as_str(),
+                        d.routing_key.as_str(),
+                        &manifest.batch,
+                        &named,
+                    )
+                {
+                    expired.push(named);
+                }
+            }
+            Err(BrokerError::ConsumerEnded {
+                queue: index.clone(),
+            })
+        };
+        let outcome = tokio::time::timeout(READ_LIMIT, read).await;
+        let _ = ch.close(200, "done".into()).await;
+        match outcome {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(BrokerError::Timeout {
+                    what: format!("reading the batches index {index} up to its end"),
+                });
+            }
+        }
+        expired.sort();
+        expired.dedup();
+        let mut deleted = 0;
+        for name in expired {
+            // A stream already deleted closes the channel: one channel each.
+            let ch = s
+                .connection()
+                .create_channel()
+                .await
+                .map_err(BrokerError::channel("opening a channel"))?;
+            if ch
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .is_ok()
+            {
+                deleted += 1;
+                tracing::info!(stream = %name, "deleted the results stream of a batch past its retention");
+                let _ = ch.close(200, "done".into()).await;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// A reader's marker (`{"marker": ...}`).
+fn wasmq_broker_marker(body: &[u8]) -> Option<String> {
+    crate::client::marker_of(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amqp::{BatchRetention, Retention};
+
+    #[test]
+    fn a_manifest_names_only_the_stream_its_route_allows() {
+        let t = Topology {
+            prefix: "p".into(),
+            delivery_limit: 5,
+            results_retention: Retention::DEFAULT,
+            batch_retention: BatchRetention::DEFAULT,
+        };
+        let private = t.private_exchange();
+        let tag = "0123456789abcdef0123456789abcdef";
+        let tagged = format!("p.batch.alice.b1.{tag}");
+        assert!(allowed_stream(&t, &private, "alice.b1", "b1", &tagged));
+        assert!(allowed_stream(
+            &t,
+            &private,
+            "alice.b1",
+            "b1",
+            "p.batch.alice.b1"
+        ));
+        // Another tenant's stream, another batch, another queue altogether.
+        assert!(!allowed_stream(
+            &t,
+            &private,
+            "alice.b1",
+            "b1",
+            &tagged.replace("alice", "bob")
+        ));
+        assert!(!allowed_stream(
+            &t,
+            &private,
+            "alice.b1",
+            "b2",
+            "p.batch.alice.b2"
+        ));
+        assert!(!allowed_stream(&t, &private, "alice.b1", "b1", "p.jobs"));
+        assert!(!allowed_stream(
+            &t,
+            &private,
+            "alice.b1",
+            "b1",
+            "p.batch.alice.b1.x"
+        ));
+        // Straight to the index: the batch's shared stream only.
+        assert!(allowed_stream(&t, "", "p.batches", "b1", "p.batch.b1"));
+        assert!(!allowed_stream(&t, "", "p.batches", "b1", "p.jobs"));
+        assert!(!allowed_stream(&t, &t.results(), "b1", "b1", "p.batch.b1"));
+    }
+}
