@@ -116,9 +116,9 @@ fn browse(url: &str, shot: &Path, budget_ms: u64) -> (String, Vec<String>) {
 fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     let mut f = Fleet::new("dashboard");
     f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
-    // The module store entry of hello.wat is unreadable: every attempt is a host fault, and
+    // The module store entry of fib.wat is unreadable: every attempt is a host fault, and
     // the job ends in the dead-letter queue.
-    let bytes = wat::parse_file(fixture("hello.wat")).unwrap();
+    let bytes = wat::parse_file(fixture("fib.wat")).unwrap();
     let hex = wasmq_cache::Digest::of(&bytes).to_hex();
     std::fs::create_dir_all(
         f.dir
@@ -132,10 +132,12 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     f.start_worker(2, &beat);
     f.start_worker(1, &beat);
     let (w0, w1) = (f.workers[0].id.clone(), f.workers[1].id.clone());
-    f.submit(&[
-        json!({"id": "poison", "module": {"sha256": hex}}),
+    f.submit(&[json!({"id": "poison", "module": {"sha256": hex}})]);
+    let batch = f.submit(&[
         job("fine", &fixture("noop.wat")),
-        job("exit7", &fixture("exit7.wat")),
+        job("x1", &fixture("exit7.wat")),
+        job("x2", &fixture("exit7.wat")),
+        job("hi", &fixture("hello.wat")),
     ]);
     wait_until(
         "the poison job in the dead-letter queue",
@@ -162,6 +164,37 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
         },
     );
     assert!(state.contains("delivery_limit"), "{state}");
+    // The batch reaches 100%, with its failures.
+    let batch_row = |html: &str| -> Option<String> {
+        let at = html.find(&format!("data-batch=\"{batch}\""))?;
+        let end = html[at..].find("</tr>")? + at;
+        Some(html[at..end].to_owned())
+    };
+    wait_until("the batch at 100%", Duration::from_secs(30), || {
+        state = d.get("/state");
+        batch_row(&state).is_some_and(|r| r.contains("4/4") && r.contains("100%"))
+    });
+    let row = batch_row(&state).unwrap();
+    let link = row
+        .split("href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a link to the batch's page")
+        .to_owned();
+    let page = d.get(&link);
+    let failures = page
+        .split("data-code=\"exit_nonzero\"")
+        .nth(1)
+        .expect("the failures grouped by code");
+    assert!(
+        failures.contains("<td class=\"n\">2</td>")
+            && failures.contains("the guest exited with status 7"),
+        "{page}"
+    );
+    let job_link = format!("{link}/job/hi");
+    assert!(page.contains(&format!("href=\"{job_link}\"")), "{page}");
+    let job = d.get(&job_link);
+    assert!(job.contains("hello from wasm"), "{job}");
     assert!(state.contains(&format!("{}.jobs", f.prefix)), "{state}");
     let page = d.get("/");
     assert!(page.contains("<script src=\"/dashboard.js\""), "{page}");
@@ -191,4 +224,19 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
         "{dom}"
     );
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    // The batch's page and a job's page, in the browser too.
+    let (dom, console) = browse(
+        &format!("http://{}{link}", d.addr),
+        &shots.join("batch.png"),
+        2000,
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(dom.contains("data-code=\"exit_nonzero\""), "{dom}");
+    let (dom, console) = browse(
+        &format!("http://{}{job_link}", d.addr),
+        &shots.join("job.png"),
+        2000,
+    );
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(dom.contains("hello from wasm"), "{dom}");
 }

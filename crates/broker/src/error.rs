@@ -239,6 +239,11 @@ impl BrokerError {
         }
     }
 
+    /// Whether the broker answered that the queue or exchange does not exist.
+    pub fn not_found(&self) -> bool {
+        self.soft_error() == Some(AMQPSoftError::NOTFOUND)
+    }
+
     /// The soft AMQP error (one that closed a channel, not the connection) behind this
     /// one: `NOT_FOUND`, `ACCESS_REFUSED`, `RESOURCE_LOCKED`, ...
     pub fn soft_error(&self) -> Option<AMQPSoftError> {

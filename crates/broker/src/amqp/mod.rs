@@ -33,6 +33,7 @@ pub(crate) use headers::{as_u64, header_str};
 pub use publish::{json_properties, publish_confirmed};
 pub use session::{WorkerChannels, WorkerSetup};
 pub(crate) use sweep::STREAM_HEADER;
+pub use sweep::manifest_names_stream;
 pub use topology::{BatchRetention, Retention, Topology};
 pub use transport::{AmqpConfig, AmqpDelivery, AmqpTransport, reply_allowed};
 pub use url::{connect, redact, url_password, url_user};

@@ -29,10 +29,11 @@ pub(crate) const STREAM_HEADER: &str = "x-wasmq-stream";
 /// How long reading the index up to the marker may take.
 const READ_LIMIT: Duration = Duration::from_secs(60);
 
-/// The stream a manifest may name, given how it came: under a tenant's name on the
-/// private results exchange (`<user>.<batch>`, then a tag), or straight to the index
-/// from a user without a policy (the batch's shared stream).
-fn allowed_stream(
+/// Whether a manifest that came through `exchange` with `routing_key` may name `named` as
+/// its batch's stream: under a tenant's name on the private results exchange
+/// (`<user>.<batch>`, then a tag), or straight to the index from a user without a policy
+/// (the batch's shared stream).
+pub fn manifest_names_stream(
     t: &Topology,
     exchange: &str,
     routing_key: &str,
@@ -123,7 +124,7 @@ impl AmqpTransport {
                     continue;
                 };
                 if at.saturating_add(max_age.as_secs()) < now
-                    && allowed_stream(
+                    && manifest_names_stream(
                         t,
                         d.exchange.as_str(),
                         d.routing_key.as_str(),
@@ -193,8 +194,10 @@ mod tests {
         let private = t.private_exchange();
         let tag = "0123456789abcdef0123456789abcdef";
         let tagged = format!("p.batch.alice.b1.{tag}");
-        assert!(allowed_stream(&t, &private, "alice.b1", "b1", &tagged));
-        assert!(allowed_stream(
+        assert!(manifest_names_stream(
+            &t, &private, "alice.b1", "b1", &tagged
+        ));
+        assert!(manifest_names_stream(
             &t,
             &private,
             "alice.b1",
@@ -202,22 +205,24 @@ mod tests {
             "p.batch.alice.b1"
         ));
         // Another tenant's stream, another batch, another queue altogether.
-        assert!(!allowed_stream(
+        assert!(!manifest_names_stream(
             &t,
             &private,
             "alice.b1",
             "b1",
             &tagged.replace("alice", "bob")
         ));
-        assert!(!allowed_stream(
+        assert!(!manifest_names_stream(
             &t,
             &private,
             "alice.b1",
             "b2",
             "p.batch.alice.b2"
         ));
-        assert!(!allowed_stream(&t, &private, "alice.b1", "b1", "p.jobs"));
-        assert!(!allowed_stream(
+        assert!(!manifest_names_stream(
+            &t, &private, "alice.b1", "b1", "p.jobs"
+        ));
+        assert!(!manifest_names_stream(
             &t,
             &private,
             "alice.b1",
@@ -225,8 +230,20 @@ mod tests {
             "p.batch.alice.b1.x"
         ));
         // Straight to the index: the batch's shared stream only.
-        assert!(allowed_stream(&t, "", "p.batches", "b1", "p.batch.b1"));
-        assert!(!allowed_stream(&t, "", "p.batches", "b1", "p.jobs"));
-        assert!(!allowed_stream(&t, &t.results(), "b1", "b1", "p.batch.b1"));
+        assert!(manifest_names_stream(
+            &t,
+            "",
+            "p.batches",
+            "b1",
+            "p.batch.b1"
+        ));
+        assert!(!manifest_names_stream(&t, "", "p.batches", "b1", "p.jobs"));
+        assert!(!manifest_names_stream(
+            &t,
+            &t.results(),
+            "b1",
+            "b1",
+            "p.batch.b1"
+        ));
     }
 }

@@ -317,7 +317,12 @@ impl Transport for AmqpTransport {
         };
         let body =
             serde_json::to_vec(result).map_err(|e| BrokerError::Encode { error: Arc::new(e) })?;
-        let mut props = json_properties().with_message_id(result.id.as_str().into());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut props = json_properties()
+            .with_message_id(result.id.as_str().into())
+            .with_timestamp(now);
         if let Some(c) = &delivery.correlation_id {
             props = props.with_correlation_id(c.clone());
         }

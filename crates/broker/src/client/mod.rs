@@ -10,12 +10,15 @@
 //!   reconnects.
 //! - `dead`: reading a queue in place ([`Peeked`], [`Client::peek`]), and the repair of
 //!   the dead-letter queue ([`Client::requeue_dead`], [`Client::purge`]).
+//! - `streams`: following any stream from its first message ([`Client::follow_stream`]),
+//!   and reading one up to a marker ([`Client::read_stream_to_marker`]).
 //! - `workers`: the workers' latest heartbeats ([`Client::heartbeats`]), or all of them
 //!   as they come ([`Client::follow_heartbeats`], [`HeartbeatFeed`]).
 
 mod batch;
 pub use batch::marker_of;
 mod dead;
+mod streams;
 mod submit;
 mod subscription;
 mod workers;
@@ -34,6 +37,7 @@ use crate::amqp::{Topology, json_properties, publish_confirmed, url_password, ur
 use crate::supervisor::{NoObserver, Session, Setup, Supervisor, SupervisorConfig, soft_error};
 
 pub use dead::Peeked;
+pub use streams::{StreamFeed, StreamMessage};
 pub use subscription::{Incoming, Subscription};
 pub use workers::HeartbeatFeed;
 

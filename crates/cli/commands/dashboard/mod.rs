@@ -2,8 +2,10 @@
 //!
 //! - this module: the command, and the collector that keeps a [`Snapshot`] of the queues,
 //!   the workers (from the heartbeats stream, followed) and the dead-letter queue.
+//! - `batches`: the batches, from the batches index, each followed in its results stream.
 //! - `page`: the HTML (maud, so every value is escaped), the page's script and style.
 
+mod batches;
 mod page;
 
 use std::collections::BTreeMap;
@@ -13,16 +15,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::{ArgMatches, Args};
 use tokio_util::sync::CancellationToken;
 use wasmq_broker::amqp::Topology;
 use wasmq_broker::client::Client;
 use wasmq_broker::management::Management;
-use wasmq_spec::control::Heartbeat;
+use wasmq_spec::control::{Heartbeat, ResultMessage};
 
 use crate::Outcome;
 use crate::commands::dead;
@@ -73,11 +75,20 @@ struct Snapshot {
     queues: Vec<QueueRow>,
     workers: Vec<Heartbeat>,
     dead: Vec<dead::Row>,
+    batches: Vec<batches::BatchSummary>,
     /// What could not be read, for the page to say.
     problems: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Snapshot>>;
+
+/// What the routes read.
+#[derive(Clone)]
+struct App {
+    shared: Shared,
+    batches: batches::Batches,
+    client: Arc<Client>,
+}
 
 impl DashboardCommand {
     pub fn execute(self, matches: &ArgMatches) -> Outcome {
@@ -120,6 +131,12 @@ async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -
     }));
     let workers: Arc<Mutex<BTreeMap<String, Heartbeat>>> = Arc::default();
     tokio::spawn(follow_workers(client.clone(), workers.clone()));
+    let followed: batches::Batches = Arc::default();
+    tokio::spawn(batches::follow_index(
+        client.clone(),
+        topology.clone(),
+        followed.clone(),
+    ));
     let mut queues = vec![topology.jobs_queue()];
     queues.extend(status.tenants.iter().map(|t| topology.tenant_jobs_queue(t)));
     queues.extend([topology.results(), topology.dead_queue()]);
@@ -130,6 +147,7 @@ async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -
         topology.clone(),
         queues,
         workers,
+        followed.clone(),
         shared.clone(),
     );
 
@@ -140,9 +158,15 @@ async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -
     let app = Router::new()
         .route("/", get(whole_page))
         .route("/state", get(state_fragment))
+        .route("/batch/{n}", get(batch_page))
+        .route("/batch/{n}/job/{id}", get(job_page))
         .route("/dashboard.js", get(script))
         .route("/dashboard.css", get(style))
-        .with_state(shared);
+        .with_state(App {
+            shared,
+            batches: followed,
+            client: client.clone(),
+        });
     eprintln!("dashboard on http://{bound}/");
     let stop = CancellationToken::new();
     let signal = stop.clone();
@@ -199,6 +223,7 @@ async fn collect(
     topology: Topology,
     queues: Vec<String>,
     workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+    followed: batches::Batches,
     shared: Shared,
 ) {
     loop {
@@ -246,8 +271,16 @@ async fn collect(
             .values()
             .cloned()
             .collect();
+        let mut summaries: Vec<batches::BatchSummary> = followed
+            .lock()
+            .expect("batches lock")
+            .values()
+            .map(batches::BatchView::summary)
+            .collect();
+        summaries.sort_by_key(|b| std::cmp::Reverse((b.submitted_s, b.n)));
         {
             let mut s = shared.lock().expect("snapshot lock");
+            s.batches = summaries;
             s.at_ms = now_ms();
             s.queues = rows;
             s.workers = workers;
@@ -258,14 +291,72 @@ async fn collect(
     }
 }
 
-async fn whole_page(State(s): State<Shared>) -> impl IntoResponse {
-    let snapshot = s.lock().expect("snapshot lock").clone();
+async fn whole_page(State(app): State<App>) -> impl IntoResponse {
+    let snapshot = app.shared.lock().expect("snapshot lock").clone();
     page::whole(&snapshot, now_ms())
 }
 
-async fn state_fragment(State(s): State<Shared>) -> impl IntoResponse {
-    let snapshot = s.lock().expect("snapshot lock").clone();
+async fn state_fragment(State(app): State<App>) -> impl IntoResponse {
+    let snapshot = app.shared.lock().expect("snapshot lock").clone();
     page::state(&snapshot, now_ms())
+}
+
+/// A batch's page, by the number the batches' table links to.
+async fn batch_page(State(app): State<App>, Path(n): Path<u64>) -> Response {
+    let detail = app
+        .batches
+        .lock()
+        .expect("batches lock")
+        .values()
+        .find(|b| b.n == n)
+        .map(batches::BatchView::detail);
+    match detail {
+        Some(d) => page::batch_page(&d, now_ms()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no such batch (or no longer shown)\n",
+        )
+            .into_response(),
+    }
+}
+
+/// One job's whole result, read from its batch's stream.
+async fn job_page(State(app): State<App>, Path((n, id)): Path<(u64, String)>) -> Response {
+    let found = app
+        .batches
+        .lock()
+        .expect("batches lock")
+        .values()
+        .find(|b| b.n == n)
+        .map(|b| (b.stream.clone(), b.name.clone()));
+    let Some((stream, name)) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no such batch (or no longer shown)\n",
+        )
+            .into_response();
+    };
+    let bodies = match app.client.read_stream_to_marker(&stream).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("reading the batch's results: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let latest = bodies
+        .iter()
+        .filter_map(|b| match serde_json::from_slice::<ResultMessage>(b) {
+            Ok(ResultMessage::Result(r)) if r.id == id => Some(*r),
+            _ => None,
+        })
+        .max_by_key(|r| r.attempt);
+    match latest {
+        Some(r) => page::job_page(n, &name, &r).into_response(),
+        None => (StatusCode::NOT_FOUND, "no result for this job (yet)\n").into_response(),
+    }
 }
 
 async fn script() -> impl IntoResponse {

@@ -4,7 +4,10 @@
 use maud::{DOCTYPE, Markup, html};
 use wasmq_spec::control::{Heartbeat, WorkerState};
 
+use wasmq_spec::JobResult;
+
 use super::Snapshot;
+use super::batches::{BatchDetail, BatchSummary};
 
 /// Fetches the state fragment every 2 s and puts it in place: the server renders it (and
 /// escapes it), so the script inserts no value of its own.
@@ -42,6 +45,15 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .state-running { color: #1a7f37; } .state-draining { color: #b54708; }
 .state-stopped { color: #687082; } .state-gone { color: #b42318; }
 .problems { color: #b42318; }
+a { color: #1849a9; }
+.bar { display: inline-flex; width: 12rem; height: .8rem; background: #e4e7ec; border-radius: 3px; overflow: hidden; vertical-align: middle; }
+.seg { display: block; height: 100%; }
+.seg-succeeded { background: #2e9e4f; } .seg-failed, .seg-trapped { background: #d92d20; }
+.seg-timed_out, .seg-fuel_exhausted, .seg-memory_exceeded, .seg-disk_exceeded { background: #f79009; }
+.seg-rejected, .seg-internal_error { background: #7a2e0e; }
+.seg-cancelled, .seg-expired { background: #98a2b3; }
+.status-succeeded { color: #1a7f37; } .status-failed, .status-trapped, .status-internal_error { color: #b42318; }
+pre { background: #fff; border: 1px solid #e4e7ec; padding: .6rem; overflow: auto; max-height: 30rem; }
 "#;
 
 /// The whole page: the header, then the state (fetched again by the script).
@@ -120,6 +132,7 @@ pub fn state(s: &Snapshot, now_ms: u64) -> Markup {
                 }
             }
         }
+        (batches_section(&s.batches, now_ms))
         section #dead {
             h2 { "Dead-letter queue" }
             @if s.dead.is_empty() {
@@ -163,6 +176,180 @@ fn ago(now_ms: u64, at_ms: u64) -> String {
     format!("{} s ago", now_ms.saturating_sub(at_ms) / 1000)
 }
 
+/// The batches' table: one row each, newest first, with a bar of its results by status.
+pub fn batches_section(batches: &[BatchSummary], now_ms: u64) -> Markup {
+    html! {
+        section #batches {
+            h2 { "Batches" }
+            @if batches.is_empty() {
+                p.muted { "no batch in the batches index" }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "batch" } th { "tenant" } th { "submitted" } th { "progress" }
+                        th { "done" } th { "failed" } th { "finished" } th { "jobs/s" }
+                    } }
+                    tbody {
+                        @for b in batches {
+                            tr data-batch=(b.name) {
+                                td { a href={ "/batch/" (b.n) } { code { (b.name) } } }
+                                td { (b.owner.as_deref().unwrap_or("-")) }
+                                td { (ago(now_ms, b.submitted_s * 1000)) }
+                                td { (progress(b)) }
+                                td.n { (b.done) "/" (b.jobs) }
+                                td.n { (b.failed) }
+                                td {
+                                    @match b.finished_s {
+                                        Some(s) => (ago(now_ms, s * 1000)),
+                                        None => span.muted { "running" },
+                                    }
+                                }
+                                td.n {
+                                    @match b.rate() {
+                                        Some(r) => (format!("{r:.1}")),
+                                        None => "-",
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A bar of a batch's results by status, as a share of its jobs, and the percentage.
+fn progress(b: &BatchSummary) -> Markup {
+    let total = b.jobs.max(b.done).max(1) as f64;
+    let pct = (b.done as f64 / total * 100.0).round() as u64;
+    html! {
+        span.bar title={ (pct) "%" } {
+            @for (status, n) in &b.by_status {
+                span class={ "seg seg-" (status.as_str()) }
+                    style={ "width:" (format!("{:.2}", *n as f64 / total * 100.0)) "%" } {}
+            }
+        }
+        " " span.pct { (pct) "%" }
+    }
+}
+
+/// One batch's page: its counts by status and by code, its failures grouped by code with
+/// an example message, and its jobs, each linked to its whole result.
+pub fn batch_page(b: &BatchDetail, now_ms: u64) -> Markup {
+    page(
+        &format!("batch {}", b.summary.name),
+        html! {
+            p { a href="/" { "← all" } }
+            h1 { "Batch " code { (b.summary.name) } }
+            p.muted {
+                "submitted " (ago(now_ms, b.summary.submitted_s * 1000))
+                @if let Some(owner) = &b.summary.owner { " by " code { (owner) } }
+                ", stream " code { (b.summary.stream) }
+            }
+            p { (progress(&b.summary)) " " (b.summary.done) " of " (b.summary.jobs) " jobs have a result" }
+            section #by-status {
+                h2 { "By status" }
+                table {
+                    thead { tr { th { "status" } th { "jobs" } } }
+                    tbody { @for (s, n) in &b.summary.by_status {
+                        tr { td { span class={ "status status-" (s.as_str()) } { (s.as_str()) } } td.n { (n) } }
+                    } }
+                }
+            }
+            section #by-code {
+                h2 { "By code" }
+                table {
+                    thead { tr { th { "code" } th { "jobs" } } }
+                    tbody { @for (c, n, _) in &b.by_code {
+                        tr { td { code { (c) } } td.n { (n) } }
+                    } }
+                }
+            }
+            section #failures {
+                h2 { "Failures, by code" }
+                @if b.failures.is_empty() {
+                    p.muted { "none" }
+                } @else {
+                    table {
+                        thead { tr { th { "code" } th { "jobs" } th { "for example" } } }
+                        tbody { @for (c, n, example) in &b.failures {
+                            tr data-code=(c) { td { code { (c) } } td.n { (n) } td { (example) } }
+                        } }
+                    }
+                }
+            }
+            section #jobs {
+                h2 { "Jobs" }
+                table {
+                    thead { tr {
+                        th { "job" } th { "status" } th { "exit code" } th { "time" } th { "worker" }
+                    } }
+                    tbody { @for r in &b.jobs {
+                        tr data-job=(r.id) {
+                            td { a href={ "/batch/" (b.summary.n) "/job/" (encode(&r.id)) } { code { (r.id) } } }
+                            td { span class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } }
+                            td.n { @match r.exit_code { Some(c) => (c), None => "-" } }
+                            td.n { (format!("{:.1} ms", r.total_us as f64 / 1000.0)) }
+                            td { (r.worker) }
+                        }
+                    } }
+                }
+                @if b.more > 0 { p.muted { "and " (b.more) " more" } }
+            }
+        },
+    )
+}
+
+/// One job's whole result.
+pub fn job_page(batch_n: u64, batch: &str, r: &JobResult) -> Markup {
+    page(
+        &format!("job {}", r.id),
+        html! {
+            p { a href={ "/batch/" (batch_n) } { "← batch " (batch) } }
+            h1 { "Job " code { (r.id) } }
+            table {
+                tbody {
+                    tr { th { "status" } td { span class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } } }
+                    tr { th { "code" } td { code { (r.code) } } }
+                    tr { th { "message" } td { (r.message) } }
+                    tr { th { "exit code" } td { @match r.exit_code { Some(c) => (c), None => "-" } } }
+                    tr { th { "attempt" } td { (r.attempt) } }
+                    tr { th { "worker" } td { (r.worker.as_deref().unwrap_or("-")) } }
+                    tr { th { "time" } td { (format!("{:.1} ms", r.timings.total_us as f64 / 1000.0)) } }
+                }
+            }
+            h2 { "stdout" @if r.stdout_truncated { " (truncated)" } }
+            pre #stdout { (r.stdout) }
+            h2 { "stderr" @if r.stderr_truncated { " (truncated)" } }
+            pre #stderr { (r.stderr) }
+        },
+    )
+}
+
+/// A page of its own (a batch's, a job's): no refresh.
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "wasmq: " (title) }
+                link rel="stylesheet" href="/dashboard.css";
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A path segment: every byte but `A-Z a-z 0-9 - _` written `%XX`.
+fn encode(text: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +382,7 @@ mod tests {
             }],
             workers: vec![beat("<script>alert(1)</script>", 9_500), beat("w1", 1_000)],
             dead: Vec::new(),
+            batches: Vec::new(),
             problems: Vec::new(),
         };
         let text = whole(&s, 10_000).into_string();

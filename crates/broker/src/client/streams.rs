@@ -1,0 +1,125 @@
+//! Following any stream from its first message, and reading one up to a marker: what a
+//! reader of the batches index and of batches' results streams needs besides
+//! [`Client::read_batch`].
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Consumer};
+
+use super::Client;
+use crate::BrokerError;
+use crate::amqp::{STREAM_HEADER, header_str, json_properties, publish_confirmed};
+
+/// A message of a stream, as a follower reads it.
+#[derive(Debug, Clone)]
+pub struct StreamMessage {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The exchange it was published to (`""`: straight to the stream).
+    pub exchange: String,
+    /// Its routing key.
+    pub routing_key: String,
+    /// A manifest's results stream (its `x-wasmq-stream` header).
+    pub stream: Option<String>,
+    /// The `timestamp` property, in seconds.
+    pub timestamp: Option<u64>,
+    /// The `message_id` property.
+    pub message_id: Option<String>,
+}
+
+/// A stream followed from its first message ([`Client::follow_stream`]). It does not
+/// survive a lost connection: follow again.
+pub struct StreamFeed {
+    _channel: Channel,
+    consumer: Consumer,
+    queue: String,
+}
+
+impl StreamFeed {
+    /// The next message; `None` when the consumer ended (the stream deleted, the
+    /// connection lost).
+    pub async fn next(&mut self) -> Option<Result<StreamMessage, BrokerError>> {
+        let d = match self.consumer.next().await? {
+            Ok(d) => d,
+            Err(e) => {
+                return Some(Err(BrokerError::consume(format!(
+                    "reading the stream {}",
+                    self.queue
+                ))(e)));
+            }
+        };
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        Some(Ok(StreamMessage {
+            stream: d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| header_str(h, STREAM_HEADER)),
+            timestamp: *d.properties.timestamp(),
+            message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
+            exchange: d.exchange.to_string(),
+            routing_key: d.routing_key.to_string(),
+            body: d.data,
+        }))
+    }
+}
+
+impl Client {
+    /// Follows `queue` (a stream) from its first message, on a channel of its own.
+    pub async fn follow_stream(&self, queue: &str) -> Result<StreamFeed, BrokerError> {
+        let ch = self.channel().await?;
+        ch.basic_qos(512, BasicQosOptions::default())
+            .await
+            .map_err(BrokerError::channel("setting the prefetch"))?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-stream-offset".into(),
+            AMQPValue::LongString("first".into()),
+        );
+        let consumer = ch
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(BrokerError::consume(format!("reading the stream {queue}")))?;
+        Ok(StreamFeed {
+            _channel: ch,
+            consumer,
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// Every message of `queue` (a stream this client may write to through the default
+    /// exchange) published before this call, markers left out.
+    pub async fn read_stream_to_marker(&self, queue: &str) -> Result<Vec<Vec<u8>>, BrokerError> {
+        let ch = self.channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(BrokerError::channel("turning on publisher confirms"))?;
+        let marker = uuid::Uuid::new_v4().to_string();
+        let body = serde_json::to_vec(&serde_json::json!({ "marker": marker })).map_err(|e| {
+            BrokerError::Encode {
+                error: std::sync::Arc::new(e),
+            }
+        })?;
+        publish_confirmed(&ch, "", queue, true, &body, json_properties()).await?;
+        let _ = ch.close(200, "done".into()).await;
+        let mut feed = self.follow_stream(queue).await?;
+        let mut out = Vec::new();
+        while let Some(m) = feed.next().await {
+            let m = m?;
+            match super::marker_of(&m.body) {
+                Some(found) if found == marker => return Ok(out),
+                Some(_) => {}
+                None => out.push(m.body),
+            }
+        }
+        Err(BrokerError::ConsumerEnded {
+            queue: queue.to_owned(),
+        })
+    }
+}
