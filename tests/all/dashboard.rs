@@ -27,10 +27,16 @@ impl Drop for Dashboard {
 impl Dashboard {
     /// Starts it on a free port of 127.0.0.1 for `f`'s prefix; waits for its address.
     fn start(f: &Fleet) -> Dashboard {
+        Dashboard::start_with(f, &[])
+    }
+
+    /// As [`Dashboard::start`], with more flags (another broker user's URL, say).
+    fn start_with(f: &Fleet, extra: &[&str]) -> Dashboard {
         let mut child = f
             .wasmq()
             .args(["dashboard", "--addr", "127.0.0.1:0"])
             .args(&f.broker_flags)
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -239,4 +245,76 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     );
     assert!(console.is_empty(), "console messages: {console:#?}");
     assert!(dom.contains("hello from wasm"), "{dom}");
+}
+
+#[test]
+fn a_tenants_dashboard_shows_its_own_batches_and_an_operators_shows_all() {
+    use crate::isolation::Tenant;
+    use crate::tenants::write_config;
+    let mut f = Fleet::new("dashtenants");
+    let (a, b) = (Tenant::create(&f, "da"), Tenant::create(&f, "db"));
+    let cfg = write_config(
+        &f,
+        "",
+        &format!("[tenants.\"{}\"]\n\n[tenants.\"{}\"]\n", a.name, b.name),
+    );
+    f.start_worker(2, &["--config", &cfg]);
+    for (t, batch) in [(&a, "batch-a"), (&b, "batch-b")] {
+        let file = f.dir.jobs_file(
+            &format!("{batch}.jsonl"),
+            &[job("hi", &fixture("hello.wat"))],
+        );
+        let out = f
+            .wasmq()
+            .args(["submit", "--amqp-url", &t.url(), "--batch", batch])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let done = |html: &str, batch: &str| {
+        html.split(&format!("data-batch=\"{batch}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .is_some_and(|row| row.contains("1/1"))
+    };
+    // A's dashboard: A's batch, finished, and no trace of B's.
+    let mine = Dashboard::start_with(&f, &["--amqp-url", &a.url()]);
+    let mut state = String::new();
+    wait_until(
+        "A's batch on A's dashboard",
+        Duration::from_secs(30),
+        || {
+            state = mine.get("/state");
+            done(&state, "batch-a")
+        },
+    );
+    assert!(!state.contains("batch-b"), "{state}");
+    assert!(!state.contains(&b.name), "{state}");
+    // Its job's page, read through A's own route.
+    let link = state
+        .split("data-batch=\"batch-a\"")
+        .nth(1)
+        .and_then(|r| r.split("href=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        mine.get(&format!("{link}/job/hi"))
+            .contains("hello from wasm")
+    );
+    // The operator's: both.
+    let all = Dashboard::start(&f);
+    wait_until(
+        "both batches on the operator's dashboard",
+        Duration::from_secs(30),
+        || {
+            state = all.get("/state");
+            done(&state, "batch-a") && done(&state, "batch-b")
+        },
+    );
 }

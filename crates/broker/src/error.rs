@@ -239,6 +239,11 @@ impl BrokerError {
         }
     }
 
+    /// Whether the broker refused this user the operation (its permissions).
+    pub fn access_refused(&self) -> bool {
+        self.soft_error() == Some(AMQPSoftError::ACCESSREFUSED)
+    }
+
     /// Whether the broker answered that the queue or exchange does not exist.
     pub fn not_found(&self) -> bool {
         self.soft_error() == Some(AMQPSoftError::NOTFOUND)

@@ -113,6 +113,29 @@ impl Topology {
         format!("{}.batches", self.prefix)
     }
 
+    /// One tenant's own batches index: the manifests of its batches alone (bound to the
+    /// private results exchange with `<user>.*`), in a name of its batch streams' family,
+    /// so that the tenant may read it and nobody else. `~` is no character of a batch
+    /// name, so no batch's stream has this name.
+    pub fn tenant_batches_index(&self, user: &str) -> String {
+        format!("{}.batch.{}.~index", self.prefix, Self::user_word(user))
+    }
+
+    /// The arguments of a batches index: a stream of 30 days in small segments.
+    fn index_args() -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        args.insert("x-max-age".into(), AMQPValue::LongString(INDEX_AGE.into()));
+        args.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(INDEX_SEGMENT_BYTES),
+        );
+        args
+    }
+
     /// The arguments of a batch's results stream.
     pub fn batch_stream_args(&self) -> FieldTable {
         let r = self.batch_retention;
@@ -250,6 +273,23 @@ impl Topology {
         .await
         .map_err(BrokerError::declare(format!(
             "binding the tenant jobs queue {queue}"
+        )))?;
+        let index = self.tenant_batches_index(user);
+        ch.queue_declare(index.as_str().into(), durable_queue(), Self::index_args())
+            .await
+            .map_err(BrokerError::declare(format!(
+                "declaring the tenant's batches index {index}"
+            )))?;
+        ch.queue_bind(
+            index.as_str().into(),
+            self.private_exchange().into(),
+            format!("{}.*", Self::user_word(user)).as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(BrokerError::declare(format!(
+            "binding the tenant's batches index {index}"
         )))
     }
 
@@ -414,19 +454,13 @@ impl Topology {
         ch.queue_declare(self.heartbeats().into(), durable_queue(), beat_args)
             .await
             .map_err(BrokerError::declare("declaring the heartbeats stream"))?;
-        let mut index_args = FieldTable::default();
-        index_args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("stream".into()),
-        );
-        index_args.insert("x-max-age".into(), AMQPValue::LongString(INDEX_AGE.into()));
-        index_args.insert(
-            "x-stream-max-segment-size-bytes".into(),
-            AMQPValue::LongLongInt(INDEX_SEGMENT_BYTES),
-        );
-        ch.queue_declare(self.batches_index().into(), durable_queue(), index_args)
-            .await
-            .map_err(BrokerError::declare("declaring the batches index stream"))?;
+        ch.queue_declare(
+            self.batches_index().into(),
+            durable_queue(),
+            Self::index_args(),
+        )
+        .await
+        .map_err(BrokerError::declare("declaring the batches index stream"))?;
         ch.queue_bind(
             self.batches_index().into(),
             self.private_exchange().into(),

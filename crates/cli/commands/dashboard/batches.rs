@@ -103,11 +103,26 @@ pub type Batches = Arc<Mutex<BTreeMap<String, BatchView>>>;
 
 /// Follows the batches index: each manifest adds its batch (or its jobs to a batch
 /// submitted in parts), and the latest [`SHOWN`] batches are followed.
+///
+/// A user that may not read the batches index (a tenant, with the permissions
+/// `deploy/rabbitmq/add-tenant.sh` gives) follows its own index instead: its own batches.
 pub async fn follow_index(client: Arc<Client>, topology: Topology, batches: Batches) {
-    let index = topology.batches_index();
+    let mut index = topology.batches_index();
     let mut next_n = 0u64;
     loop {
-        if let Ok(mut feed) = client.follow_stream(&index).await {
+        let feed = match client.follow_stream(&index).await {
+            Err(e) if e.access_refused() && index == topology.batches_index() => {
+                match client.user() {
+                    Some(user) => {
+                        index = topology.tenant_batches_index(user);
+                        continue;
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        if let Ok(mut feed) = feed {
             while let Some(Ok(m)) = feed.next().await {
                 let Ok(ResultMessage::Manifest { manifest }) = serde_json::from_slice(&m.body)
                 else {

@@ -130,7 +130,12 @@ async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -
         ..Snapshot::default()
     }));
     let workers: Arc<Mutex<BTreeMap<String, Heartbeat>>> = Arc::default();
-    tokio::spawn(follow_workers(client.clone(), workers.clone()));
+    let heartbeats_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(follow_workers(
+        client.clone(),
+        workers.clone(),
+        heartbeats_refused.clone(),
+    ));
     let followed: batches::Batches = Arc::default();
     tokio::spawn(batches::follow_index(
         client.clone(),
@@ -146,7 +151,7 @@ async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -
         api,
         topology.clone(),
         queues,
-        workers,
+        (workers, heartbeats_refused),
         followed.clone(),
         shared.clone(),
     );
@@ -198,7 +203,11 @@ fn redacted(url: &str) -> String {
 
 /// Keeps the latest heartbeat of each worker, following the stream (again after a lost
 /// connection, or once a worker has declared it).
-async fn follow_workers(client: Arc<Client>, workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>) {
+async fn follow_workers(
+    client: Arc<Client>,
+    workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+    refused: Arc<std::sync::atomic::AtomicBool>,
+) {
     loop {
         match client.follow_heartbeats().await {
             Ok(Some(mut feed)) => {
@@ -210,6 +219,12 @@ async fn follow_workers(client: Arc<Client>, workers: Arc<Mutex<BTreeMap<String,
                 }
             }
             Ok(None) => {}
+            // Not this user's to read (a tenant): asking again would only cost the
+            // connection each time (a refusal closes it).
+            Err(e) if e.access_refused() => {
+                refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
             Err(e) => tracing::warn!(error = %e, "could not follow the heartbeats"),
         }
         tokio::time::sleep(REFRESH).await;
@@ -222,10 +237,14 @@ async fn collect(
     api: Option<Management>,
     topology: Topology,
     queues: Vec<String>,
-    workers: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+    (workers, heartbeats_refused): (
+        Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ),
     followed: batches::Batches,
     shared: Shared,
 ) {
+    let mut dead_refused = false;
     loop {
         let mut problems = Vec::new();
         let mut rows = Vec::new();
@@ -254,16 +273,29 @@ async fn collect(
                 consumers,
             });
         }
-        let dead = match client.peek(&topology.dead_queue(), DEAD_SHOWN).await {
-            Ok(peeked) => peeked
-                .iter()
-                .map(|p| dead::row(p, topology.delivery_limit))
-                .collect(),
-            Err(e) => {
-                problems.push(e.to_string());
-                Vec::new()
+        let dead = if dead_refused {
+            problems.push("this broker user may not read the dead-letter queue".to_owned());
+            Vec::new()
+        } else {
+            match client.peek(&topology.dead_queue(), DEAD_SHOWN).await {
+                Ok(peeked) => peeked
+                    .iter()
+                    .map(|p| dead::row(p, topology.delivery_limit))
+                    .collect(),
+                // Not asked again: a refusal costs the connection.
+                Err(e) if e.access_refused() => {
+                    dead_refused = true;
+                    Vec::new()
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    Vec::new()
+                }
             }
         };
+        if heartbeats_refused.load(std::sync::atomic::Ordering::Relaxed) {
+            problems.push("this broker user may not read the workers' heartbeats".to_owned());
+        }
         problems.dedup();
         let workers = workers
             .lock()
@@ -328,15 +360,23 @@ async fn job_page(State(app): State<App>, Path((n, id)): Path<(u64, String)>) ->
         .expect("batches lock")
         .values()
         .find(|b| b.n == n)
-        .map(|b| (b.stream.clone(), b.name.clone()));
-    let Some((stream, name)) = found else {
+        .map(|b| (b.stream.clone(), b.name.clone(), b.owner.clone()));
+    let Some((stream, name, owner)) = found else {
         return (
             StatusCode::NOT_FOUND,
             "no such batch (or no longer shown)\n",
         )
             .into_response();
     };
-    let bodies = match app.client.read_stream_to_marker(&stream).await {
+    // A tenant writes its marker through its own route (as its `results` does); an
+    // operator, straight to the stream.
+    let own = owner.is_some() && app.client.user().map(Topology::user_word) == owner;
+    let read = if own {
+        app.client.read_batch(&name).await
+    } else {
+        app.client.read_stream_to_marker(&stream).await
+    };
+    let bodies = match read {
         Ok(b) => b,
         Err(e) => {
             return (
