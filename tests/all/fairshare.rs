@@ -98,11 +98,14 @@ fn max_in_flight_caps_a_tenants_running_jobs_and_others_use_the_rest() {
     );
     f.start_worker(3, &["--config", &cfg, "--metrics-addr", "127.0.0.1:0"]);
     let addr = f.workers[0].metrics_addr(Duration::from_secs(10));
-    // A's long jobs could fill all three slots; its cap leaves two for B.
+    // A's long jobs could fill all three slots; its cap leaves two for B. Each runs for
+    // LONG: B's jobs, had they waited behind one, would take at least that long, so a
+    // loaded machine's slowness has all of LONG as its margin.
+    const LONG: Duration = Duration::from_secs(6);
     let sleepers: Vec<Value> = (0..3)
         .map(|i| {
             let mut j = job(&format!("long{i}"), &fixture("sleep.wat"));
-            j["limits"] = serde_json::json!({"timeout_ms": 3000});
+            j["limits"] = serde_json::json!({"timeout_ms": LONG.as_millis() as u64});
             j
         })
         .collect();
@@ -118,8 +121,8 @@ fn max_in_flight_caps_a_tenants_running_jobs_and_others_use_the_rest() {
     let r = results_as(&f, &b, "short");
     assert_eq!(r.results.len(), 50, "{}", r.stderr);
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "B's jobs ran beside A's one running job, not after it: {:?}",
+        started.elapsed() < LONG,
+        "B's jobs did not run beside A's one running job, but after it: {:?}",
         started.elapsed()
     );
     let r = results_as(&f, &a, "long");
@@ -131,7 +134,7 @@ fn max_in_flight_caps_a_tenants_running_jobs_and_others_use_the_rest() {
     );
     // One at a time, though three slots were free: three time limits one after another.
     assert!(
-        a_started.elapsed() >= Duration::from_secs(9),
+        a_started.elapsed() >= 3 * LONG,
         "A's three jobs ran at once: {:?}",
         a_started.elapsed()
     );
