@@ -8,6 +8,7 @@ use wasmq_broker::management::Management;
 use wasmq_spec::control::{Heartbeat, ResultMessage, WorkerState};
 
 use crate::Outcome;
+use crate::commands::now_ms;
 use crate::settings::{self, BrokerSettings, ClientArgs, StatusSettings};
 
 /// Show the depth (ready and unacked messages) and the consumers of the jobs, results and
@@ -155,13 +156,6 @@ impl StatusCommand {
         client.close().await;
         Ok(batch_exists)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The workers' table: one line per worker, its latest heartbeat.

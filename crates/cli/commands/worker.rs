@@ -24,6 +24,7 @@ use wasmq_worker::metrics::{self, Metrics};
 use wasmq_worker::{Worker, WorkerConfig};
 
 use crate::Outcome;
+use crate::commands::now_ms;
 use crate::settings::{
     self, BrokerArgs, BrokerSettings, CommonArgs, CommonSettings, SandboxArgs, SandboxSettings,
     WorkerArgs, WorkerSettings,
@@ -243,13 +244,6 @@ impl WorkerCommand {
         server.cancel();
         Ok(true)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Deletes the results streams of batches past `max_age`, every quarter of it (1 s to 10

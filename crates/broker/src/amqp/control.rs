@@ -5,10 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -26,24 +24,14 @@ pub(super) async fn replay_control_log(
     ch: &Channel,
     stream: &str,
 ) -> Result<Consumer, BrokerError> {
-    // A stream needs a prefetch and manual acks (which only grant credit).
-    ch.basic_qos(256, BasicQosOptions::default())
-        .await
-        .map_err(BrokerError::channel("setting the control log's prefetch"))?;
-    let since = std::time::SystemTime::now()
-        .checked_sub(CONTROL_LOG_REPLAY)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let mut args = FieldTable::default();
-    args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
-    ch.basic_consume(
-        stream.into(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        args,
+    super::consume_stream(
+        ch,
+        stream,
+        super::Offset::Since(CONTROL_LOG_REPLAY),
+        256,
+        "the control log",
     )
     .await
-    .map_err(BrokerError::consume("reading the control log"))
 }
 
 /// A message of the control exchange, as [`AmqpTransport::serve_control`] hands it on.

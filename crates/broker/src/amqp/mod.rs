@@ -17,11 +17,13 @@
 //! - `sweep`: deleting the results streams of batches past their retention
 //!   ([`AmqpTransport::sweep_batches`]).
 //! - `headers`: reading header values.
+//! - `stream`: where a stream's consumer starts ([`Offset`]), and readers' markers.
 
 mod control;
 mod headers;
 mod publish;
 mod session;
+mod stream;
 mod sweep;
 mod topology;
 mod transport;
@@ -32,6 +34,8 @@ pub use control::{CONTROL_LOG_REPLAY, ControlMessage};
 pub(crate) use headers::{as_u64, header_str};
 pub use publish::{json_properties, publish_confirmed};
 pub use session::{WorkerChannels, WorkerSetup};
+pub use stream::{Offset, marker_of, offset_args};
+pub(crate) use stream::{consume_stream, new_marker};
 pub(crate) use sweep::STREAM_HEADER;
 pub use sweep::manifest_names_stream;
 pub use topology::{BatchRetention, Retention, Topology};

@@ -11,14 +11,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use wasmq_spec::control::ResultMessage;
 
 use super::headers::header_str;
 use super::publish::{json_properties, publish_confirmed};
+use super::stream::{Offset, consume_stream, marker_of, new_marker};
 use super::topology::Topology;
 use super::transport::AmqpTransport;
 use crate::BrokerError;
@@ -74,31 +72,11 @@ impl AmqpTransport {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let marker = uuid::Uuid::new_v4().to_string();
-        let body = serde_json::to_vec(&serde_json::json!({ "marker": marker })).map_err(|e| {
-            BrokerError::Encode {
-                error: std::sync::Arc::new(e),
-            }
-        })?;
+        let (marker, body) = new_marker()?;
         let index = t.batches_index();
         publish_confirmed(&ch, "", &index, true, &body, json_properties()).await?;
-        ch.basic_qos(512, BasicQosOptions::default())
-            .await
-            .map_err(BrokerError::channel("setting the prefetch"))?;
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-stream-offset".into(),
-            AMQPValue::LongString("first".into()),
-        );
-        let mut consumer = ch
-            .basic_consume(
-                index.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                args,
-            )
-            .await
-            .map_err(BrokerError::consume("reading the batches index"))?;
+        let mut consumer =
+            consume_stream(&ch, &index, Offset::First, 512, "the batches index").await?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -107,7 +85,7 @@ impl AmqpTransport {
             while let Some(d) = consumer.next().await {
                 let d = d.map_err(BrokerError::consume("reading the batches index"))?;
                 let _ = d.acker.ack(BasicAckOptions::default()).await;
-                if wasmq_broker_marker(&d.data).as_deref() == Some(marker.as_str()) {
+                if marker_of(&d.data).as_deref() == Some(marker.as_str()) {
                     return Ok(());
                 }
                 let Ok(ResultMessage::Manifest { manifest }) = serde_json::from_slice(&d.data)
@@ -171,11 +149,6 @@ impl AmqpTransport {
         }
         Ok(deleted)
     }
-}
-
-/// A reader's marker (`{"marker": ...}`).
-fn wasmq_broker_marker(body: &[u8]) -> Option<String> {
-    crate::client::marker_of(body)
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
 //! A batch's own result queue: its name for this client's user, its declaration and
 //! binding, finding it again, and the manifest that records the batch's size in it.
 
-use std::sync::Arc;
-
 use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::AMQPSoftError;
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{Topology, json_properties, publish_confirmed};
+use crate::amqp::{Topology, json_properties, marker_of, new_marker, publish_confirmed};
 use crate::supervisor::soft_error;
 
 impl Client {
@@ -173,9 +171,7 @@ impl Client {
     /// manifest goes, and returns it: a reader that meets it has read everything published
     /// before.
     pub async fn send_marker(&self, batch: &str) -> Result<String, BrokerError> {
-        let marker = uuid::Uuid::new_v4().to_string();
-        let body = serde_json::to_vec(&serde_json::json!({ "marker": marker }))
-            .map_err(|e| BrokerError::Encode { error: Arc::new(e) })?;
+        let (marker, body) = new_marker()?;
         let (exchange, key) = match self.tenant().await? {
             Some(user) => (
                 self.topology.private_exchange(),
@@ -209,18 +205,6 @@ const STREAM_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The pause between two tries.
 const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// A message of a batch's results stream that is a reader's marker (`{"marker": ...}`).
-pub fn marker_of(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Marker {
-        marker: String,
-    }
-    serde_json::from_slice::<Marker>(body)
-        .ok()
-        .map(|m| m.marker)
-}
 
 impl Client {
     /// Every message of a batch's results stream published before this call (manifests

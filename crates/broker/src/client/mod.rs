@@ -16,7 +16,7 @@
 //!   as they come ([`Client::follow_heartbeats`], [`HeartbeatFeed`]).
 
 mod batch;
-pub use batch::marker_of;
+pub use crate::amqp::marker_of;
 mod dead;
 mod streams;
 mod submit;

@@ -3,13 +3,15 @@
 //! [`Client::read_batch`].
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use lapin::{Channel, Consumer};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{STREAM_HEADER, header_str, json_properties, publish_confirmed};
+use crate::amqp::{
+    Offset, STREAM_HEADER, consume_stream, header_str, json_properties, marker_of, new_marker,
+    publish_confirmed,
+};
 
 /// A message of a stream, as a follower reads it.
 #[derive(Debug, Clone)]
@@ -69,23 +71,14 @@ impl Client {
     /// Follows `queue` (a stream) from its first message, on a channel of its own.
     pub async fn follow_stream(&self, queue: &str) -> Result<StreamFeed, BrokerError> {
         let ch = self.channel().await?;
-        ch.basic_qos(512, BasicQosOptions::default())
-            .await
-            .map_err(BrokerError::channel("setting the prefetch"))?;
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-stream-offset".into(),
-            AMQPValue::LongString("first".into()),
-        );
-        let consumer = ch
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                args,
-            )
-            .await
-            .map_err(BrokerError::consume(format!("reading the stream {queue}")))?;
+        let consumer = consume_stream(
+            &ch,
+            queue,
+            Offset::First,
+            512,
+            &format!("the stream {queue}"),
+        )
+        .await?;
         Ok(StreamFeed {
             _channel: ch,
             consumer,
@@ -100,19 +93,14 @@ impl Client {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let marker = uuid::Uuid::new_v4().to_string();
-        let body = serde_json::to_vec(&serde_json::json!({ "marker": marker })).map_err(|e| {
-            BrokerError::Encode {
-                error: std::sync::Arc::new(e),
-            }
-        })?;
+        let (marker, body) = new_marker()?;
         publish_confirmed(&ch, "", queue, true, &body, json_properties()).await?;
         let _ = ch.close(200, "done".into()).await;
         let mut feed = self.follow_stream(queue).await?;
         let mut out = Vec::new();
         while let Some(m) = feed.next().await {
             let m = m?;
-            match super::marker_of(&m.body) {
+            match marker_of(&m.body) {
                 Some(found) if found == marker => return Ok(out),
                 Some(_) => {}
                 None => out.push(m.body),

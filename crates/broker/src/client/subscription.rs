@@ -8,7 +8,7 @@ use lapin::{Acker, Channel, Consumer};
 
 use super::{Client, ClientChannels, ClientSetup};
 use crate::BrokerError;
-use crate::amqp::subscribe_private;
+use crate::amqp::{Offset, offset_args, subscribe_private};
 use crate::supervisor::{Resume, Session, Supervisor};
 
 /// How long a consumer the broker refuses is tried again (a stream whose replica moves
@@ -173,12 +173,8 @@ impl Client {
         queue: &str,
         prefetch: u16,
     ) -> Result<Subscription, BrokerError> {
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-stream-offset".into(),
-            lapin::types::AMQPValue::LongString("first".into()),
-        );
-        self.consume_with(queue, prefetch, args).await
+        self.consume_with(queue, prefetch, offset_args(Offset::First))
+            .await
     }
 
     async fn consume_with(

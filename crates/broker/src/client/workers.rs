@@ -6,17 +6,16 @@
 //! delivers them.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use lapin::{Channel, Consumer};
 use wasmq_spec::control::{Heartbeat, HeartbeatMessage};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{json_properties, publish_confirmed};
+use crate::amqp::{Offset, consume_stream, json_properties, new_marker, publish_confirmed};
 
 /// How far back the heartbeats are read: the stream's retention.
 const LOOK_BACK: Duration = Duration::from_secs(3600);
@@ -55,26 +54,16 @@ impl HeartbeatFeed {
     }
 }
 
-/// Consumes `stream` on `ch` from [`LOOK_BACK`] ago, with the prefetch a stream needs.
+/// Consumes the heartbeats `stream` on `ch` from [`LOOK_BACK`] ago.
 async fn consume_from_look_back(ch: &Channel, stream: &str) -> Result<Consumer, BrokerError> {
-    // A stream needs a prefetch and manual acks (which only grant credit).
-    ch.basic_qos(512, BasicQosOptions::default())
-        .await
-        .map_err(BrokerError::channel("setting the prefetch"))?;
-    let since = SystemTime::now()
-        .checked_sub(LOOK_BACK)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let mut args = FieldTable::default();
-    args.insert("x-stream-offset".into(), AMQPValue::Timestamp(since));
-    ch.basic_consume(
-        stream.into(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        args,
+    consume_stream(
+        ch,
+        stream,
+        Offset::Since(LOOK_BACK),
+        512,
+        "the heartbeats stream",
     )
     .await
-    .map_err(BrokerError::consume("reading the heartbeats stream"))
 }
 
 impl Client {
@@ -105,13 +94,7 @@ impl Client {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let marker = uuid::Uuid::new_v4().to_string();
-        let body = serde_json::to_vec(&HeartbeatMessage::Marker {
-            marker: marker.clone(),
-        })
-        .map_err(|e| BrokerError::Encode {
-            error: std::sync::Arc::new(e),
-        })?;
+        let (marker, body) = new_marker()?;
         publish_confirmed(&ch, "", &stream, true, &body, json_properties()).await?;
         let mut consumer = consume_from_look_back(&ch, &stream).await?;
         let mut latest: BTreeMap<String, Heartbeat> = BTreeMap::new();

@@ -11,7 +11,7 @@ mod page;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -28,6 +28,7 @@ use wasmq_spec::control::{Heartbeat, ResultMessage};
 
 use crate::Outcome;
 use crate::commands::dead;
+use crate::commands::now_ms;
 use crate::settings::{self, BrokerSettings, ClientArgs, StatusSettings};
 
 /// How often the page's figures are read again.
@@ -98,13 +99,6 @@ impl DashboardCommand {
         let addr = settings::dashboard_addr(&layers, self.addr)?;
         settings::runtime()?.block_on(run(broker, status, addr))
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn run(broker: BrokerSettings, status: StatusSettings, addr: SocketAddr) -> Outcome {

@@ -4,7 +4,7 @@
 use maud::{DOCTYPE, Markup, html};
 use wasmq_spec::control::{Heartbeat, WorkerState};
 
-use wasmq_spec::JobResult;
+use wasmq_spec::{JobResult, Status};
 
 use super::Snapshot;
 use super::batches::{BatchDetail, BatchSummary};
@@ -171,6 +171,21 @@ fn worker_state(w: &Heartbeat, now_ms: u64) -> &'static str {
     }
 }
 
+/// A status, coloured by its class.
+fn status_badge(status: Status) -> Markup {
+    html! { span class={ "status status-" (status.as_str()) } { (status.as_str()) } }
+}
+
+/// An exit status, or `-` when the guest did not exit.
+fn exit_code(code: Option<i32>) -> String {
+    code.map_or("-".to_owned(), |c| c.to_string())
+}
+
+/// Microseconds as `12.3 ms`.
+fn millis(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
 /// `3 s ago`.
 fn ago(now_ms: u64, at_ms: u64) -> String {
     format!("{} s ago", now_ms.saturating_sub(at_ms) / 1000)
@@ -253,7 +268,7 @@ pub fn batch_page(b: &BatchDetail, now_ms: u64) -> Markup {
                 table {
                     thead { tr { th { "status" } th { "jobs" } } }
                     tbody { @for (s, n) in &b.summary.by_status {
-                        tr { td { span class={ "status status-" (s.as_str()) } { (s.as_str()) } } td.n { (n) } }
+                        tr { td { (status_badge(*s)) } td.n { (n) } }
                     } }
                 }
             }
@@ -288,9 +303,9 @@ pub fn batch_page(b: &BatchDetail, now_ms: u64) -> Markup {
                     tbody { @for r in &b.jobs {
                         tr data-job=(r.id) {
                             td { a href={ "/batch/" (b.summary.n) "/job/" (encode(&r.id)) } { code { (r.id) } } }
-                            td { span class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } }
-                            td.n { @match r.exit_code { Some(c) => (c), None => "-" } }
-                            td.n { (format!("{:.1} ms", r.total_us as f64 / 1000.0)) }
+                            td { (status_badge(r.status)) }
+                            td.n { (exit_code(r.exit_code)) }
+                            td.n { (millis(r.total_us)) }
                             td { (r.worker) }
                         }
                     } }
@@ -310,13 +325,13 @@ pub fn job_page(batch_n: u64, batch: &str, r: &JobResult) -> Markup {
             h1 { "Job " code { (r.id) } }
             table {
                 tbody {
-                    tr { th { "status" } td { span class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } } }
+                    tr { th { "status" } td { (status_badge(r.status)) } }
                     tr { th { "code" } td { code { (r.code) } } }
                     tr { th { "message" } td { (r.message) } }
-                    tr { th { "exit code" } td { @match r.exit_code { Some(c) => (c), None => "-" } } }
+                    tr { th { "exit code" } td { (exit_code(r.exit_code)) } }
                     tr { th { "attempt" } td { (r.attempt) } }
                     tr { th { "worker" } td { (r.worker.as_deref().unwrap_or("-")) } }
-                    tr { th { "time" } td { (format!("{:.1} ms", r.timings.total_us as f64 / 1000.0)) } }
+                    tr { th { "time" } td { (millis(r.timings.total_us)) } }
                 }
             }
             h2 { "stdout" @if r.stdout_truncated { " (truncated)" } }

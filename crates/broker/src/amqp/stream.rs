@@ -1,0 +1,82 @@
+//! Reading RabbitMQ streams over AMQP: where a consumer starts, and the markers a reader
+//! writes to know where a stream ended when it began to read.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Consumer};
+
+use crate::BrokerError;
+
+/// Where a stream's consumer starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Offset {
+    /// At its first message.
+    First,
+    /// At the messages of this long ago.
+    Since(Duration),
+}
+
+/// The consumer arguments of `offset` (`x-stream-offset`).
+pub fn offset_args(offset: Offset) -> FieldTable {
+    let value = match offset {
+        Offset::First => AMQPValue::LongString("first".into()),
+        Offset::Since(ago) => AMQPValue::Timestamp(
+            SystemTime::now()
+                .checked_sub(ago)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs()),
+        ),
+    };
+    let mut args = FieldTable::default();
+    args.insert("x-stream-offset".into(), value);
+    args
+}
+
+/// Consumes `stream` on `ch` from `offset`, `prefetch` at a time: a stream needs a
+/// prefetch and manual acks (which only grant credit). `what` names the stream in errors.
+pub(crate) async fn consume_stream(
+    ch: &Channel,
+    stream: &str,
+    offset: Offset,
+    prefetch: u16,
+    what: &str,
+) -> Result<Consumer, BrokerError> {
+    ch.basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(BrokerError::channel(format!(
+            "setting the prefetch of {what}"
+        )))?;
+    ch.basic_consume(
+        stream.into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        offset_args(offset),
+    )
+    .await
+    .map_err(BrokerError::consume(format!("reading {what}")))
+}
+
+/// A new marker: its token, and the message (`{"marker": TOKEN}`) that carries it.
+pub(crate) fn new_marker() -> Result<(String, Vec<u8>), BrokerError> {
+    let marker = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::to_vec(&serde_json::json!({ "marker": marker })).map_err(|e| {
+        BrokerError::Encode {
+            error: std::sync::Arc::new(e),
+        }
+    })?;
+    Ok((marker, body))
+}
+
+/// The token of a message that is a reader's marker (`{"marker": ...}`).
+pub fn marker_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Marker {
+        marker: String,
+    }
+    serde_json::from_slice::<Marker>(body)
+        .ok()
+        .map(|m| m.marker)
+}
