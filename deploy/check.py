@@ -35,6 +35,9 @@ WASMQ_METRICS = {
     "wasmq_broker_connected",
     "wasmq_broker_reconnects_total",
     "wasmq_redeliveries_total",
+    "wasmq_broker_blocked",
+    "wasmq_http_requests_total",
+    "wasmq_http_response_bytes_total",
     "wasmq_build_info",
 }
 HISTOGRAMS = {"wasmq_job_duration_seconds", "wasmq_compile_duration_seconds"}

@@ -5,7 +5,8 @@
 # broker can be had. The fault tests start a private node with the installed
 # rabbitmq-server; when another broker answers and rabbitmq-server is missing, it warns.
 # On this machine's node it also enables the management API (port 15672), which
-# `wasmq status` reads unacked counts from.
+# `wasmq status` and `wasmq dashboard` read unacked counts and rates from, and the
+# Prometheus endpoint (port 15692), which the Grafana dashboard's test scrapes.
 set -euo pipefail
 host="${WASMQ_BROKER_HOST:-127.0.0.1}"
 port="${WASMQ_BROKER_PORT:-5672}"
@@ -16,27 +17,28 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 has_server() { command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]; }
 
-# The management API (rabbitmq_management, shipped with the server) tells `wasmq status`
-# how many messages are unacked; enabled on this machine's node when it is not yet.
-api_answers() { (exec 3<>"/dev/tcp/$host/15672") 2>/dev/null; }
+# The management API (rabbitmq_management) tells `wasmq status` how many messages are
+# unacked; rabbitmq_prometheus serves the queue metrics the Grafana dashboard shows. Both
+# ship with the server, and are enabled on this machine's node when they are not yet.
+port_answers() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 management() {
-  if api_answers || { [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; }; then
+  if { port_answers 15672 && port_answers 15692; } || { [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ]; }; then
     return 0
   fi
   if ! PATH="$PATH:/usr/sbin" command -v rabbitmq-plugins >/dev/null 2>&1; then
     echo "warning: rabbitmq-plugins is missing: the management API stays off" >&2
     return 0
   fi
-  echo "enabling the rabbitmq_management plugin" >&2
-  PATH="$PATH:/usr/sbin" as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
+  echo "enabling the rabbitmq_management and rabbitmq_prometheus plugins" >&2
+  PATH="$PATH:/usr/sbin" as_root rabbitmq-plugins enable --quiet rabbitmq_management rabbitmq_prometheus >/dev/null 2>&1 || true
   for _ in $(seq 1 30); do
-    if api_answers; then
-      echo "the management API answers on $host:15672" >&2
+    if port_answers 15672 && port_answers 15692; then
+      echo "the management API answers on $host:15672, and Prometheus metrics on $host:15692" >&2
       return 0
     fi
     sleep 1
   done
-  echo "warning: the management API did not start on $host:15672" >&2
+  echo "warning: the management API or the Prometheus endpoint did not start on $host (15672, 15692)" >&2
 }
 
 if answers; then

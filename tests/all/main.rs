@@ -12,6 +12,7 @@ mod fairshare;
 mod faults;
 mod files;
 mod fleet;
+mod grafana;
 mod hostile;
 mod http_server;
 mod interpreters;

@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wasmq_queue::link::LinkObserver;
-use wasmq_spec::{CacheOutcome, JobResult, Status};
+use wasmq_spec::{CacheOutcome, JobKind, JobResult, Status};
 
 /// `wasmq_jobs_total`'s labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +44,9 @@ struct JobLabels {
 struct HttpLabels {
     outcome: &'static str,
 }
+
+/// `wasmq_http_requests_total`'s outcomes.
+const HTTP_OUTCOMES: [&str; 4] = ["ok", "denied", "error", "timeout"];
 
 /// `wasmq_module_cache_total`'s label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -204,6 +207,34 @@ impl Metrics {
                 wasmtime,
             }),
         );
+        // Every label set at zero from the start: `rate()` and `increase()` see a series'
+        // first increment only when a sample before it exists (a failure status first seen
+        // would otherwise stay off the dashboard until its second occurrence).
+        for status in Status::ALL {
+            for kind in JobKind::ALL
+                .map(JobKind::as_str)
+                .into_iter()
+                .chain(["none"])
+            {
+                let _ = jobs.get_or_create(&JobLabels {
+                    status: status.as_str(),
+                    kind,
+                });
+            }
+        }
+        for outcome in [
+            CacheOutcome::HitMemory,
+            CacheOutcome::HitDisk,
+            CacheOutcome::HitRemote,
+            CacheOutcome::Compiled,
+        ] {
+            let _ = module_cache.get_or_create(&CacheLabels {
+                result: cache_label(outcome),
+            });
+        }
+        for outcome in HTTP_OUTCOMES {
+            let _ = http_requests.get_or_create(&HttpLabels { outcome });
+        }
         Metrics {
             registry,
             jobs,
@@ -269,12 +300,11 @@ impl Metrics {
             }
         }
         if let Some(http) = &r.http {
-            for (outcome, n) in [
-                ("ok", http.ok),
-                ("denied", http.denied),
-                ("error", http.errors),
-                ("timeout", http.timeouts),
-            ] {
+            for (outcome, n) in
+                HTTP_OUTCOMES
+                    .into_iter()
+                    .zip([http.ok, http.denied, http.errors, http.timeouts])
+            {
                 if n > 0 {
                     self.http_requests
                         .get_or_create(&HttpLabels { outcome })
@@ -419,7 +449,6 @@ async fn ready(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmq_spec::JobKind;
 
     #[test]
     fn counts_are_exact_and_named_as_documented() {
@@ -466,6 +495,10 @@ mod tests {
             "wasmq_http_requests_total{outcome=\"error\"} 1",
             "wasmq_http_requests_total{outcome=\"timeout\"} 1",
             "wasmq_http_response_bytes_total 300",
+            // Label sets not seen yet are there at zero.
+            "wasmq_jobs_total{status=\"timed_out\",kind=\"handler\"} 0",
+            "wasmq_jobs_total{status=\"rejected\",kind=\"none\"} 0",
+            "wasmq_module_cache_total{result=\"hit-remote\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

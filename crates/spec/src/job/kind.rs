@@ -26,12 +26,7 @@ pub enum JobKind {
 /// only "expected value" of a number or an array.
 impl<'de> Deserialize<'de> for JobKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const KINDS: [JobKind; 4] = [
-            JobKind::Command,
-            JobKind::Component,
-            JobKind::Function,
-            JobKind::Handler,
-        ];
+        const KINDS: [JobKind; 4] = JobKind::ALL;
         const NAMES: &[&str] = &["command", "component", "function", "handler"];
 
         struct Kind;
@@ -69,6 +64,14 @@ pub struct Exports {
 }
 
 impl JobKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Command,
+        JobKind::Component,
+        JobKind::Function,
+        JobKind::Handler,
+    ];
+
     /// The kind a job without `kind` runs as, given what its module exports; `None` when
     /// it offers no entry point. A job that gives `input` or `export` (`wants_function`,
     /// fields no command takes) runs as a function (core module) or handler (component);
