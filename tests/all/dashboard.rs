@@ -170,6 +170,12 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
         },
     );
     assert!(state.contains("delivery_limit"), "{state}");
+    // Three attempts (the delivery limit is 2), however often the page has read the
+    // dead-letter queue since.
+    assert!(
+        state.contains("<td class=\"n\">3</td><td>delivery_limit"),
+        "{state}"
+    );
     // The batch reaches 100%, with its failures.
     let batch_row = |html: &str| -> Option<String> {
         let at = html.find(&format!("data-batch=\"{batch}\""))?;
@@ -207,11 +213,44 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     assert!(!page.contains("guest:guest"), "the password is never shown");
     assert!(d.get("/dashboard.js").contains("fetch(\"/state\""));
 
+    // Rates: another batch goes through the jobs queue, and its row shows messages in
+    // and acked per second (the broker's averages over its statistics interval).
+    let jobs_q = format!("{}.jobs", f.prefix);
+    let rate = |html: &str, class: &str| -> Option<f64> {
+        let at = html.find(&format!("data-queue=\"{jobs_q}\""))?;
+        let rest = &html[at..];
+        let cell = format!("class=\"n {class}\">");
+        let s = rest.find(&cell)? + cell.len();
+        rest[s..].split('<').next()?.parse().ok()
+    };
+    let more: Vec<_> = (0..40)
+        .map(|i| crate::support::job(&format!("more{i}"), &fixture("noop.wat")))
+        .collect();
+    let second = f.submit(&more);
+    let (mut went_in, mut acked) = (false, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !(went_in && acked) {
+        let state = d.get("/state");
+        went_in |= rate(&state, "rate-in").is_some_and(|r| r > 0.0);
+        acked |= rate(&state, "rate-acked").is_some_and(|r| r > 0.0);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the jobs queue's rates never went above zero (in: {went_in}, acked: {acked}): {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(f.results(&second, 60).results.len(), more.len());
+
     // A worker killed goes quiet, and the page, already open, shows it gone.
     f.workers[1].kill_with("KILL");
     wait_until("w1 gone on the page", Duration::from_secs(30), || {
         row_state(&d.get("/state"), &w1).as_deref() == Some("gone")
     });
+    assert!(
+        d.get("/state")
+            .contains("<td class=\"n\">3</td><td>delivery_limit"),
+        "the attempts of a dead letter do not grow as the page reads it"
+    );
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("dashboard.png");

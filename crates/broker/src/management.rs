@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::BrokerError;
 
-/// One queue's depth.
+/// One queue's depth, and its message counts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct QueueDepth {
     /// Messages waiting to be delivered.
@@ -21,6 +21,24 @@ pub struct QueueDepth {
     /// Consumers of the queue.
     #[serde(default)]
     pub consumers: u64,
+    /// How many messages have passed through the queue; absent until one has.
+    #[serde(default)]
+    pub message_stats: MessageStats,
+}
+
+/// A queue's message counts since it was declared (the broker refreshes them every
+/// statistics interval, 5 s by default): a reader that polls them makes its own rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct MessageStats {
+    /// Messages published to the queue.
+    #[serde(default)]
+    pub publish: u64,
+    /// Messages delivered to consumers or fetched.
+    #[serde(default)]
+    pub deliver_get: u64,
+    /// Messages acked by consumers.
+    #[serde(default)]
+    pub ack: u64,
 }
 
 /// The management API URL of the node an AMQP URL names: `http://HOST:15672`, with the
@@ -121,5 +139,27 @@ mod tests {
         assert_eq!(m.vhost, "v/1");
         assert_eq!(encode("v/1"), "v%2F1");
         assert_eq!(encode("/"), "%2F");
+    }
+
+    #[test]
+    fn counts_are_read_where_the_api_puts_them() {
+        let d: QueueDepth = serde_json::from_str(
+            r#"{"messages_ready": 3, "messages_unacknowledged": 2, "consumers": 1,
+                "message_stats": {"publish": 40, "publish_details": {"rate": 8.0},
+                                  "deliver_get": 38, "ack": 36,
+                                  "ack_details": {"rate": 6.0}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            d.message_stats,
+            MessageStats {
+                publish: 40,
+                deliver_get: 38,
+                ack: 36
+            }
+        );
+        // A queue no message has passed through has no message_stats.
+        let d: QueueDepth = serde_json::from_str(r#"{"messages_ready": 0}"#).unwrap();
+        assert_eq!(d.message_stats, MessageStats::default());
     }
 }

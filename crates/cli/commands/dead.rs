@@ -72,8 +72,10 @@ pub(crate) struct Row {
     pub(crate) reason: String,
 }
 
-/// `delivery_limit`: the dead-letter queue's messages carry no delivery count, but one
-/// dead-lettered for its delivery limit was delivered `delivery_limit + 1` times.
+/// `delivery_limit`: a message dead-lettered for its delivery limit was delivered
+/// `delivery_limit + 1` times. The delivery count a dead-lettered message carries counts
+/// its reads from the dead-letter queue (each listing, each refresh of a dashboard), not
+/// its attempts, so it is not shown for one.
 pub(crate) fn row(p: &Peeked, delivery_limit: u32) -> Row {
     let body: Option<serde_json::Value> = serde_json::from_slice(&p.body).ok();
     let field = |k: &str| {
@@ -90,10 +92,11 @@ pub(crate) fn row(p: &Peeked, delivery_limit: u32) -> Row {
             .unwrap_or_default(),
         batch: field("batch").unwrap_or_default(),
         tenant: p.user_id.clone().unwrap_or_default(),
-        attempts: p.attempts.or_else(|| {
-            (p.death_reason.as_deref() == Some("delivery_limit"))
-                .then_some(u64::from(delivery_limit) + 1)
-        }),
+        attempts: match p.death_reason.as_deref() {
+            Some("delivery_limit") => Some(u64::from(delivery_limit) + 1),
+            Some(_) => None,
+            None => p.attempts,
+        },
         reason: match (&p.death_reason, &p.death_queue) {
             (Some(r), Some(q)) => format!("{r} (from {q})"),
             (Some(r), None) => r.clone(),

@@ -8,10 +8,10 @@
 mod batches;
 mod page;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -23,7 +23,7 @@ use clap::{ArgMatches, Args};
 use tokio_util::sync::CancellationToken;
 use wasmq_broker::amqp::Topology;
 use wasmq_broker::client::Client;
-use wasmq_broker::management::Management;
+use wasmq_broker::management::{Management, MessageStats};
 use wasmq_spec::control::{Heartbeat, ResultMessage};
 
 use crate::Outcome;
@@ -37,7 +37,8 @@ const REFRESH: Duration = Duration::from_secs(2);
 /// Dead-lettered jobs shown at most.
 const DEAD_SHOWN: u32 = 200;
 
-/// Serve a read-only web page of the queues (ready, unacked, consumers), the workers (from
+/// Serve a read-only web page of the queues (ready, unacked, consumers, published and
+/// acked per second), the workers (from
 /// their heartbeats: state, jobs in flight, done, failed, last seen; a worker silent for
 /// three of its intervals shown as gone) and the dead-letter queue (with the reasons),
 /// refreshed every 2 s without reloading the page.
@@ -52,7 +53,7 @@ pub struct DashboardCommand {
     /// [config: dashboard_addr] [default: 127.0.0.1:8080].
     #[arg(long, env = "WASMQ_DASHBOARD_ADDR")]
     addr: Option<SocketAddr>,
-    /// RabbitMQ's management API, for unacked counts [config: management_url]
+    /// RabbitMQ's management API, for unacked counts and rates [config: management_url]
     /// [default: http://AMQP-HOST:15672, with the AMQP URL's user].
     #[arg(long, env = "WASMQ_MANAGEMENT_URL")]
     management_url: Option<String>,
@@ -65,6 +66,48 @@ struct QueueRow {
     ready: Option<u32>,
     unacked: Option<u64>,
     consumers: Option<u32>,
+    /// Published and acked per second over the last [`RATE_WINDOW`] (from the management
+    /// API's counts).
+    rates: Option<(f64, f64)>,
+}
+
+/// The window a queue's rates are averaged over: two of the broker's statistics intervals
+/// (it refreshes its counts every 5 s), so that a burst shows for as long.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// Each queue's recent message counts, as read: what its rates are made of.
+#[derive(Debug, Default)]
+struct RateHistory(HashMap<String, VecDeque<(Instant, MessageStats)>>);
+
+impl RateHistory {
+    /// Records the counts of `queue` read at `now`; returns its messages published and
+    /// acked per second over the last [`RATE_WINDOW`] (over what has been seen, until the
+    /// window is full), or `None` before a second has been seen.
+    fn record(&mut self, queue: &str, now: Instant, counts: MessageStats) -> Option<(f64, f64)> {
+        let seen = self.0.entry(queue.to_owned()).or_default();
+        // A queue deleted and declared again counts from zero.
+        if seen
+            .back()
+            .is_some_and(|(_, last)| counts.publish < last.publish || counts.ack < last.ack)
+        {
+            seen.clear();
+        }
+        seen.push_back((now, counts));
+        while seen
+            .get(1)
+            .is_some_and(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            seen.pop_front();
+        }
+        let (then, first) = seen.front()?;
+        let secs = now.duration_since(*then).as_secs_f64();
+        (secs >= 1.0).then(|| {
+            (
+                (counts.publish - first.publish) as f64 / secs,
+                (counts.ack - first.ack) as f64 / secs,
+            )
+        })
+    }
 }
 
 /// What the page shows, as of `at_ms`.
@@ -239,6 +282,7 @@ async fn collect(
     shared: Shared,
 ) {
     let mut dead_refused = false;
+    let mut history = RateHistory::default();
     loop {
         let mut problems = Vec::new();
         let mut rows = Vec::new();
@@ -250,21 +294,25 @@ async fn collect(
                     (None, None)
                 }
             };
-            let unacked = match &api {
+            let (unacked, rates) = match &api {
                 Some(m) => match m.queue(q).await {
-                    Ok(d) => Some(d.messages_unacknowledged),
+                    Ok(d) => (
+                        Some(d.messages_unacknowledged),
+                        history.record(q, Instant::now(), d.message_stats),
+                    ),
                     Err(e) => {
-                        problems.push(format!("unacked counts unknown: {e}"));
-                        None
+                        problems.push(format!("unacked counts and rates unknown: {e}"));
+                        (None, None)
                     }
                 },
-                None => None,
+                None => (None, None),
             };
             rows.push(QueueRow {
                 name: q.clone(),
                 ready,
                 unacked,
                 consumers,
+                rates,
             });
         }
         let dead = if dead_refused {
@@ -410,6 +458,34 @@ async fn style() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_are_averaged_over_the_window_from_the_counts() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let counts = |publish, ack| MessageStats {
+            publish,
+            deliver_get: ack,
+            ack,
+        };
+        let mut h = RateHistory::default();
+        assert_eq!(h.record("q", at(0), counts(5, 5)), None);
+        assert_eq!(h.record("q", at(2), counts(5, 5)), Some((0.0, 0.0)));
+        // 40 in and 20 acked, counted by the broker between two reads.
+        assert_eq!(h.record("q", at(4), counts(45, 25)), Some((10.0, 5.0)));
+        assert_eq!(h.record("q", at(10), counts(45, 45)), Some((4.0, 4.0)));
+        // Once the burst is older than the window, the rates fall back to zero.
+        assert_eq!(h.record("q", at(12), counts(45, 45)), Some((4.0, 4.0)));
+        assert_eq!(
+            h.record("q", at(16), counts(45, 45)),
+            Some((0.0, 20.0 / 12.0))
+        );
+        assert_eq!(h.record("q", at(30), counts(45, 45)), Some((0.0, 0.0)));
+        // Another queue is its own; a queue declared again starts over.
+        assert_eq!(h.record("r", at(30), counts(1, 0)), None);
+        assert_eq!(h.record("q", at(32), counts(2, 0)), None);
+        assert_eq!(h.record("q", at(34), counts(6, 2)), Some((2.0, 1.0)));
+    }
 
     #[test]
     fn the_brokers_password_is_never_shown() {

@@ -91,14 +91,20 @@ pub fn state(s: &Snapshot, now_ms: u64) -> Markup {
         section #queues {
             h2 { "Queues" }
             table {
-                thead { tr { th { "queue" } th { "ready" } th { "unacked" } th { "consumers" } } }
+                thead { tr {
+                    th { "queue" } th { "ready" } th { "unacked" } th { "consumers" }
+                    th title="published to the queue, per second, over the last 10 s" { "in/s" }
+                    th title="acked by its consumers, per second, over the last 10 s" { "acked/s" }
+                } }
                 tbody {
                     @for q in &s.queues {
-                        tr {
+                        tr data-queue=(q.name) {
                             td { code { (q.name) } }
                             td.n { (count(q.ready.map(u64::from))) }
                             td.n { (count(q.unacked)) }
                             td.n { (count(q.consumers.map(u64::from))) }
+                            td.n.rate-in { (rate(q.rates.map(|r| r.0))) }
+                            td.n.rate-acked { (rate(q.rates.map(|r| r.1))) }
                         }
                     }
                 }
@@ -358,6 +364,14 @@ fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// Messages per second, to one decimal; `-` when unknown.
+fn rate(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.1}"),
+        _ => "-".to_owned(),
+    }
+}
+
 /// A path segment: every byte but `A-Z a-z 0-9 - _` written `%XX`.
 fn encode(text: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet =
@@ -394,6 +408,7 @@ mod tests {
                 ready: Some(4),
                 unacked: None,
                 consumers: Some(1),
+                rates: Some((12.34, 0.0)),
             }],
             workers: vec![beat("<script>alert(1)</script>", 9_500), beat("w1", 1_000)],
             dead: Vec::new(),
@@ -409,5 +424,9 @@ mod tests {
         assert!(text.contains(r#"<span class="state state-running">running</span>"#));
         assert!(text.contains(r#"<span class="state state-gone">gone</span>"#));
         assert!(text.contains(r#"<td class="n">4</td>"#), "{text}");
+        assert!(
+            text.contains(r#"<td class="n rate-in">12.3</td><td class="n rate-acked">0.0</td>"#),
+            "{text}"
+        );
     }
 }
