@@ -315,7 +315,8 @@ impl ResultsCommand {
                     }),
                 }
             }
-            // On a stream an ack only grants credit; nothing is removed.
+            // Takes a result from an older batch's queue; on a stream (which the
+            // subscription grants credit itself) it does nothing.
             let _ = msg.ack().await;
         }
         bar.finish_and_clear();

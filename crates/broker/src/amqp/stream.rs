@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Consumer};
+use lapin::{Acker, BasicProperties, Channel, Consumer};
 
 use crate::BrokerError;
 
@@ -56,6 +56,49 @@ pub(crate) async fn consume_stream(
     )
     .await
     .map_err(BrokerError::consume(format!("reading {what}")))
+}
+
+/// The credit of a stream's consumer. A stream's acks remove nothing: they only let the
+/// broker send more, up to the prefetch. An ack per message costs the broker a command per
+/// message (the larger part of what a reader costs it); this acks every quarter of the
+/// prefetch, with `multiple`, which covers the deliveries before.
+#[derive(Debug)]
+pub(crate) struct Credit {
+    every: u16,
+    unacked: u16,
+}
+
+impl Credit {
+    /// For a consumer of `prefetch` messages at most.
+    pub(crate) fn new(prefetch: u16) -> Credit {
+        Credit {
+            every: (prefetch / 4).max(1),
+            unacked: 0,
+        }
+    }
+
+    /// Counts the delivery of `acker`: acks it and every one before it once a quarter of
+    /// the prefetch is unacked. A failed ack is left: the consumer's channel is gone.
+    pub(crate) async fn delivered(&mut self, acker: &Acker) {
+        self.unacked += 1;
+        if self.unacked >= self.every {
+            self.unacked = 0;
+            let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+        }
+    }
+
+    /// For a consumer on a new channel (after a reconnect): nothing unacked.
+    pub(crate) fn restart(&mut self) {
+        self.unacked = 0;
+    }
+}
+
+/// Whether a delivery comes from a stream: RabbitMQ gives each one its `x-stream-offset`.
+pub(crate) fn from_stream(properties: &BasicProperties) -> bool {
+    properties
+        .headers()
+        .as_ref()
+        .is_some_and(|h| h.inner().contains_key("x-stream-offset"))
 }
 
 /// A new marker: its token, and the message (`{"marker": TOKEN}`) that carries it.

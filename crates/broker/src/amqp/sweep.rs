@@ -11,12 +11,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::options::{ConfirmSelectOptions, QueueDeleteOptions};
 use wasmq_spec::control::ResultMessage;
 
 use super::headers::header_str;
 use super::publish::{json_properties, publish_confirmed};
-use super::stream::{Offset, consume_stream, marker_of, new_marker};
+use super::stream::{Credit, Offset, consume_stream, marker_of, new_marker};
 use super::topology::Topology;
 use super::transport::AmqpTransport;
 use crate::BrokerError;
@@ -77,6 +77,7 @@ impl AmqpTransport {
         publish_confirmed(&ch, "", &index, true, &body, json_properties()).await?;
         let mut consumer =
             consume_stream(&ch, &index, Offset::First, 512, "the batches index").await?;
+        let mut credit = Credit::new(512);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -84,7 +85,7 @@ impl AmqpTransport {
         let read = async {
             while let Some(d) = consumer.next().await {
                 let d = d.map_err(BrokerError::consume("reading the batches index"))?;
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                credit.delivered(&d.acker).await;
                 if marker_of(&d.data).as_deref() == Some(marker.as_str()) {
                     return Ok(());
                 }

@@ -3,14 +3,14 @@
 //! [`Client::read_batch`].
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Consumer};
 
 use super::Client;
 use crate::BrokerError;
 use crate::amqp::{
-    Offset, STREAM_HEADER, consume_stream, header_str, json_properties, marker_of, new_marker,
-    publish_confirmed,
+    Credit, Offset, STREAM_HEADER, consume_stream, header_str, json_properties, marker_of,
+    new_marker, publish_confirmed,
 };
 
 /// A message of a stream, as a follower reads it.
@@ -30,12 +30,16 @@ pub struct StreamMessage {
     pub message_id: Option<String>,
 }
 
+/// The prefetch of a followed stream.
+const FEED_PREFETCH: u16 = 512;
+
 /// A stream followed from its first message ([`Client::follow_stream`]). It does not
 /// survive a lost connection: follow again.
 pub struct StreamFeed {
     _channel: Channel,
     consumer: Consumer,
     queue: String,
+    credit: Credit,
 }
 
 impl StreamFeed {
@@ -51,7 +55,7 @@ impl StreamFeed {
                 ))(e)));
             }
         };
-        let _ = d.acker.ack(BasicAckOptions::default()).await;
+        self.credit.delivered(&d.acker).await;
         Some(Ok(StreamMessage {
             stream: d
                 .properties
@@ -75,7 +79,7 @@ impl Client {
             &ch,
             queue,
             Offset::First,
-            512,
+            FEED_PREFETCH,
             &format!("the stream {queue}"),
         )
         .await?;
@@ -83,6 +87,7 @@ impl Client {
             _channel: ch,
             consumer,
             queue: queue.to_owned(),
+            credit: Credit::new(FEED_PREFETCH),
         })
     }
 

@@ -8,7 +8,7 @@ use lapin::{Acker, Channel, Consumer};
 
 use super::{Client, ClientChannels, ClientSetup};
 use crate::BrokerError;
-use crate::amqp::{Offset, offset_args, subscribe_private};
+use crate::amqp::{Credit, Offset, from_stream, offset_args, subscribe_private};
 use crate::supervisor::{Resume, Session, Supervisor};
 
 /// How long a consumer the broker refuses is tried again (a stream whose replica moves
@@ -28,14 +28,19 @@ pub struct Incoming {
     pub correlation_id: Option<String>,
     /// The message's id.
     pub message_id: Option<String>,
-    acker: Acker,
+    /// `None` for a stream's message: the subscription grants the stream credit itself.
+    acker: Option<Acker>,
 }
 
 impl Incoming {
     /// Removes the message from its queue. After a reconnect the ack of a message read on
-    /// the old connection fails: the broker has already put the message back.
+    /// the old connection fails: the broker has already put the message back. A stream's
+    /// message is never removed, and this does nothing.
     pub async fn ack(self) -> Result<(), BrokerError> {
-        self.acker
+        let Some(acker) = self.acker else {
+            return Ok(());
+        };
+        acker
             .ack(BasicAckOptions::default())
             .await
             .map(|_| ())
@@ -50,6 +55,8 @@ pub struct Subscription {
     pub queue: String,
     /// For a named queue: how to consume it again on a new session.
     resume: Option<Resubscribe>,
+    /// The credit of a stream's consumer (used once its messages say it is a stream).
+    credit: Credit,
 }
 
 /// How a subscription consumes its queue again on a new session.
@@ -71,6 +78,12 @@ impl Subscription {
         loop {
             let why = match self.consumer.next().await {
                 Some(Ok(d)) => {
+                    let acker = if from_stream(&d.properties) {
+                        self.credit.delivered(&d.acker).await;
+                        None
+                    } else {
+                        Some(d.acker)
+                    };
                     return Some(Ok(Incoming {
                         reply_to: d.properties.reply_to().as_ref().map(|s| s.to_string()),
                         correlation_id: d
@@ -80,7 +93,7 @@ impl Subscription {
                             .map(|s| s.to_string()),
                         message_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
                         body: d.data,
-                        acker: d.acker,
+                        acker,
                     }));
                 }
                 Some(Err(e)) => BrokerError::consume(format!("reading queue {}", self.queue))(e),
@@ -113,6 +126,7 @@ impl Subscription {
                     Ok((_, c)) => {
                         tracing::info!(queue = %self.queue, "consuming again after a reconnect");
                         self.consumer = c;
+                        self.credit.restart();
                         break;
                     }
                     Err(e) if tokio::time::Instant::now() < deadline => {
@@ -197,6 +211,7 @@ impl Client {
                             args,
                             generation: s.generation,
                         }),
+                        credit: Credit::new(prefetch),
                     });
                 }
                 // A consume the broker refused with a hard error took the connection
@@ -224,6 +239,7 @@ impl Client {
             consumer,
             queue,
             resume: None,
+            credit: Credit::new(1),
         })
     }
 }

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Consumer};
 use wasmq_spec::control::{Heartbeat, HeartbeatMessage};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{Offset, consume_stream, json_properties, new_marker, publish_confirmed};
+use crate::amqp::{Credit, Offset, consume_stream, json_properties, new_marker, publish_confirmed};
 
 /// How far back the heartbeats are read: the stream's retention.
 const LOOK_BACK: Duration = Duration::from_secs(3600);
@@ -29,6 +29,7 @@ pub struct HeartbeatFeed {
     _channel: Channel,
     consumer: Consumer,
     stream: String,
+    credit: Credit,
 }
 
 impl HeartbeatFeed {
@@ -45,7 +46,7 @@ impl HeartbeatFeed {
                     ))(e)));
                 }
             };
-            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            self.credit.delivered(&d.acker).await;
             if let Ok(HeartbeatMessage::Heartbeat { heartbeat }) = serde_json::from_slice(&d.data) {
                 return Some(Ok(heartbeat));
             }
@@ -54,13 +55,16 @@ impl HeartbeatFeed {
     }
 }
 
+/// The prefetch of a heartbeats reader.
+const BEATS_PREFETCH: u16 = 512;
+
 /// Consumes the heartbeats `stream` on `ch` from [`LOOK_BACK`] ago.
 async fn consume_from_look_back(ch: &Channel, stream: &str) -> Result<Consumer, BrokerError> {
     consume_stream(
         ch,
         stream,
         Offset::Since(LOOK_BACK),
-        512,
+        BEATS_PREFETCH,
         "the heartbeats stream",
     )
     .await
@@ -80,6 +84,7 @@ impl Client {
             _channel: ch,
             consumer,
             stream,
+            credit: Credit::new(BEATS_PREFETCH),
         }))
     }
 
@@ -97,11 +102,12 @@ impl Client {
         let (marker, body) = new_marker()?;
         publish_confirmed(&ch, "", &stream, true, &body, json_properties()).await?;
         let mut consumer = consume_from_look_back(&ch, &stream).await?;
+        let mut credit = Credit::new(BEATS_PREFETCH);
         let mut latest: BTreeMap<String, Heartbeat> = BTreeMap::new();
         let read = async {
             while let Some(d) = consumer.next().await {
                 let d = d.map_err(BrokerError::consume("reading the heartbeats stream"))?;
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                credit.delivered(&d.acker).await;
                 match serde_json::from_slice::<HeartbeatMessage>(&d.data) {
                     Ok(HeartbeatMessage::Marker { marker: m }) if m == marker => {
                         return Ok(());
