@@ -741,3 +741,78 @@ fn results_follow_shows_new_results_as_they_come() {
     ids.sort();
     assert_eq!(ids, ["early", "late"], "{}", r.stderr);
 }
+
+#[test]
+fn a_batch_queue_of_an_older_submit_is_read_as_a_queue_and_taken() {
+    let mut f = Fleet::new("older");
+    // The worker declares the topology (the results exchange the older queue is bound to).
+    f.start_worker(2, &[]);
+    let batch = "b0123456789abcdef0123";
+    let queue = format!("{}.batch.{batch}", f.prefix);
+    let exchange = format!("{}.results", f.prefix);
+    // The queue an older `submit` declared for its batch, and the manifest it sent.
+    f.with_broker(async |c| {
+        use lapin::options::{ConfirmSelectOptions, QueueBindOptions};
+        use lapin::types::AMQPValue;
+        let ch = c.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(86_400_000));
+        ch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            format!("{batch}.#").as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let manifest = json!({"manifest": {"batch": batch, "jobs": 3}}).to_string();
+        ch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            manifest.as_bytes(),
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    });
+    let wasm = wat::parse_file(fixture("noop.wat")).unwrap();
+    let module = base64::engine::general_purpose::STANDARD.encode(&wasm);
+    for id in ["o1", "o2", "o3"] {
+        let body = json!({"id": id, "batch": batch, "module": {"base64": module}});
+        f.publish_raw(
+            body.to_string().as_bytes(),
+            BasicProperties::default().with_content_type("application/json".into()),
+        );
+    }
+    // This version's workers publish to it, and `results --wait` reads it as a queue.
+    let run = f.results(batch, 60);
+    assert_eq!(run.results.len(), 3, "{}", run.stderr);
+    for r in &run.results {
+        assert_eq!(r.status, Status::Succeeded, "{r:?}");
+    }
+    // A queue is taken as it is read, one ack per result: nothing is left in it.
+    wait_until("the older queue emptied", Duration::from_secs(10), || {
+        f.ready(&format!("batch.{batch}")) == 0
+    });
+}

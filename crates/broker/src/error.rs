@@ -244,6 +244,12 @@ impl BrokerError {
         self.soft_error() == Some(AMQPSoftError::ACCESSREFUSED)
     }
 
+    /// Whether the broker refused what was asked of an existing queue or exchange (as
+    /// a queue that is not a stream refuses a stream offset).
+    pub fn precondition_failed(&self) -> bool {
+        self.soft_error() == Some(AMQPSoftError::PRECONDITIONFAILED)
+    }
+
     /// Whether the broker answered that the queue or exchange does not exist.
     pub fn not_found(&self) -> bool {
         self.soft_error() == Some(AMQPSoftError::NOTFOUND)

@@ -181,14 +181,24 @@ impl Client {
 
     /// Reads a stream (a batch's results) from its first message, `prefetch` at a time;
     /// the acks only grant credit, and nothing is removed. After a reconnect it reads
-    /// from the first message again. A queue that is not a stream is consumed as a queue.
+    /// from the first message again. A queue that is not a stream (a batch's queue of an
+    /// older version) is consumed as a queue.
     pub async fn read_stream(
         &self,
         queue: &str,
         prefetch: u16,
     ) -> Result<Subscription, BrokerError> {
-        self.consume_with(queue, prefetch, offset_args(Offset::First))
+        match self
+            .consume_with(queue, prefetch, offset_args(Offset::First))
             .await
+        {
+            // A queue that is not a stream refuses a stream offset.
+            Err(e) if e.precondition_failed() => {
+                self.consume_with(queue, prefetch, FieldTable::default())
+                    .await
+            }
+            other => other,
+        }
     }
 
     async fn consume_with(
@@ -215,9 +225,11 @@ impl Client {
                     });
                 }
                 // A consume the broker refused with a hard error took the connection
-                // with it: on the next session.
+                // with it: on the next session. A refusal of the consume itself (not
+                // found, access refused, a precondition) would only be refused again.
                 Err(e)
                     if tokio::time::Instant::now() < deadline
+                        && e.soft_error().is_none()
                         && !s.connection().status().connected() =>
                 {
                     tracing::warn!(queue, error = %e, "could not consume; retrying");
