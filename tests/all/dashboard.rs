@@ -138,7 +138,7 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     f.start_worker(2, &beat);
     f.start_worker(1, &beat);
     let (w0, w1) = (f.workers[0].id.clone(), f.workers[1].id.clone());
-    f.submit(&[json!({"id": "poison", "module": {"sha256": hex}})]);
+    let poisoned = f.submit(&[json!({"id": "poison", "module": {"sha256": hex}})]);
     let batch = f.submit(&[
         job("fine", &fixture("noop.wat")),
         job("x1", &fixture("exit7.wat")),
@@ -177,11 +177,24 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
         "{state}"
     );
     // The batch reaches 100%, with its failures.
-    let batch_row = |html: &str| -> Option<String> {
+    let row_of = |html: &str, batch: &str| -> Option<String> {
         let at = html.find(&format!("data-batch=\"{batch}\""))?;
         let end = html[at..].find("</tr>")? + at;
         Some(html[at..end].to_owned())
     };
+    let batch_row = |html: &str| row_of(html, &batch);
+    // The poisoned batch's one job is dead-lettered: the batch says what it waits on.
+    wait_until(
+        "the poisoned batch waiting on its dead letter",
+        Duration::from_secs(30),
+        || {
+            state = d.get("/state");
+            row_of(&state, &poisoned).is_some_and(|row| {
+                row.contains("<td class=\"n dead\">1</td>")
+                    && row.contains("waiting on 1 dead-lettered")
+            })
+        },
+    );
     wait_until("the batch at 100%", Duration::from_secs(30), || {
         state = d.get("/state");
         batch_row(&state).is_some_and(|r| r.contains("4/4") && r.contains("100%"))

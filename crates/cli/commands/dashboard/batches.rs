@@ -252,6 +252,9 @@ pub struct BatchSummary {
     pub done: u64,
     pub failed: u64,
     pub by_status: Vec<(Status, u64)>,
+    /// Its jobs in the dead-letter queue (of those the page reads): they have no result
+    /// until they are requeued.
+    pub dead: u64,
     pub submitted_s: u64,
     /// When its last result was published, once every job has one.
     pub finished_s: Option<u64>,
@@ -297,6 +300,7 @@ impl BatchView {
                 .filter(|r| r.status != Status::Succeeded)
                 .count() as u64,
             by_status: self.by_status(),
+            dead: 0,
             submitted_s: self.submitted_s,
             finished_s: self
                 .last_result_s

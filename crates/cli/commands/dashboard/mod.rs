@@ -352,6 +352,9 @@ async fn collect(
             .map(batches::BatchView::summary)
             .collect();
         summaries.sort_by_key(|b| std::cmp::Reverse((b.submitted_s, b.n)));
+        for b in &mut summaries {
+            b.dead = dead.iter().filter(|d| d.batch == b.name).count() as u64;
+        }
         {
             let mut s = shared.lock().expect("snapshot lock");
             s.batches = summaries;

@@ -52,6 +52,7 @@ a { color: #1849a9; }
 .seg-timed_out, .seg-fuel_exhausted, .seg-memory_exceeded, .seg-disk_exceeded { background: #f79009; }
 .seg-rejected, .seg-internal_error { background: #7a2e0e; }
 .seg-cancelled, .seg-expired { background: #98a2b3; }
+.seg-dead { background: #101828; } .stuck { color: #b42318; }
 .status-succeeded { color: #1a7f37; } .status-failed, .status-trapped, .status-internal_error { color: #b42318; }
 pre { background: #fff; border: 1px solid #e4e7ec; padding: .6rem; overflow: auto; max-height: 30rem; }
 "#;
@@ -208,7 +209,8 @@ pub fn batches_section(batches: &[BatchSummary], now_ms: u64) -> Markup {
                 table {
                     thead { tr {
                         th { "batch" } th { "tenant" } th { "submitted" } th { "progress" }
-                        th { "done" } th { "failed" } th { "finished" } th { "jobs/s" }
+                        th { "done" } th { "failed" } th { "dead-lettered" } th { "finished" }
+                        th { "jobs/s" }
                     } }
                     tbody {
                         @for b in batches {
@@ -219,9 +221,15 @@ pub fn batches_section(batches: &[BatchSummary], now_ms: u64) -> Markup {
                                 td { (progress(b)) }
                                 td.n { (b.done) "/" (b.jobs) }
                                 td.n { (b.failed) }
+                                td.n.dead { (b.dead) }
                                 td {
                                     @match b.finished_s {
                                         Some(s) => (ago(now_ms, s * 1000)),
+                                        None if b.dead > 0 && b.done + b.dead >= b.jobs => {
+                                            span.stuck title="wasmq dead requeue --batch BATCH, once their cause is fixed" {
+                                                "waiting on " (b.dead) " dead-lettered"
+                                            }
+                                        }
                                         None => span.muted { "running" },
                                     }
                                 }
@@ -240,7 +248,8 @@ pub fn batches_section(batches: &[BatchSummary], now_ms: u64) -> Markup {
     }
 }
 
-/// A bar of a batch's results by status, as a share of its jobs, and the percentage.
+/// A bar of a batch's results by status and of its dead-lettered jobs, as a share of its
+/// jobs, and the percentage of its jobs with a result.
 fn progress(b: &BatchSummary) -> Markup {
     let total = b.jobs.max(b.done).max(1) as f64;
     let pct = (b.done as f64 / total * 100.0).round() as u64;
@@ -249,6 +258,10 @@ fn progress(b: &BatchSummary) -> Markup {
             @for (status, n) in &b.by_status {
                 span class={ "seg seg-" (status.as_str()) }
                     style={ "width:" (format!("{:.2}", *n as f64 / total * 100.0)) "%" } {}
+            }
+            @if b.dead > 0 {
+                span.seg.seg-dead
+                    style={ "width:" (format!("{:.2}", b.dead as f64 / total * 100.0)) "%" } {}
             }
         }
         " " span.pct { (pct) "%" }
