@@ -174,19 +174,10 @@ fn a_job_that_always_faults_the_host_is_dead_lettered() {
     let mut f = Fleet::new("poison");
     f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
     // The module store entry of hello.wat is unreadable: every attempt is a host fault.
-    let bytes = wat::parse_file(fixture("hello.wat")).unwrap();
-    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
-    std::fs::create_dir_all(
-        f.dir
-            .cache_dir()
-            .join("modules")
-            .join(&hex[..2])
-            .join(format!("{hex}.wasm")),
-    )
-    .unwrap();
+    let (module, _, _) = f.poison("hello.wat");
     f.start_worker(2, &[]);
     let batch = f.submit(&[
-        json!({"id": "poison", "module": {"sha256": hex}}),
+        json!({"id": "poison", "module": module}),
         job("fine", &fixture("noop.wat")),
     ]);
     wait_until(
@@ -752,34 +743,13 @@ fn a_batch_queue_of_an_older_submit_is_read_as_a_queue_and_taken() {
     let exchange = format!("{}.results", f.prefix);
     // The queue an older `submit` declared for its batch, and the manifest it sent.
     f.with_broker(async |c| {
-        use lapin::options::{ConfirmSelectOptions, QueueBindOptions};
+        use lapin::options::ConfirmSelectOptions;
         use lapin::types::AMQPValue;
         let ch = c.create_channel().await.unwrap();
         let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
         args.insert("x-expires".into(), AMQPValue::LongLongInt(86_400_000));
-        ch.queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            format!("{batch}.#").as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        crate::fleet::declare_bound_quorum(&ch, &queue, &exchange, &format!("{batch}.#"), args)
+            .await;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();

@@ -124,21 +124,12 @@ fn the_dashboard_shows_queues_workers_and_dead_letters_live_in_a_browser() {
     f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
     // The module store entry of fib.wat is unreadable: every attempt is a host fault, and
     // the job ends in the dead-letter queue.
-    let bytes = wat::parse_file(fixture("fib.wat")).unwrap();
-    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
-    std::fs::create_dir_all(
-        f.dir
-            .cache_dir()
-            .join("modules")
-            .join(&hex[..2])
-            .join(format!("{hex}.wasm")),
-    )
-    .unwrap();
+    let (module, _, _) = f.poison("fib.wat");
     let beat = ["--heartbeat-interval-secs", "1"];
     f.start_worker(2, &beat);
     f.start_worker(1, &beat);
     let (w0, w1) = (f.workers[0].id.clone(), f.workers[1].id.clone());
-    let poisoned = f.submit(&[json!({"id": "poison", "module": {"sha256": hex}})]);
+    let poisoned = f.submit(&[json!({"id": "poison", "module": module})]);
     let batch = f.submit(&[
         job("fine", &fixture("noop.wat")),
         job("x1", &fixture("exit7.wat")),

@@ -20,8 +20,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use wasmq_spec::{JobResult, Status};
@@ -620,30 +620,14 @@ fn accounting_under_faults(plan: Plan) {
     let (audit, exchange) = (rig.queue("audit"), rig.queue("results"));
     rig.broker.with_conn(async |c| {
         let ch = c.create_channel().await.unwrap();
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        ch.queue_declare(
-            audit.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            audit.as_str().into(),
-            exchange.as_str().into(),
-            format!("{batch}.#").into(),
-            QueueBindOptions::default(),
+        crate::fleet::declare_bound_quorum(
+            &ch,
+            &audit,
+            &exchange,
+            &format!("{batch}.#"),
             FieldTable::default(),
         )
-        .await
-        .unwrap();
+        .await;
     });
 
     let wat = echo_nap_wat(rig.dir.path(), plan.job_ms);

@@ -85,6 +85,42 @@ impl WorkerProc {
     }
 }
 
+/// Declares the durable quorum queue `queue` (with `args` besides its type), bound to
+/// `exchange` with `key`.
+pub async fn declare_bound_quorum(
+    ch: &lapin::Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+    mut args: FieldTable,
+) {
+    use lapin::options::QueueBindOptions;
+    use lapin::types::AMQPValue;
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
 /// Polls `cond` every 25 ms until it holds; fails the test after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -190,6 +226,22 @@ impl Fleet {
             c.env("WASMQ_CACHE_DIR", dir);
         }
         c
+    }
+
+    /// Makes the module store entry of the fixture `wat` unreadable (a directory where
+    /// its file would be), so that every attempt of a job naming it is a host fault:
+    /// the job's module reference (`{"sha256": ...}`), the module's bytes, and the entry.
+    pub fn poison(&self, wat: &str) -> (Value, Vec<u8>, std::path::PathBuf) {
+        let bytes = wat::parse_file(crate::support::fixture(wat)).unwrap();
+        let hex = wasmq_cache::Digest::of(&bytes).to_hex();
+        let path = self
+            .dir
+            .cache_dir()
+            .join("modules")
+            .join(&hex[..2])
+            .join(format!("{hex}.wasm"));
+        std::fs::create_dir_all(&path).unwrap();
+        (serde_json::json!({ "sha256": hex }), bytes, path)
     }
 
     /// Starts a worker and waits until it consumes.

@@ -211,16 +211,7 @@ fn every_query_of_the_grafana_dashboard_draws_what_the_workers_did_in_a_real_pro
     f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
     // fib.wat's module store entry is unreadable: each attempt is a host fault, the job
     // is delivered again, and ends in the dead-letter queue.
-    let bytes = wat::parse_file(fixture("fib.wat")).unwrap();
-    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
-    std::fs::create_dir_all(
-        f.dir
-            .cache_dir()
-            .join("modules")
-            .join(&hex[..2])
-            .join(format!("{hex}.wasm")),
-    )
-    .unwrap();
+    let (module, _, _) = f.poison("fib.wat");
     let metrics = ["--metrics-addr", "127.0.0.1:0"];
     f.start_worker(2, &metrics);
     f.start_worker(1, &metrics);
@@ -244,7 +235,7 @@ fn every_query_of_the_grafana_dashboard_draws_what_the_workers_did_in_a_real_pro
         json!({"kind": "component", "args": ["http://127.0.0.1:9/"]}),
     ));
     let batch = f.submit(&jobs);
-    f.submit(&[json!({"id": "poison", "module": {"sha256": hex}})]);
+    f.submit(&[json!({"id": "poison", "module": module})]);
     let run = f.results(&batch, 120);
     assert_eq!(run.results.len(), jobs.len(), "{}", run.stderr);
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();

@@ -113,21 +113,6 @@ fn a_metrics_address_that_is_taken_stops_the_worker_at_start() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A job whose module store entry cannot be read (a directory stands where the file
-/// should be): every attempt is a host fault, so the broker dead-letters it at the limit.
-fn poison(f: &Fleet, wat: &str) -> (Value, Vec<u8>, std::path::PathBuf) {
-    let bytes = wat::parse_file(fixture(wat)).unwrap();
-    let hex = wasmq_cache::Digest::of(&bytes).to_hex();
-    let path = f
-        .dir
-        .cache_dir()
-        .join("modules")
-        .join(&hex[..2])
-        .join(format!("{hex}.wasm"));
-    std::fs::create_dir_all(&path).unwrap();
-    (json!({"sha256": hex}), bytes, path)
-}
-
 fn dead_list(f: &Fleet) -> Vec<Value> {
     let out = f
         .wasmq()
@@ -151,7 +136,7 @@ fn dead_list(f: &Fleet) -> Vec<Value> {
 fn dead_letters_are_listed_requeued_and_purged() {
     let mut f = Fleet::new("dead");
     f.broker_flags = vec!["--delivery-limit".into(), "2".into()];
-    let (module, bytes, path) = poison(&f, "hello.wat");
+    let (module, bytes, path) = f.poison("hello.wat");
     f.start_worker(2, &[]);
     let jobs: Vec<Value> = ["p1", "p2", "p3"]
         .iter()
@@ -245,7 +230,7 @@ fn dead_letters_are_listed_requeued_and_purged() {
     assert_eq!(ids, ["p1", "p2", "p3"]);
 
     // Purge (another module: hello's is loaded in the worker's memory now).
-    let (other, _, _) = poison(&f, "noop.wat");
+    let (other, _, _) = f.poison("noop.wat");
     f.submit(&[json!({"id": "p4", "module": other})]);
     wait_until("a fourth dead letter", Duration::from_secs(60), || {
         f.ready("jobs.dead") == 1
