@@ -17,7 +17,8 @@
 //! - `sweep`: deleting the results streams of batches past their retention
 //!   ([`AmqpTransport::sweep_batches`]).
 //! - `headers`: reading header values.
-//! - `stream`: where a stream's consumer starts ([`Offset`]), and readers' markers.
+//! - `stream`: where a stream's consumer starts ([`Offset`]), its credit, readers' markers, and
+//!   reading a stream up to a marker of one's own.
 
 mod control;
 mod headers;
@@ -34,7 +35,7 @@ pub use control::{CONTROL_LOG_REPLAY, ControlMessage};
 pub(crate) use headers::{as_u64, header_str};
 pub use publish::{json_properties, publish_confirmed};
 pub use session::{WorkerChannels, WorkerSetup};
-pub(crate) use stream::{Credit, consume_stream, from_stream, new_marker};
+pub(crate) use stream::{Credit, consume_stream, from_stream, new_marker, read_to_own_marker};
 pub use stream::{Offset, marker_of, offset_args};
 pub(crate) use sweep::STREAM_HEADER;
 pub use sweep::manifest_names_stream;

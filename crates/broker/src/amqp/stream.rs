@@ -3,10 +3,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, BasicProperties, Channel, Consumer};
 
+use super::publish::{json_properties, publish_confirmed};
 use crate::BrokerError;
 
 /// Where a stream's consumer starts.
@@ -99,6 +102,50 @@ pub(crate) fn from_stream(properties: &BasicProperties) -> bool {
         .headers()
         .as_ref()
         .is_some_and(|h| h.inner().contains_key("x-stream-offset"))
+}
+
+/// The prefetch of a reader up to its own marker.
+const MARKER_READ_PREFETCH: u16 = 512;
+
+/// Reads `stream` from `offset` up to a marker of this reader's own, which it first writes
+/// to the stream (through the default exchange, confirmed): every message published before
+/// the call, however slowly the broker delivers them. Each message but the markers (this
+/// reader's and others') goes to `each`. `what` names the stream in errors; the read gives
+/// up after `limit`. `ch` is the reader's, and is closed at the end.
+pub(crate) async fn read_to_own_marker(
+    ch: Channel,
+    stream: &str,
+    offset: Offset,
+    what: &str,
+    limit: std::time::Duration,
+    mut each: impl FnMut(Delivery),
+) -> Result<(), BrokerError> {
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(BrokerError::channel("turning on publisher confirms"))?;
+    let (marker, body) = new_marker()?;
+    publish_confirmed(&ch, "", stream, true, &body, json_properties()).await?;
+    let mut consumer = consume_stream(&ch, stream, offset, MARKER_READ_PREFETCH, what).await?;
+    let mut credit = Credit::new(MARKER_READ_PREFETCH);
+    let read = async {
+        while let Some(d) = consumer.next().await {
+            let d = d.map_err(BrokerError::consume(format!("reading {what}")))?;
+            credit.delivered(&d.acker).await;
+            match marker_of(&d.data) {
+                Some(found) if found == marker => return Ok(()),
+                Some(_) => {}
+                None => each(d),
+            }
+        }
+        Err(BrokerError::ConsumerEnded {
+            queue: stream.to_owned(),
+        })
+    };
+    let outcome = tokio::time::timeout(limit, read).await;
+    let _ = ch.close(200, "done".into()).await;
+    outcome.map_err(|_| BrokerError::Timeout {
+        what: format!("reading {what} up to its end"),
+    })?
 }
 
 /// A new marker: its token, and the message (`{"marker": TOKEN}`) that carries it.

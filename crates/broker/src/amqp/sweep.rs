@@ -10,13 +10,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use lapin::options::{ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::options::QueueDeleteOptions;
 use wasmq_spec::control::ResultMessage;
 
 use super::headers::header_str;
-use super::publish::{json_properties, publish_confirmed};
-use super::stream::{Credit, Offset, consume_stream, marker_of, new_marker};
+use super::stream::{Offset, read_to_own_marker};
 use super::topology::Topology;
 use super::transport::AmqpTransport;
 use crate::BrokerError;
@@ -69,29 +67,21 @@ impl AmqpTransport {
             .create_channel()
             .await
             .map_err(BrokerError::channel("opening a channel"))?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let (marker, body) = new_marker()?;
         let index = t.batches_index();
-        publish_confirmed(&ch, "", &index, true, &body, json_properties()).await?;
-        let mut consumer =
-            consume_stream(&ch, &index, Offset::First, 512, "the batches index").await?;
-        let mut credit = Credit::new(512);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut expired = Vec::new();
-        let read = async {
-            while let Some(d) = consumer.next().await {
-                let d = d.map_err(BrokerError::consume("reading the batches index"))?;
-                credit.delivered(&d.acker).await;
-                if marker_of(&d.data).as_deref() == Some(marker.as_str()) {
-                    return Ok(());
-                }
+        read_to_own_marker(
+            ch,
+            &index,
+            Offset::First,
+            &format!("the batches index {index}"),
+            READ_LIMIT,
+            |d| {
                 let Ok(ResultMessage::Manifest { manifest }) = serde_json::from_slice(&d.data)
                 else {
-                    continue;
+                    return;
                 };
                 let (Some(named), Some(at)) = (
                     d.properties
@@ -100,7 +90,7 @@ impl AmqpTransport {
                         .and_then(|h| header_str(h, STREAM_HEADER)),
                     *d.properties.timestamp(),
                 ) else {
-                    continue;
+                    return;
                 };
                 if at.saturating_add(max_age.as_secs()) < now
                     && manifest_names_stream(
@@ -113,21 +103,9 @@ impl AmqpTransport {
                 {
                     expired.push(named);
                 }
-            }
-            Err(BrokerError::ConsumerEnded {
-                queue: index.clone(),
-            })
-        };
-        let outcome = tokio::time::timeout(READ_LIMIT, read).await;
-        let _ = ch.close(200, "done".into()).await;
-        match outcome {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(BrokerError::Timeout {
-                    what: format!("reading the batches index {index} up to its end"),
-                });
-            }
-        }
+            },
+        )
+        .await?;
         expired.sort();
         expired.dedup();
         let mut deleted = 0;

@@ -3,15 +3,11 @@
 //! [`Client::read_batch`].
 
 use futures_util::StreamExt;
-use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Consumer};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{
-    Credit, Offset, STREAM_HEADER, consume_stream, header_str, json_properties, marker_of,
-    new_marker, publish_confirmed,
-};
+use crate::amqp::{Credit, Offset, STREAM_HEADER, consume_stream, header_str, read_to_own_marker};
 
 /// A message of a stream, as a follower reads it.
 #[derive(Debug, Clone)]
@@ -29,6 +25,9 @@ pub struct StreamMessage {
     /// The `message_id` property.
     pub message_id: Option<String>,
 }
+
+/// How long reading a stream up to a marker may take.
+const MARKER_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The prefetch of a followed stream.
 const FEED_PREFETCH: u16 = 512;
@@ -95,24 +94,16 @@ impl Client {
     /// exchange) published before this call, markers left out.
     pub async fn read_stream_to_marker(&self, queue: &str) -> Result<Vec<Vec<u8>>, BrokerError> {
         let ch = self.channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let (marker, body) = new_marker()?;
-        publish_confirmed(&ch, "", queue, true, &body, json_properties()).await?;
-        let _ = ch.close(200, "done".into()).await;
-        let mut feed = self.follow_stream(queue).await?;
         let mut out = Vec::new();
-        while let Some(m) = feed.next().await {
-            let m = m?;
-            match marker_of(&m.body) {
-                Some(found) if found == marker => return Ok(out),
-                Some(_) => {}
-                None => out.push(m.body),
-            }
-        }
-        Err(BrokerError::ConsumerEnded {
-            queue: queue.to_owned(),
-        })
+        read_to_own_marker(
+            ch,
+            queue,
+            Offset::First,
+            &format!("the stream {queue}"),
+            MARKER_READ_LIMIT,
+            |d| out.push(d.data),
+        )
+        .await?;
+        Ok(out)
     }
 }

@@ -9,13 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Consumer};
 use wasmq_spec::control::{Heartbeat, HeartbeatMessage};
 
 use super::Client;
 use crate::BrokerError;
-use crate::amqp::{Credit, Offset, consume_stream, json_properties, new_marker, publish_confirmed};
+use crate::amqp::{Credit, Offset, consume_stream, read_to_own_marker};
 
 /// How far back the heartbeats are read: the stream's retention.
 const LOOK_BACK: Duration = Duration::from_secs(3600);
@@ -96,45 +95,24 @@ impl Client {
             return Ok(Vec::new());
         }
         let ch = self.channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(BrokerError::channel("turning on publisher confirms"))?;
-        let (marker, body) = new_marker()?;
-        publish_confirmed(&ch, "", &stream, true, &body, json_properties()).await?;
-        let mut consumer = consume_from_look_back(&ch, &stream).await?;
-        let mut credit = Credit::new(BEATS_PREFETCH);
         let mut latest: BTreeMap<String, Heartbeat> = BTreeMap::new();
-        let read = async {
-            while let Some(d) = consumer.next().await {
-                let d = d.map_err(BrokerError::consume("reading the heartbeats stream"))?;
-                credit.delivered(&d.acker).await;
-                match serde_json::from_slice::<HeartbeatMessage>(&d.data) {
-                    Ok(HeartbeatMessage::Marker { marker: m }) if m == marker => {
-                        return Ok(());
-                    }
-                    Ok(HeartbeatMessage::Heartbeat { heartbeat: h })
-                        if latest.get(&h.worker).is_none_or(|old| old.at_ms <= h.at_ms) =>
-                    {
-                        latest.insert(h.worker.clone(), h);
-                    }
-                    // Other readers' markers, and messages of later versions.
-                    _ => {}
+        read_to_own_marker(
+            ch,
+            &stream,
+            Offset::Since(LOOK_BACK),
+            &format!("the heartbeats stream {stream}"),
+            READ_LIMIT,
+            |d| {
+                // Messages of later versions are skipped.
+                if let Ok(HeartbeatMessage::Heartbeat { heartbeat: h }) =
+                    serde_json::from_slice(&d.data)
+                    && latest.get(&h.worker).is_none_or(|old| old.at_ms <= h.at_ms)
+                {
+                    latest.insert(h.worker.clone(), h);
                 }
-            }
-            Err(BrokerError::ConsumerEnded {
-                queue: stream.clone(),
-            })
-        };
-        let outcome = tokio::time::timeout(READ_LIMIT, read).await;
-        let _ = ch.close(200, "done".into()).await;
-        match outcome {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(BrokerError::Timeout {
-                    what: format!("reading the heartbeats stream {stream} up to its end"),
-                });
-            }
-        }
+            },
+        )
+        .await?;
         Ok(latest.into_values().collect())
     }
 }
