@@ -303,21 +303,7 @@ fn a_tenants_dashboard_shows_its_own_batches_and_an_operators_shows_all() {
     );
     f.start_worker(2, &["--config", &cfg]);
     for (t, batch) in [(&a, "batch-a"), (&b, "batch-b")] {
-        let file = f.dir.jobs_file(
-            &format!("{batch}.jsonl"),
-            &[job("hi", &fixture("hello.wat"))],
-        );
-        let out = f
-            .wasmq()
-            .args(["submit", "--amqp-url", &t.url(), "--batch", batch])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::fairshare::submit_as(&f, t, batch, &[job("hi", &fixture("hello.wat"))]);
     }
     let done = |html: &str, batch: &str| {
         html.split(&format!("data-batch=\"{batch}\""))

@@ -11,7 +11,8 @@ use crate::isolation::Tenant;
 use crate::support::{Run, fixture, job};
 use crate::tenants::write_config;
 
-fn submit_as(f: &Fleet, t: &Tenant, batch: &str, jobs: &[Value]) {
+/// `wasmq submit` of `jobs` as the tenant `t`, as the batch `batch`.
+pub(crate) fn submit_as(f: &Fleet, t: &Tenant, batch: &str, jobs: &[Value]) {
     let file = f.dir.jobs_file(&format!("{batch}.jsonl"), jobs);
     let out = f
         .wasmq()
