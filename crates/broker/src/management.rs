@@ -33,9 +33,6 @@ pub struct MessageStats {
     /// Messages published to the queue.
     #[serde(default)]
     pub publish: u64,
-    /// Messages delivered to consumers or fetched.
-    #[serde(default)]
-    pub deliver_get: u64,
     /// Messages acked by consumers.
     #[serde(default)]
     pub ack: u64,
@@ -154,7 +151,6 @@ mod tests {
             d.message_stats,
             MessageStats {
                 publish: 40,
-                deliver_get: 38,
                 ack: 36
             }
         );

@@ -466,11 +466,7 @@ mod tests {
     fn rates_are_averaged_over_the_window_from_the_counts() {
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        let counts = |publish, ack| MessageStats {
-            publish,
-            deliver_get: ack,
-            ack,
-        };
+        let counts = |publish, ack| MessageStats { publish, ack };
         let mut h = RateHistory::default();
         assert_eq!(h.record("q", at(0), counts(5, 5)), None);
         assert_eq!(h.record("q", at(2), counts(5, 5)), Some((0.0, 0.0)));
